@@ -1,0 +1,1 @@
+"""laws stage of scalinglab (see DESIGN.md §2)."""

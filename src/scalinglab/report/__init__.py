@@ -1,0 +1,1 @@
+"""report stage of scalinglab (see DESIGN.md §2)."""

@@ -1,0 +1,1 @@
+"""store stage of scalinglab (see DESIGN.md §2)."""

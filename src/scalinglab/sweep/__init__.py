@@ -1,0 +1,1 @@
+"""sweep stage of scalinglab (see DESIGN.md §2)."""

@@ -1,0 +1,1 @@
+"""train stage of scalinglab (see DESIGN.md §2)."""
