@@ -1,0 +1,607 @@
+"""The SQLite results store: every run, every learning-curve point, every fitted law.
+
+One file, standard-library `sqlite3`, WAL mode (readers never block the writer and never see half a
+transaction), foreign keys on, schema versioned by `PRAGMA user_version` with forward-only migrations.
+
+Tables
+    runs       one row per run id: plan, config JSON, status (queued/running/done/diverged/failed),
+               timings, host, threads, final metrics (flat columns + the full result JSON)
+    evals      one row per learning-curve point (run_id, step): tokens, FLOPs, losses, noise scale, extra evals
+    plan_runs  which plans contain which runs (a run may be shared by several plans)
+    events     append-only log of every status change (so a retried run keeps its earlier failure)
+    fits       append-only log of fitted laws (law name + the fit's JSON)
+
+Only one process writes (the sweep driver, or `train --db`); each write is one `BEGIN IMMEDIATE`
+transaction. Nothing is ever deleted: a rerun updates a run's row in place and appends events.
+
+Run ids (`run_id_for`): the first 16 hex digits of sha256 over the canonical JSON (sorted keys) of the
+resolved TrainConfig, where
+  * the model shape is resolved (d_ff, d_attn, n_heads filled in), so writing a default explicitly
+    or leaving it out gives the same id;
+  * `corpus` is replaced by the corpus's content fingerprint (sha256 of its manifest's token-file
+    checksums, vocabulary and dtype), so moving or copying the corpus or the plan does not orphan runs,
+    while re-preparing different data at the same path makes new runs. A path that is not a readable
+    corpus falls back to its absolute path;
+  * `threads` and `device` are left out: they say where a run executes, not what it computes. The
+    thread count does change the last bits of the floating-point result, so it is recorded per run
+    (column `threads`) and a run resumed from its checkpoint keeps the thread count it started with:
+    a run's result is a function of (config, threads), and rerunning a sweep with another --workers
+    does not redo finished runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import socket
+import sqlite3
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from scalinglab.errors import UserError
+
+STATUSES = ("queued", "running", "done", "diverged", "failed")
+FINISHED = ("done", "diverged")  # deterministic outcomes: a rerun skips them
+RUN_ID_LEN = 16
+ID_EXCLUDED = ("threads", "device")  # execution settings, not part of what a run computes
+
+# Final metrics kept as typed columns of `runs` (everything else stays in the `result` JSON).
+RUN_METRICS: dict[str, str] = {
+    "steps": "INTEGER",
+    "tokens": "INTEGER",
+    "examples": "INTEGER",
+    "n_params": "INTEGER",
+    "n_params_with_embeddings": "INTEGER",
+    "n_embedding": "INTEGER",
+    "flops": "REAL",
+    "flops_no_context": "REAL",
+    "pf_days": "REAL",
+    "val_loss": "REAL",
+    "best_val_loss": "REAL",
+    "best_step": "INTEGER",
+    "train_loss": "REAL",
+    "noise_scale": "REAL",
+    "noise_scale_seqs": "REAL",
+    "tokens_per_s": "REAL",
+    "lr": "REAL",
+    "epochs": "REAL",
+    "device": "TEXT",
+    "dtype": "TEXT",
+}
+RUN_JSON_METRICS = ("eval_losses", "val_loss_per_position")
+
+EVAL_COLUMNS: dict[str, str] = {
+    "tokens": "INTEGER",
+    "examples": "INTEGER",
+    "flops": "REAL",
+    "flops_no_context": "REAL",
+    "pf_days": "REAL",
+    "wall_s": "REAL",
+    "tokens_per_s": "REAL",
+    "lr": "REAL",
+    "train_loss": "REAL",
+    "val_loss": "REAL",
+    "noise_scale": "REAL",
+    "noise_scale_seqs": "REAL",
+    "epochs": "REAL",
+}
+
+
+def _columns(spec: Mapping[str, str]) -> str:
+    return ",\n    ".join(f"{k} {t}" for k, t in spec.items())
+
+
+# Each entry migrates the schema from version i to i+1; never edit one that has shipped, append.
+MIGRATIONS: list[str] = [
+    f"""
+CREATE TABLE runs (
+    run_id TEXT PRIMARY KEY,
+    plan TEXT,
+    status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'diverged', 'failed')),
+    reason TEXT,
+    host TEXT,
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT,
+    wall_s REAL,
+    threads INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    config TEXT NOT NULL,
+    result TEXT,
+    {_columns(RUN_METRICS)},
+    eval_losses TEXT,
+    val_loss_per_position TEXT
+);
+CREATE INDEX runs_status ON runs(status);
+CREATE INDEX runs_plan ON runs(plan);
+CREATE TABLE evals (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    step INTEGER NOT NULL,
+    {_columns(EVAL_COLUMNS)},
+    eval_losses TEXT,
+    PRIMARY KEY (run_id, step)
+);
+CREATE TABLE plan_runs (
+    plan TEXT NOT NULL,
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    added_at TEXT NOT NULL,
+    PRIMARY KEY (plan, run_id)
+);
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    host TEXT,
+    detail TEXT
+);
+CREATE INDEX events_run ON events(run_id);
+CREATE TABLE fits (
+    fit_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    law TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    fit TEXT NOT NULL
+);
+""",
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+DbLike = str | os.PathLike | sqlite3.Connection
+
+
+def now() -> str:
+    """UTC timestamp, ISO 8601 with seconds (sortable as text)."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def hostname() -> str:
+    return socket.gethostname()
+
+
+# --------------------------------------------------------------------------------------------------
+# connections, transactions, migrations
+
+
+def connect(db_path: str | os.PathLike, create: bool = True) -> sqlite3.Connection:
+    """Open (and with `create`, make) the store: WAL, foreign keys, migrations applied.
+
+    With `create=False` a missing file is a UserError and nothing is created.
+    """
+    p = Path(db_path)
+    if p.is_dir():
+        raise UserError(f"results DB {p} is a folder, not a SQLite file")
+    if not create and not p.is_file():
+        raise UserError(f"results DB not found: {p}")
+    if create:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    uri = f"file:{p.resolve().as_posix()}?mode={'rwc' if create else 'rw'}"
+    try:
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=60.0)
+    except sqlite3.Error as e:
+        raise UserError(f"cannot open results DB {p}: {e}") from None
+    try:
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA busy_timeout = 60000")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":  # pragma: no cover - e.g. a network filesystem
+            raise UserError(f"results DB {p}: cannot switch to WAL mode (got {mode})")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        migrate(conn, str(p))
+    except sqlite3.DatabaseError as e:
+        conn.close()
+        raise UserError(f"{p} is not a scalinglab results DB: {e}") from None
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def migrate(conn: sqlite3.Connection, name: str = "results DB") -> int:
+    """Bring the schema to SCHEMA_VERSION, one transaction per step; returns the final version."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise UserError(
+            f"{name} has schema version {version}, newer than this scalinglab knows ({SCHEMA_VERSION}); upgrade scalinglab"
+        )
+    if version == 0:
+        # A foreign SQLite file (tables but no version) must not be taken over.
+        tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+        if tables:
+            raise UserError(f"{name} is a SQLite file but not a scalinglab results DB")
+    while version < SCHEMA_VERSION:
+        with transaction(conn):
+            for stmt in _split_sql(MIGRATIONS[version]):
+                conn.execute(stmt)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+        version += 1
+    return version
+
+
+def _split_sql(script: str) -> list[str]:
+    """Statements of a migration (executescript would commit behind our transaction's back)."""
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE … COMMIT, rolled back on any exception: readers see all of it or none."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+@contextmanager
+def _conn(db: DbLike, create: bool = True) -> Iterator[sqlite3.Connection]:
+    """Use a given connection as is, or open (and close) one for a path."""
+    if isinstance(db, sqlite3.Connection):
+        yield db
+        return
+    conn = connect(db, create=create)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# run ids
+
+
+@lru_cache(maxsize=64)
+def _corpus_fingerprint_cached(path: str, mtime_ns: int) -> str:
+    manifest = json.loads(Path(path, "corpus.json").read_text(encoding="utf-8"))
+    ident = {
+        "vocab_size": manifest.get("vocab_size"),
+        "dtype": manifest.get("dtype"),
+        "eot_token": manifest.get("eot_token"),
+        "tokenizer_sha256": manifest.get("tokenizer_sha256"),
+        "shards": {k: v.get("sha256") for k, v in sorted(manifest.get("shards", {}).items())},
+        "eval_sets": {k: v.get("sha256") for k, v in sorted(manifest.get("eval_sets", {}).items())},
+    }
+    return "sha256:" + hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
+
+
+def corpus_fingerprint(corpus: str | os.PathLike) -> str:
+    """Content identity of a prepared corpus (falls back to the absolute path when unreadable)."""
+    p = Path(corpus).expanduser().resolve()
+    try:
+        return _corpus_fingerprint_cached(str(p), (p / "corpus.json").stat().st_mtime_ns)
+    except (OSError, ValueError, AttributeError):
+        return "path:" + str(p)
+
+
+def canonical_config(config: Any) -> dict:
+    """The part of a TrainConfig that identifies a run (see the module docstring)."""
+    from scalinglab.config import TrainConfig
+
+    cfg = config if isinstance(config, TrainConfig) else TrainConfig.model_validate(dict(config))
+    d = cfg.model_dump(mode="json")
+    shape = cfg.model()
+    d.update(d_ff=shape.d_ff, d_attn=shape.d_attn, n_heads=shape.n_heads)
+    d["corpus"] = corpus_fingerprint(cfg.corpus)
+    for k in ID_EXCLUDED:
+        d.pop(k, None)
+    return d
+
+
+def run_id_for(config: Any) -> str:
+    """Stable id of a run: sha256 of the canonical JSON of its identifying config (16 hex digits)."""
+    blob = json.dumps(canonical_config(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:RUN_ID_LEN]
+
+
+# --------------------------------------------------------------------------------------------------
+# writers (the sweep driver and `train --db`)
+
+
+def _finite(x: Any) -> Any:
+    """NaN/inf → None for JSON and SQL (SQLite has no NaN; a diverged loss is 'no value')."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def _json(obj: Any) -> str:
+    def clean(o: Any) -> Any:
+        if isinstance(o, dict):
+            return {str(k): clean(v) for k, v in o.items()}
+        if isinstance(o, list | tuple):
+            return [clean(v) for v in o]
+        if hasattr(o, "item") and not isinstance(o, str | bytes):  # numpy / torch scalars
+            try:
+                return clean(o.item())
+            except (TypeError, ValueError):
+                return str(o)
+        return _finite(o)
+
+    return json.dumps(clean(obj), sort_keys=True, allow_nan=False)
+
+
+def _config_json(config: Any) -> str:
+    from scalinglab.config import TrainConfig
+
+    if isinstance(config, TrainConfig):
+        config = config.model_dump(mode="json")
+    return _json(dict(config))
+
+
+def _event(conn: sqlite3.Connection, run_id: str, status: str, detail: str | None = None,
+           host: str | None = None) -> None:
+    conn.execute(
+        "INSERT INTO events (run_id, at, status, host, detail) VALUES (?, ?, ?, ?, ?)",
+        (run_id, now(), status, host or hostname(), detail),
+    )
+
+
+def _add_to_plan(conn: sqlite3.Connection, plan: str | None, run_id: str) -> None:
+    if plan:
+        conn.execute(
+            "INSERT OR IGNORE INTO plan_runs (plan, run_id, added_at) VALUES (?, ?, ?)", (plan, run_id, now())
+        )
+
+
+def enqueue(db: DbLike, runs: list[tuple[str, Any]], plan: str | None = None) -> int:
+    """Add (run_id, config) pairs as 'queued' unless already present; returns how many were new."""
+    new = 0
+    with _conn(db) as conn, transaction(conn):
+        for run_id, config in runs:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO runs (run_id, plan, status, created_at, config) VALUES (?, ?, 'queued', ?, ?)",
+                (run_id, plan, now(), _config_json(config)),
+            )
+            if cur.rowcount:
+                new += 1
+                _event(conn, run_id, "queued")
+            _add_to_plan(conn, plan, run_id)
+    return new
+
+
+def mark_running(db: DbLike, run_id: str, config: Any, threads: int | None, host: str | None = None) -> None:
+    """A run was handed to a worker: status 'running', start time, threads, attempt count."""
+    with _conn(db) as conn, transaction(conn):
+        conn.execute(
+            """UPDATE runs SET status = 'running', started_at = ?, host = ?, threads = ?, config = ?,
+               attempts = attempts + 1, reason = NULL WHERE run_id = ?""",
+            (now(), host or hostname(), threads, _config_json(config), run_id),
+        )
+        _event(conn, run_id, "running", f"threads={threads}", host)
+
+
+def mark_failed(db: DbLike, run_id: str, reason: str, host: str | None = None) -> None:
+    """A run raised or its worker died: status 'failed' with the reason (retried by --retry-failed)."""
+    with _conn(db) as conn, transaction(conn):
+        conn.execute(
+            "UPDATE runs SET status = 'failed', reason = ?, finished_at = ? WHERE run_id = ?",
+            (reason, now(), run_id),
+        )
+        _event(conn, run_id, "failed", reason, host)
+
+
+def mark_queued(db: DbLike, run_ids: list[str], detail: str = "interrupted") -> None:
+    """Put runs that were in flight back to 'queued' (e.g. after Ctrl-C); their checkpoints stay."""
+    with _conn(db) as conn, transaction(conn):
+        for run_id in run_ids:
+            conn.execute("UPDATE runs SET status = 'queued' WHERE run_id = ? AND status = 'running'", (run_id,))
+            _event(conn, run_id, "queued", detail)
+
+
+def record_result(db_path_or_conn: DbLike, result: Mapping[str, Any], plan: str | None = None,
+                  run_id: str | None = None) -> str:
+    """Upsert a finished run (row + every learning-curve point) in ONE transaction; returns its run id.
+
+    `result` is what `scalinglab.train.run_training` returns. Without `run_id` the id is computed
+    from `result["config"]`. Earlier eval points of the run with the same step are updated, none deleted.
+    """
+    config = result.get("config")
+    if config is None:
+        raise UserError("result has no 'config': cannot record it")
+    rid = run_id or run_id_for(config)
+    status = result.get("status", "done")
+    if status not in STATUSES:
+        raise UserError(f"result status {status!r} is not one of {', '.join(STATUSES)}")
+    host = result.get("host") or hostname()
+    finished = now()
+    wall = _finite(_num(result.get("wall_s")))
+    metrics = {k: _finite(_num(result.get(k))) if t != "TEXT" else result.get(k) for k, t in RUN_METRICS.items()}
+    json_metrics = {k: (_json(result[k]) if result.get(k) is not None else None) for k in RUN_JSON_METRICS}
+    stored = {k: v for k, v in result.items() if k != "curve"}
+    cols = ["plan", "status", "reason", "host", "finished_at", "wall_s", "threads", "config", "result",
+            *metrics, *json_metrics]
+    vals = [plan, status, result.get("reason"), host, finished, wall, result.get("threads"),
+            _config_json(config), _json(stored), *metrics.values(), *json_metrics.values()]
+    with _conn(db_path_or_conn) as conn, transaction(conn):
+        row = conn.execute("SELECT started_at, plan FROM runs WHERE run_id = ?", (rid,)).fetchone()
+        if row is None:
+            started = result.get("started_at") or _started_from(finished, wall)
+            conn.execute(
+                f"INSERT INTO runs (run_id, created_at, started_at, attempts, {', '.join(cols)}) "
+                f"VALUES (?, ?, ?, 1, {', '.join('?' * len(cols))})",
+                (rid, finished, started, *vals),
+            )
+        else:
+            sets = dict(zip(cols, vals, strict=True))
+            if plan is None:
+                sets["plan"] = row["plan"]  # `train --db` on a run of a plan keeps the plan name
+            if row["started_at"] is None:
+                sets["started_at"] = _started_from(finished, wall)
+            conn.execute(
+                f"UPDATE runs SET {', '.join(f'{k} = ?' for k in sets)} WHERE run_id = ?", (*sets.values(), rid)
+            )
+        _add_to_plan(conn, plan, rid)
+        for point in result.get("curve") or []:
+            _upsert_eval(conn, rid, point)
+        _event(conn, rid, status, result.get("reason"), host)
+    return rid
+
+
+def _num(x: Any) -> Any:
+    if x is None or isinstance(x, int | float | str):
+        return x
+    try:
+        return x.item()  # numpy / torch scalar
+    except AttributeError:
+        return float(x)
+
+
+def _started_from(finished_iso: str, wall_s: float | None) -> str:
+    if not wall_s:
+        return finished_iso
+    t = datetime.fromisoformat(finished_iso).timestamp() - float(wall_s)
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _upsert_eval(conn: sqlite3.Connection, run_id: str, point: Mapping[str, Any]) -> None:
+    if point.get("step") is None:
+        raise UserError(f"run {run_id}: a learning-curve point has no 'step'")
+    cols = ["run_id", "step", *EVAL_COLUMNS, "eval_losses"]
+    vals = [run_id, int(point["step"]), *(_finite(_num(point.get(k))) for k in EVAL_COLUMNS),
+            _json(point["eval_losses"]) if point.get("eval_losses") is not None else None]
+    updates = ", ".join(f"{c} = excluded.{c}" for c in cols[2:])
+    conn.execute(
+        f"INSERT INTO evals ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+        f"ON CONFLICT(run_id, step) DO UPDATE SET {updates}",
+        vals,
+    )
+
+
+def save_fit(db: DbLike, law_name: str, fit_dict: Mapping[str, Any]) -> int:
+    """Append a fitted law (its JSON as `scalinglab fit` writes it); returns the fit id."""
+    with _conn(db) as conn, transaction(conn):
+        cur = conn.execute(
+            "INSERT INTO fits (law, created_at, fit) VALUES (?, ?, ?)", (law_name, now(), _json(dict(fit_dict)))
+        )
+        return int(cur.lastrowid)
+
+
+# --------------------------------------------------------------------------------------------------
+# readers
+
+
+def run_statuses(db: DbLike) -> dict[str, str]:
+    """run_id → status for every run in the store."""
+    with _conn(db, create=False) as conn:
+        return {r["run_id"]: r["status"] for r in conn.execute("SELECT run_id, status FROM runs")}
+
+
+def get_run(db: DbLike, run_id: str) -> dict | None:
+    """One run row as a dict (config/result parsed), or None."""
+    with _conn(db, create=False) as conn:
+        row = conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    return None if row is None else _run_dict(row)
+
+
+def _run_dict(row: sqlite3.Row) -> dict:
+    d = dict(row)
+    for k in ("config", "result", *RUN_JSON_METRICS):
+        if d.get(k) is not None:
+            d[k] = json.loads(d[k])
+    return d
+
+
+def load_fits(db: DbLike, law: str | None = None) -> list[dict]:
+    """Every saved fit, oldest first: the fit's own dict plus fit_id, law and created_at."""
+    q, args = "SELECT * FROM fits", ()
+    if law is not None:
+        q, args = q + " WHERE law = ?", (law,)
+    with _conn(db, create=False) as conn:
+        rows = conn.execute(q + " ORDER BY fit_id", args).fetchall()
+    return [{**json.loads(r["fit"]), "fit_id": r["fit_id"], "law": r["law"], "created_at": r["created_at"]}
+            for r in rows]
+
+
+CONFIG_COLUMNS = ("arch", "n_layer", "d_model", "d_ff", "d_attn", "n_heads", "n_ctx", "dropout", "tie_embeddings",
+                  "batch_size", "data_tokens", "warmup", "schedule", "min_lr_ratio", "weight_decay",
+                  "beta1", "beta2", "grad_clip", "seed", "eval_every", "eval_tokens", "corpus")
+
+
+def load_runs(db_path: DbLike, plan: str | None = None):
+    """One row per run (pandas DataFrame): ids, status, timings, flattened config, final metrics.
+
+    `steps`, `tokens` and `lr` are what the run did (resolved LR, steps actually taken) when it has a
+    result, otherwise the planned steps and the configured LR. `eval_losses`, `val_loss_per_position`
+    and `config` are JSON strings. With `plan`, only the runs of that plan.
+    """
+    import pandas as pd
+
+    from scalinglab.config import TrainConfig
+
+    q, args = "SELECT * FROM runs", ()
+    if plan is not None:
+        q, args = "SELECT r.* FROM runs r JOIN plan_runs p ON p.run_id = r.run_id WHERE p.plan = ?", (plan,)
+    with _conn(db_path, create=False) as conn:
+        rows = conn.execute(q + " ORDER BY created_at, run_id", args).fetchall()
+    records = []
+    for row in rows:
+        r = dict(row)
+        cfg = json.loads(r["config"])
+        try:
+            tc = TrainConfig.model_validate(cfg)
+            cfg = {**tc.model_dump(mode="json"), **cfg}
+            shape = tc.model()
+            resolved = {"d_ff": shape.d_ff, "d_attn": shape.d_attn, "n_heads": shape.n_heads,
+                        "planned_steps": tc.total_steps}
+        except Exception:  # a config written by another version: show what is there
+            resolved = {"planned_steps": cfg.get("steps")}
+        rec = {
+            "run_id": r["run_id"], "plan": r["plan"], "status": r["status"], "reason": r["reason"],
+            "host": r["host"], "created_at": r["created_at"], "started_at": r["started_at"],
+            "finished_at": r["finished_at"], "wall_s": r["wall_s"], "threads": r["threads"],
+            "attempts": r["attempts"],
+        }
+        for k in CONFIG_COLUMNS:
+            rec[k] = cfg.get(k)
+        for k in ("d_ff", "d_attn", "n_heads"):
+            rec[k] = cfg.get(k) if cfg.get(k) is not None else resolved.get(k)
+        rec["steps"] = r["steps"] if r["steps"] is not None else resolved.get("planned_steps")
+        rec["lr"] = r["lr"] if r["lr"] is not None else cfg.get("lr")
+        for k in RUN_METRICS:
+            if k not in ("steps", "lr"):
+                rec[k] = r[k]
+        for k in RUN_JSON_METRICS:
+            rec[k] = r[k]
+        rec["config"] = r["config"]
+        records.append(rec)
+    columns = list(records[0]) if records else _run_frame_columns()
+    return pd.DataFrame.from_records(records, columns=columns)
+
+
+def _run_frame_columns() -> list[str]:
+    return ["run_id", "plan", "status", "reason", "host", "created_at", "started_at", "finished_at", "wall_s",
+            "threads", "attempts", *CONFIG_COLUMNS, "steps", "lr",
+            *(k for k in RUN_METRICS if k not in ("steps", "lr")), *RUN_JSON_METRICS, "config"]
+
+
+def load_evals(db_path: DbLike, plan: str | None = None):
+    """One row per learning-curve point (pandas DataFrame), with an `eval_<name>` column per extra eval set.
+
+    The raw `eval_losses` JSON column is kept as well. Ordered by run, then step.
+    """
+    import pandas as pd
+
+    q, args = "SELECT e.* FROM evals e", ()
+    if plan is not None:
+        q, args = q + " JOIN plan_runs p ON p.run_id = e.run_id WHERE p.plan = ?", (plan,)
+    with _conn(db_path, create=False) as conn:
+        rows = [dict(r) for r in conn.execute(q + " ORDER BY e.run_id, e.step", args)]
+    columns = ["run_id", "step", *EVAL_COLUMNS, "eval_losses"]
+    df = pd.DataFrame.from_records(rows, columns=columns)
+    names: set[str] = set()
+    parsed = []
+    for raw in df["eval_losses"]:
+        d = json.loads(raw) if isinstance(raw, str) else {}
+        parsed.append(d)
+        names.update(d)
+    for name in sorted(names):
+        df[f"eval_{name}"] = [p.get(name) for p in parsed]
+    return df
