@@ -1,0 +1,355 @@
+"""Sweep plans: a TOML file that describes a study once and expands into fully resolved TrainConfigs.
+
+    name = "kaplan-n"
+    corpus = "corpora/stdlib"        # relative to the plan file
+    [train]                          # defaults for every run (any TrainConfig key)
+    n_ctx = 128
+    batch_size = 16
+    steps = 2000
+    [[grid]]                         # cartesian product of the list values; several [[grid]] tables add up
+    n_layer = [2, 4]
+    d_model = [64, 128, 256]
+    [[run]]                          # single runs, explicit
+    n_layer = 6
+    d_model = 384
+
+Study keys, usable in [train], [[grid]] (as lists) and [[run]], expanded before validation:
+  n_params = 1e5          target non-embedding N; the shape (n_layer, d_model) is solved for it, see `solve_shape`
+  aspect_ratio = 32       d_model / n_layer wanted with n_params (default 32)
+  compute = 1e13          training FLOPs of the run (Table 1: 3·(2N + 2·n_layer·n_ctx·d_attn) per token);
+                          sets `steps` = round(compute / (FLOPs per token · batch_size · n_ctx))
+`data_tokens = [...]` (D-subsets) and `batch_size = [...]` (batch scans) are ordinary grid axes.
+
+Every expanded run is validated as a TrainConfig; errors name the plan file, the line where we can
+find it, the table and the key. The corpus is resolved to an absolute path relative to the plan file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import tomllib
+from pydantic import BaseModel, ConfigDict, Field
+
+from scalinglab.config import ModelConfig, TrainConfig
+from scalinglab.errors import UserError
+
+STUDY_KEYS = ("n_params", "aspect_ratio", "compute")
+DEFAULT_ASPECT_RATIO = 32.0
+TRAIN_KEYS = tuple(TrainConfig.model_fields)
+ALLOWED_KEYS = TRAIN_KEYS + STUDY_KEYS
+
+
+class PlanFile(BaseModel):
+    """The top level of a plan file (tables are checked key by key in `load_plan`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    corpus: str | None = None
+    description: str = ""
+    train: dict[str, Any] = Field(default_factory=dict)
+    grid: list[dict[str, Any]] = Field(default_factory=list)
+    run: list[dict[str, Any]] = Field(default_factory=list)
+
+
+@dataclass
+class RunSpec:
+    """One expanded run of a plan."""
+
+    run_id: str
+    config: TrainConfig
+    origin: str  # e.g. "grid 1", "run 2"
+    study: dict[str, float] = field(default_factory=dict)  # targets it came from (n_params, compute, ...)
+
+    @property
+    def shape(self) -> ModelConfig:
+        return self.config.model()
+
+    def summary(self, vocab_size: int) -> dict[str, Any]:
+        """N, tokens and Table 1 training FLOPs of the run (what --dry-run prints)."""
+        from scalinglab.model.counting import count_model
+
+        c = count_model(self.config.model(vocab_size))
+        tokens = self.config.total_steps * self.config.tokens_per_step
+        return {
+            "run_id": self.run_id, "origin": self.origin, "arch": c.arch, "n_layer": c.n_layer,
+            "d_model": c.d_model, "d_ff": c.d_ff, "n_heads": c.n_heads, "n_ctx": c.n_ctx,
+            "batch_size": self.config.batch_size, "steps": self.config.total_steps, "seed": self.config.seed,
+            "lr": self.config.lr, "n_params": c.n_params, "n_params_with_embeddings": c.n_params_with_embeddings,
+            "tokens": tokens, "data_tokens": self.config.data_tokens, "flops": c.flops_per_token_train * tokens,
+            "flops_no_context": c.flops_per_token_train_no_context * tokens, **{f"target_{k}": v for k, v in self.study.items()},
+        }
+
+
+@dataclass
+class Plan:
+    """A loaded plan: its name, source file, corpus and expanded runs (unique by run id)."""
+
+    name: str
+    path: Path
+    corpus: Path | None
+    runs: list[RunSpec]
+    duplicates: int = 0
+    description: str = ""
+
+    @property
+    def vocab_size(self) -> int:
+        from scalinglab.data.corpus import Corpus
+
+        corpora = {str(r.config.corpus) for r in self.runs}
+        return max(Corpus.open(c).vocab_size for c in corpora) if corpora else 2
+
+
+# --------------------------------------------------------------------------------------------------
+# shapes for a target N
+
+
+def _n_params(n_layer: int, d_model: int, base: dict[str, Any]) -> int | None:
+    """Exact non-embedding N of a candidate shape, None when the shape is invalid (e.g. heads)."""
+    from scalinglab.model.counting import n_params_closed_form
+
+    try:
+        shape = ModelConfig(
+            arch=base.get("arch", "transformer"), n_layer=n_layer, d_model=d_model, d_ff=base.get("d_ff"),
+            d_attn=base.get("d_attn"), n_heads=base.get("n_heads"), n_ctx=int(base.get("n_ctx", 128)), vocab_size=2,
+        )
+    except (pydantic.ValidationError, ValueError):
+        return None
+    return n_params_closed_form(shape)
+
+
+def d_model_grid(limit: int) -> list[int]:
+    """Widths considered: multiples of 16 up to 256 (small models, one or few heads), then multiples of 64
+    (whole heads of width 64, the paper's head size)."""
+    small = list(range(16, min(256, limit) + 1, 16))
+    big = list(range(320, limit + 1, 64))
+    return small + big
+
+
+def solve_shape(n_params: float, aspect_ratio: float = DEFAULT_ASPECT_RATIO, base: dict[str, Any] | None = None
+                ) -> tuple[int, int]:
+    """(n_layer, d_model) whose exact non-embedding N is closest to `n_params` at about `aspect_ratio`.
+
+    Candidates are every n_layer with every width of `d_model_grid`. Among shapes whose aspect ratio
+    d_model/n_layer is within a factor √2 of the target, the one with N closest (in log) wins, ties going
+    to the closer aspect; when no shape is that close (very small N), the best of log-N error plus log-aspect
+    error. An n_layer (or d_model) fixed in `base` is kept and only the other one is solved.
+    """
+    base = dict(base or {})
+    if not (n_params > 0 and math.isfinite(n_params)):
+        raise UserError(f"n_params must be a positive number (got {n_params!r})")
+    if not (aspect_ratio > 0 and math.isfinite(aspect_ratio)):
+        raise UserError(f"aspect_ratio must be a positive number (got {aspect_ratio!r})")
+    fixed_l, fixed_d = base.get("n_layer"), base.get("d_model")
+    d_limit = max(64, int(math.sqrt(n_params / 4)) + 64)  # 12·1·d² ≥ N bounds d for one layer, with slack
+    widths = [fixed_d] if fixed_d else d_model_grid(d_limit)
+    layers = [fixed_l] if fixed_l else range(1, 257)
+    cands: list[tuple[float, float, int, int]] = []
+    for n_layer in layers:
+        for d in widths:
+            n = _n_params(n_layer, d, base)
+            if n is None:
+                continue
+            cands.append((abs(math.log(n / n_params)), abs(math.log((d / n_layer) / aspect_ratio)), n_layer, d))
+    if not cands:
+        raise UserError(f"no valid shape for n_params={n_params:g} with {base}")
+    if fixed_l or fixed_d:
+        best = min(cands)
+    else:
+        near = [c for c in cands if c[1] <= math.log(math.sqrt(2)) + 1e-12]
+        best = min(near) if near else min(cands, key=lambda c: c[0] + c[1])
+    return best[2], best[3]
+
+
+# --------------------------------------------------------------------------------------------------
+# loading
+
+
+def _line_of(text: str, table: str | None, index: int, key: str | None) -> int | None:
+    """1-based line of `key` in the index-th `[table]`/`[[table]]` (None: top level), if we can find it."""
+    header = re.compile(r"^\s*\[\[?\s*([^\]\s]+)\s*\]\]?")
+    keyre = re.compile(rf"^\s*{re.escape(key)}\s*=") if key else None
+    current, seen, header_line = None, -1, None
+    for i, line in enumerate(text.splitlines(), 1):
+        m = header.match(line)
+        if m:
+            current = m.group(1)
+            if current == table:
+                seen += 1
+                if seen == index:
+                    header_line = i
+                    if keyre is None:
+                        return i
+            continue
+        in_target = (table is None and current is None) or (current == table and seen == index)
+        if in_target and keyre is not None and keyre.match(line):
+            return i
+    return header_line
+
+
+class _Where:
+    """Builds 'plan.toml line 12: [[grid]] #2: key: problem' messages."""
+
+    def __init__(self, path: Path, text: str):
+        self.path, self.text = path, text
+
+    def error(self, table: str | None, index: int, key: str | None, msg: str) -> UserError:
+        line = _line_of(self.text, table, index, key)
+        where = f"{self.path.name}" + (f" line {line}" if line else "")
+        tname = {None: "", "train": "[train]: ", "grid": f"[[grid]] #{index + 1}: ", "run": f"[[run]] #{index + 1}: "}[table]
+        return UserError(f"{where}: {tname}{key + ': ' if key else ''}{msg}")
+
+
+def _check_keys(entry: dict[str, Any], table: str, index: int, where: _Where, lists: bool) -> None:
+    for k, v in entry.items():
+        if k not in ALLOWED_KEYS:
+            close = difflib.get_close_matches(k, ALLOWED_KEYS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise where.error(table, index, k, f"unknown key{hint}")
+        if isinstance(v, dict):
+            raise where.error(table, index, k, "expected a value, got a table")
+        if isinstance(v, list):
+            if not lists:
+                raise where.error(table, index, k, "lists belong in a [[grid]] table")
+            if not v:
+                raise where.error(table, index, k, "empty list: the grid would have no runs")
+
+
+def load_plan(path: str | Path, run_id_fn=None) -> Plan:
+    """Read, validate and expand a plan file; every problem is one UserError naming file, line and key."""
+    from scalinglab.store.db import run_id_for
+
+    run_id_fn = run_id_fn or run_id_for
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"plan file not found: {p}")
+    try:
+        text = p.read_text(encoding="utf-8")
+        raw = tomllib.loads(text)
+    except UnicodeDecodeError as e:
+        raise UserError(f"plan {p} is not UTF-8 text: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"plan {p} is not valid TOML: {e}") from None
+    where = _Where(p, text)
+    try:
+        pf = PlanFile.model_validate(raw)
+    except pydantic.ValidationError as e:
+        first = e.errors()[0]
+        loc = [str(x) for x in first["loc"]]
+        table = loc[0] if loc and loc[0] in ("train", "grid", "run") else None
+        index = int(loc[1]) if table in ("grid", "run") and len(loc) > 1 and loc[1].isdigit() else 0
+        key = loc[0] if table is None and loc else None
+        msg = first["msg"]
+        if first["type"] == "missing":
+            raise UserError(f"{p.name}: missing top-level key {loc[-1]!r}") from None
+        if first["type"] == "extra_forbidden" and table is None:
+            msg = "unknown top-level key (expected name, corpus, description, [train], [[grid]], [[run]])"
+        raise where.error(table, index, key, msg) from None
+    if not pf.grid and not pf.run:
+        raise UserError(f"{p.name}: the plan has no [[grid]] or [[run]] tables, so no runs")
+    _check_keys(pf.train, "train", 0, where, lists=False)
+    base_dir = p.resolve().parent
+    plan_corpus = (base_dir / pf.corpus).resolve() if pf.corpus else None
+
+    specs: list[RunSpec] = []
+    for table, entries in (("grid", pf.grid), ("run", pf.run)):
+        for index, entry in enumerate(entries):
+            _check_keys(entry, table, index, where, lists=table == "grid")
+            axes = [(k, v) for k, v in entry.items() if isinstance(v, list)]
+            fixed = {k: v for k, v in entry.items() if not isinstance(v, list)}
+            for combo in itertools.product(*(v for _, v in axes)):
+                point = {**fixed, **dict(zip((k for k, _ in axes), combo, strict=True))}
+                specs.append(_resolve(pf.train, point, table, index, where, base_dir, plan_corpus, run_id_fn))
+    unique: dict[str, RunSpec] = {}
+    for s in specs:
+        unique.setdefault(s.run_id, s)
+    _check_corpora(unique.values(), p)
+    return Plan(pf.name, p, plan_corpus, list(unique.values()), len(specs) - len(unique), pf.description)
+
+
+def _resolve(defaults: dict, point: dict, table: str, index: int, where: _Where, base_dir: Path,
+             plan_corpus: Path | None, run_id_fn) -> RunSpec:
+    """Merge defaults and one grid point / run, expand the study keys, validate as a TrainConfig."""
+    cfg = {**defaults, **point}
+    study: dict[str, float] = {}
+    aspect = cfg.pop("aspect_ratio", None)
+    n_target = cfg.pop("n_params", None)
+    compute = cfg.pop("compute", None)
+
+    def bad(key: str, msg: str) -> UserError:
+        if key not in point and key in defaults:
+            return where.error("train", 0, key, msg)
+        return where.error(table, index, key, msg)
+
+    for key, val in (("n_params", n_target), ("aspect_ratio", aspect), ("compute", compute)):
+        if val is not None and (isinstance(val, bool) or not isinstance(val, int | float) or not val > 0
+                                or not math.isfinite(val)):
+            raise bad(key, f"must be a positive number (got {val!r})")
+    if aspect is not None and n_target is None:
+        raise bad("aspect_ratio", "needs n_params (the shape is solved from the two)")
+    if n_target is not None:
+        if "n_layer" in point and "d_model" in point:
+            raise bad("n_params", "give n_params or both n_layer and d_model, not all three")
+        base = {k: v for k, v in cfg.items() if k in ("arch", "d_ff", "d_attn", "n_heads", "n_ctx")}
+        for k in ("n_layer", "d_model"):  # a size fixed in this table (not the defaults) is kept
+            if k in point:
+                base[k] = point[k]
+        try:
+            n_layer, d_model = solve_shape(float(n_target), float(aspect or DEFAULT_ASPECT_RATIO), base)
+        except UserError as e:
+            raise bad("n_params", str(e)) from None
+        cfg.update(n_layer=n_layer, d_model=d_model)
+        study["n_params"] = float(n_target)
+        if aspect is not None:
+            study["aspect_ratio"] = float(aspect)
+    if compute is not None:
+        if "steps" in point or "tokens" in point:
+            raise bad("compute", "give compute or steps/tokens in one table, not both")
+        cfg.pop("tokens", None)
+        cfg["steps"] = 1  # placeholder so the shape validates; replaced below
+    if cfg.get("corpus") is not None:
+        cfg["corpus"] = str((base_dir / str(cfg["corpus"])).resolve())
+    elif plan_corpus is not None:
+        cfg["corpus"] = str(plan_corpus)
+    else:
+        raise where.error(None, 0, None, "no corpus: set `corpus = \"DIR\"` at the top of the plan")
+    try:
+        tc = TrainConfig.model_validate(cfg)
+    except pydantic.ValidationError as e:
+        first = e.errors()[0]
+        key = ".".join(str(x) for x in first["loc"]) or None
+        msg = first["msg"].removeprefix("Value error, ")
+        shown = first.get("input")
+        got = "" if isinstance(shown, dict) or shown is None else f" (got {shown!r})"
+        in_defaults = key is not None and key not in point and key in defaults
+        tbl, idx = ("train", 0) if in_defaults else (table, index)
+        raise where.error(tbl, idx, key, f"{msg}{got}") from None
+    if compute is not None:
+        from scalinglab.model.counting import flops_per_token_train
+
+        per_step = flops_per_token_train(tc.model()) * tc.tokens_per_step
+        steps = max(1, round(float(compute) / per_step))
+        tc = tc.model_copy(update={"steps": steps, "tokens": None})
+        study["compute"] = float(compute)
+    # make the shape explicit so the stored config says exactly what ran
+    shape = tc.model()
+    tc = tc.model_copy(update={"d_ff": shape.d_ff, "d_attn": shape.d_attn, "n_heads": shape.n_heads})
+    return RunSpec(run_id_fn(tc), tc, f"{table} {index + 1}", study)
+
+
+def _check_corpora(specs, plan_path: Path) -> None:
+    from scalinglab.data.corpus import Corpus
+
+    for corpus in sorted({s.config.corpus for s in specs}):
+        try:
+            Corpus.open(corpus)
+        except UserError as e:
+            raise UserError(f"{plan_path.name}: corpus: {e}") from None
