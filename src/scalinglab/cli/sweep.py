@@ -1,0 +1,150 @@
+"""`scalinglab sweep PLAN.toml --db DB`: run every run of a plan that the store does not have yet."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from scalinglab.cli.core import app, emit_json
+
+
+def _console():
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=160, no_color=True)
+
+
+def _fmt_s(s: float | None) -> str:
+    if s is None:
+        return "-"
+    if s < 90:
+        return f"{s:.1f} s"
+    if s < 5400:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"
+
+
+@app.command()
+def sweep(
+    plan: Annotated[Path, typer.Argument(help="Plan file (TOML): [train] defaults, [[grid]] and [[run]] tables.")],
+    db: Annotated[str | None, typer.Option("--db", help="Results store (SQLite); run folders go in DB_DIR/runs/.")] = None,
+    executor: Annotated[str, typer.Option("--executor", help="local (worker processes) | ray.")] = "local",
+    workers: Annotated[int, typer.Option("--workers", help="Runs in parallel.")] = 1,
+    threads: Annotated[int | None, typer.Option("--threads", help="Torch threads per run (default cores // workers).")] = None,
+    address: Annotated[str | None, typer.Option("--address", help="Ray cluster address (default: a local Ray).")] = None,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed runs again (diverged ones are final).")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the runs with N, tokens, FLOPs and estimated wall time; start nothing.")] = False,
+    estimate: Annotated[bool, typer.Option("--estimate/--no-estimate", help="With --dry-run: time a few steps to estimate wall time.")] = True,
+    json_: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of tables.")] = False,
+) -> None:
+    """Run a sweep plan; rerunning finishes what is missing and duplicates nothing (exit 0 even if runs diverged)."""
+    from scalinglab.errors import UserError
+    from scalinglab.sweep.executors import EXECUTORS, available_cores
+    from scalinglab.sweep.plan import load_plan
+
+    if executor not in EXECUTORS:
+        raise UserError(f"unknown --executor {executor!r}; choose one of: {', '.join(EXECUTORS)}")
+    if workers < 1:
+        raise UserError(f"--workers must be at least 1 (got {workers})")
+    if threads is not None and threads < 1:
+        raise UserError(f"--threads must be at least 1 (got {threads})")
+    if address and executor != "ray":
+        raise UserError("--address is for --executor ray")
+    if not dry_run and not db:
+        raise UserError("missing --db DB (the results store); use --dry-run to only list the runs")
+    p = load_plan(plan)
+    if dry_run:
+        _dry_run(p, db, threads or max(1, available_cores() // workers), workers, estimate, json_)
+        return
+    from scalinglab.sweep.runner import run_sweep
+
+    summary = run_sweep(p, db, executor=executor, workers=workers, threads=threads, address=address,
+                        retry_failed=retry_failed)
+    if json_:
+        emit_json(_clean(summary.to_dict()))
+    else:
+        _print_summary(summary)
+    if summary.failed:
+        typer.echo(f"error: {summary.failed} run(s) failed; see `scalinglab runs --db {db}`, "
+                   "rerun with --retry-failed", err=True)
+        raise SystemExit(1)
+
+
+def _clean(obj):
+    import math
+
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _dry_run(plan, db: str | None, threads: int, workers: int, estimate: bool, json_: bool) -> None:
+    from scalinglab.store import db as store
+    from scalinglab.sweep.estimate import estimate_walls
+
+    vocab = plan.vocab_size
+    rows = [s.summary(vocab) for s in plan.runs]
+    statuses: dict[str, str] = {}
+    if db and Path(db).is_file():
+        statuses = store.run_statuses(db)
+    walls = estimate_walls(plan, threads) if estimate else {}
+    for r in rows:
+        r["status"] = statuses.get(r["run_id"], "new")
+        r["est_wall_s"] = walls.get(r["run_id"])
+    todo = [r for r in rows if r["status"] not in store.FINISHED]
+    total_est = sum(r["est_wall_s"] or 0.0 for r in todo) / workers if walls else None
+    out = {"plan": plan.name, "corpus": str(plan.corpus) if plan.corpus else None, "runs": rows,
+           "n_runs": len(rows), "n_todo": len(todo), "duplicates": plan.duplicates, "workers": workers,
+           "threads": threads, "total_flops": sum(r["flops"] for r in rows), "est_wall_s": total_est}
+    if json_:
+        emit_json(_clean(out))
+        return
+    from rich.table import Table
+
+    t = Table(title=f"plan {plan.name}: {len(rows)} runs, {len(todo)} to run"
+              + (f" ({plan.duplicates} duplicate grid points merged)" if plan.duplicates else ""))
+    for col, just in (("run_id", "left"), ("from", "left"), ("n_layer", "right"), ("d_model", "right"),
+                      ("N", "right"), ("batch", "right"), ("steps", "right"), ("tokens", "right"),
+                      ("FLOPs", "right"), ("est. wall", "right"), ("status", "left")):
+        t.add_column(col, justify=just)
+    for r in rows:
+        t.add_row(r["run_id"], r["origin"], str(r["n_layer"]), str(r["d_model"]), f"{r['n_params']:,}",
+                  str(r["batch_size"]), f"{r['steps']:,}", f"{r['tokens']:,}", f"{r['flops']:.3g}",
+                  _fmt_s(r["est_wall_s"]), r["status"])
+    con = _console()
+    con.print(t)
+    con.print(f"total {out['total_flops']:.3g} FLOPs; estimated {_fmt_s(total_est)} with {workers} worker(s) × "
+              f"{threads} thread(s) (from a few timed steps)" if total_est is not None else
+              f"total {out['total_flops']:.3g} FLOPs")
+
+
+def _print_summary(s) -> None:
+    from rich.table import Table
+
+    con = _console()
+    if s.runs:
+        t = Table(title=f"sweep {s.plan}: {s.ran} run(s) this time")
+        for col in ("run_id", "status", "n_layer", "d_model", "N", "steps", "val_loss", "wall", "threads", "note"):
+            t.add_column(col)
+        for r in s.runs:
+            note = r["reason"] or (f"resumed from step {r['resumed_from'][-1]}" if r["resumed_from"] else "")
+            vl = r["val_loss"]
+            t.add_row(r["run_id"], r["status"], str(r["n_layer"]), str(r["d_model"]),
+                      f"{r['n_params']:,}" if r["n_params"] else "-", str(r["steps"] or "-"),
+                      f"{vl:.4f}" if isinstance(vl, float) else "-", _fmt_s(r["wall_s"]), str(r["threads"] or "-"),
+                      note or "")
+        con.print(t)
+    over = s.overhead_per_run_s
+    con.print(
+        f"{s.plan}: {s.total} runs in plan, {s.already_done} already finished, ran {s.ran} "
+        f"({s.done} done, {s.diverged} diverged, {s.failed} failed, {s.resumed} resumed) in {_fmt_s(s.wall_s)}"
+        + (f"; sweep overhead {over:.2f} s/run" if over is not None else "")
+        + (f"; {s.skipped_failed} failed runs skipped (--retry-failed)" if s.skipped_failed else "")
+    )

@@ -1,0 +1,268 @@
+"""The sweep driver: run every run of a plan that the store does not have yet, exactly once.
+
+    plan → enqueue (INSERT OR IGNORE 'queued') → for each run not done: submit to the executor and mark
+    'running' → the worker returns its result dict → record_result (one transaction) → next run
+
+Only this process writes the store, and only one sweep at a time may write a given store (an flock on
+`<db>.lock`, released by the kernel if the driver is killed). Each run trains in `<db_dir>/runs/<run_id>/`,
+so a sweep killed at any moment resumes every half-done run from its checkpoint when started again:
+'running' rows left by a killed driver are simply run again, and `run_training` continues from the
+checkpoint (or returns the finished result.json if the worker had finished but the driver had not yet
+recorded it). Runs that 'diverged' are final (they would diverge again); 'failed' runs (an exception, a
+dead worker) are retried with `retry_failed`.
+
+Threads: each run gets `threads` = cores // workers unless given; a run resumed from a checkpoint keeps
+the thread count it started with (read from its run folder), so its result is bit-identical to an
+uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scalinglab.errors import UserError
+from scalinglab.store import db as store
+from scalinglab.sweep.executors import available_cores, make_executor
+from scalinglab.sweep.plan import Plan, RunSpec
+
+
+@dataclass
+class SweepSummary:
+    plan: str
+    db: str
+    executor: str
+    workers: int
+    threads: int
+    total: int = 0
+    already_done: int = 0
+    skipped_failed: int = 0
+    ran: int = 0
+    done: int = 0
+    diverged: int = 0
+    failed: int = 0
+    resumed: int = 0
+    wall_s: float = 0.0
+    run_wall_s: float = 0.0
+    runs: list[dict] = field(default_factory=list)
+
+    @property
+    def overhead_per_run_s(self) -> float | None:
+        """(sweep wall · workers − Σ run walls) / runs: time not spent training, per run."""
+        if not self.ran:
+            return None
+        return (self.wall_s * min(self.workers, self.ran) - self.run_wall_s) / self.ran
+
+    def to_dict(self) -> dict:
+        d = {k: v for k, v in self.__dict__.items()}
+        d["overhead_per_run_s"] = self.overhead_per_run_s
+        return d
+
+
+def run_folder(db_path: str | Path, run_id: str) -> Path:
+    """The run folder of `run_id` beside the store."""
+    return Path(db_path).resolve().parent / "runs" / run_id
+
+
+def _resume_threads(out_dir: Path) -> int | None:
+    """Thread count a half-done run started with (from its run folder), if it has a checkpoint."""
+    try:
+        if (out_dir / "checkpoint.pt").exists() and not (out_dir / "result.json").exists():
+            t = json.loads((out_dir / "config.json").read_text(encoding="utf-8")).get("threads")
+            return int(t) if t else None
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+class _Lock:
+    """Exclusive, non-blocking flock on `<db>.lock`: one writing sweep per store."""
+
+    def __init__(self, db_path: Path):
+        self.path = db_path.with_name(db_path.name + ".lock")
+        self.fd: int | None = None
+
+    def __enter__(self) -> _Lock:
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd)
+            raise UserError(f"another sweep is writing {self.path.with_suffix('')}; wait for it or use another --db") from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+
+
+class _Progress:
+    """rich progress bar (runs done/total, ETA) on a terminal, one log line per event otherwise."""
+
+    def __init__(self, total: int, enabled: bool | None, log: Callable[[str], None]):
+        self.log_fn = log
+        self.bar = None
+        tty = sys.stderr.isatty() if enabled is None else enabled
+        if tty and total:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self.bar = Progress(TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
+                                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                                console=Console(stderr=True), transient=False)
+            self.task = self.bar.add_task("sweep", total=total)
+            self.bar.start()
+
+    def log(self, msg: str) -> None:
+        if self.bar is not None:
+            self.bar.console.log(msg)
+        else:
+            self.log_fn(msg)
+
+    def advance(self) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.task)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _describe(spec: RunSpec) -> str:
+    c = spec.config
+    return f"n_layer={c.n_layer} d_model={c.d_model} bs={c.batch_size} steps={c.total_steps} seed={c.seed}"
+
+
+def run_sweep(
+    plan: Plan,
+    db_path: str | Path,
+    *,
+    executor: str = "local",
+    workers: int = 1,
+    threads: int | None = None,
+    address: str | None = None,
+    retry_failed: bool = False,
+    progress: bool | None = None,
+    log: Callable[[str], None] = _stderr,
+) -> SweepSummary:
+    """Run every run of `plan` that is not finished in the store at `db_path`; returns a summary."""
+    if workers < 1:
+        raise UserError(f"--workers must be at least 1 (got {workers})")
+    if threads is not None and threads < 1:
+        raise UserError(f"--threads must be at least 1 (got {threads})")
+    t_start = time.perf_counter()
+    db_path = Path(db_path)
+    cores = available_cores()
+    threads = threads or max(1, cores // workers)
+    summary = SweepSummary(plan.name, str(db_path), executor, workers, threads, total=len(plan.runs))
+    conn = store.connect(db_path)
+    try:
+        with _Lock(db_path):
+            store.enqueue(conn, [(s.run_id, s.config) for s in plan.runs], plan=plan.name)
+            status = store.run_statuses(conn)
+            todo: list[RunSpec] = []
+            for s in plan.runs:
+                st = status.get(s.run_id)
+                if st in store.FINISHED:
+                    summary.already_done += 1
+                elif st == "failed" and not retry_failed:
+                    summary.skipped_failed += 1
+                else:
+                    todo.append(s)
+            if summary.already_done or summary.skipped_failed:
+                log(f"{plan.name}: {summary.already_done} of {len(plan.runs)} runs already finished"
+                    + (f", {summary.skipped_failed} failed (rerun with --retry-failed)" if summary.skipped_failed else ""))
+            if todo:
+                _drive(plan, todo, db_path, conn, summary, executor, workers, threads, address, progress, log)
+    finally:
+        conn.close()
+    summary.wall_s = time.perf_counter() - t_start
+    return summary
+
+
+def _drive(plan: Plan, todo: list[RunSpec], db_path: Path, conn, summary: SweepSummary, executor: str,
+           workers: int, threads: int, address: str | None, progress: bool | None, log) -> None:
+    log(f"{plan.name}: running {len(todo)} runs on {executor} with {workers} worker(s) × {threads} thread(s)")
+    ex = make_executor(executor, workers, threads, address)
+    bar = _Progress(len(todo), progress, log)
+    queue = list(todo)
+    inflight: dict[Any, RunSpec] = {}
+    t0 = time.perf_counter()
+    finished = 0
+    try:
+        while queue or inflight:
+            while queue and len(inflight) < workers:
+                spec = queue.pop(0)
+                out_dir = run_folder(db_path, spec.run_id)
+                run_threads = _resume_threads(out_dir) or threads
+                cfg = spec.config.model_copy(update={"threads": run_threads})
+                task = {"run_id": spec.run_id, "config": cfg.model_dump(mode="json"), "out_dir": str(out_dir)}
+                store.mark_running(conn, spec.run_id, cfg, run_threads)
+                inflight[ex.submit(task)] = spec
+            for handle, result in ex.wait(list(inflight), timeout=None):
+                spec = inflight.pop(handle)
+                finished += 1
+                _record(conn, plan, spec, result, summary)
+                elapsed = time.perf_counter() - t0
+                eta = elapsed / finished * (len(todo) - finished)
+                bar.log(_line(spec, result, finished, len(todo), eta))
+                bar.advance()
+    except BaseException:
+        bar.close()
+        try:
+            store.mark_queued(conn, [s.run_id for s in inflight.values()], "sweep interrupted")
+        finally:
+            ex.shutdown(cancel=True)
+        raise
+    bar.close()
+    ex.shutdown()
+
+
+def _record(conn, plan: Plan, spec: RunSpec, result: dict, summary: SweepSummary) -> None:
+    status = result.get("status")
+    summary.ran += 1
+    if status in ("done", "diverged"):
+        result = {k: v for k, v in result.items() if k not in ("run_id", "worker_pid")}
+        store.record_result(conn, result, plan=plan.name, run_id=spec.run_id)
+        summary.run_wall_s += float(result.get("wall_s") or 0.0)
+        if result.get("resumed_from"):
+            summary.resumed += 1
+    else:
+        store.mark_failed(conn, spec.run_id, str(result.get("reason") or "unknown failure"), result.get("host"))
+        status = "failed"
+    setattr(summary, status, getattr(summary, status) + 1)
+    summary.runs.append({
+        "run_id": spec.run_id, "status": status, "n_layer": spec.config.n_layer, "d_model": spec.config.d_model,
+        "n_params": result.get("n_params"), "steps": result.get("steps"), "val_loss": result.get("val_loss"),
+        "wall_s": result.get("wall_s"), "worker_s": result.get("worker_s"), "threads": result.get("threads"),
+        "resumed_from": result.get("resumed_from") or [], "reason": result.get("reason"),
+    })
+
+
+def _line(spec: RunSpec, result: dict, k: int, n: int, eta: float) -> str:
+    status = result.get("status")
+    if status == "done":
+        what = f"val_loss {result.get('val_loss'):.4f} in {result.get('wall_s', 0):.1f} s"
+    else:
+        what = str(result.get("reason"))
+    resumed = f" (resumed from step {result['resumed_from'][-1]})" if result.get("resumed_from") else ""
+    return f"[{k}/{n}] {status} {spec.run_id} {_describe(spec)}: {what}{resumed}; ETA {eta:.0f} s"
