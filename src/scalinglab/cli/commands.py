@@ -1,5 +1,6 @@
 """Imports every command module so that each registers itself on the app."""
 
 from scalinglab.cli import count  # noqa: F401
+from scalinglab.cli import corpus  # noqa: F401
 from scalinglab.cli import sweep  # noqa: F401
 from scalinglab.cli import runs  # noqa: F401

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from scalinglab.io import atomic_write_json
 MANIFEST = "corpus.json"
 FORMAT = "scalinglab-corpus"
 FORMAT_VERSION = 1
+REQUIRED_KEYS = ("train_tokens", "val_tokens", "vocab_size", "eot_token", "dtype", "shards")
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -43,7 +45,10 @@ def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
 def write_tokens(path: Path, tokens: np.ndarray, dtype: np.dtype) -> dict:
     """Write one token file (not atomic by itself: prepare builds the whole corpus in a temp folder)."""
     arr = np.ascontiguousarray(tokens, dtype=dtype)
-    arr.tofile(path)
+    with open(path, "wb") as f:
+        arr.tofile(f)
+        f.flush()
+        os.fsync(f.fileno())
     return {"file": path.name, "tokens": int(arr.size), "sha256": sha256_file(path)}
 
 
@@ -115,6 +120,12 @@ class Corpus:
             raise UserError(f"{m} is not valid JSON: {e}") from None
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise UserError(f"{m} is not a scalinglab corpus manifest")
+        missing = [k for k in REQUIRED_KEYS if k not in manifest]
+        shards = manifest.get("shards")
+        if not missing and not (isinstance(shards, dict) and {"train", "val"} <= set(shards)):
+            missing = ["shards.train/val"]
+        if missing:
+            raise UserError(f"{m} is an incomplete corpus manifest (missing {', '.join(missing)})")
         return cls(p, manifest)
 
     @property
@@ -141,6 +152,49 @@ class Corpus:
     def tokenizer_path(self) -> Path | None:
         name = self.manifest.get("tokenizer")
         return self.path / name if name else None
+
+    def _token_files(self) -> dict[str, dict]:
+        return {**self.manifest.get("shards", {}), **self.manifest.get("eval_sets", {})}
+
+    def check(self, verify: bool = False) -> None:
+        """UserError unless every token file exists with the size the manifest says (and, with verify, its sha256)."""
+        itemsize = np.dtype(self.manifest["dtype"]).itemsize
+        for split, info in self._token_files().items():
+            f = self.path / info["file"]
+            if not f.is_file():
+                raise UserError(f"corpus {self.path} is missing its {split} token file {info['file']}")
+            if f.stat().st_size != int(info["tokens"]) * itemsize:
+                raise UserError(f"corpus {self.path}: {info['file']} has {f.stat().st_size} bytes, "
+                                f"manifest says {info['tokens']} tokens of {itemsize} bytes")
+            if verify and info.get("sha256") and sha256_file(f) != info["sha256"]:
+                raise UserError(f"corpus {self.path}: {info['file']} does not match its sha256 checksum")
+        tok = self.tokenizer_path
+        if verify and tok is not None:
+            if not tok.is_file():
+                raise UserError(f"corpus {self.path} is missing its tokenizer {tok.name}")
+            if self.manifest.get("tokenizer_sha256") and sha256_file(tok) != self.manifest["tokenizer_sha256"]:
+                raise UserError(f"corpus {self.path}: {tok.name} does not match its sha256 checksum")
+
+    def info(self) -> dict:
+        """The summary `corpus info` prints: sizes, vocabulary, documents, eval sets, provenance."""
+        m = self.manifest
+        return {
+            "path": str(self.path),
+            "source": m.get("source"),
+            "source_kind": m.get("source_kind"),
+            "train_tokens": self.train_tokens,
+            "val_tokens": self.val_tokens,
+            "vocab_size": self.vocab_size,
+            "eot_token": self.eot_token,
+            "dtype": m.get("dtype"),
+            "documents": m.get("documents"),
+            "eval_sets": {name: {"tokens": int(e["tokens"]), "source": e.get("source"),
+                                 "documents": (m.get("documents") or {}).get(name)}
+                          for name, e in sorted(m.get("eval_sets", {}).items())},
+            "tokenizer": m.get("tokenizer"),
+            "tokenizer_sha256": m.get("tokenizer_sha256"),
+            "scalinglab_version": m.get("scalinglab_version"),
+        }
 
     def _memmap(self, info: dict) -> np.ndarray:
         f = self.path / info["file"]

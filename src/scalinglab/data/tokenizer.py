@@ -1,0 +1,108 @@
+"""Byte-level BPE (HF `tokenizers`, GPT-2 style) with one end-of-document token.
+
+Byte-level means every string is encodable (no unknown tokens), which matters for code and for users' text.
+The end-of-document token is special: it is never produced by encoding text, even text that contains its
+literal spelling, so the token stream's document boundaries are exactly the ones the pipeline put there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from scalinglab.errors import UserError
+
+EOT = "<|endoftext|>"
+# Names other tokenizers use for their end-of-document token, tried in order when loading one.
+EOT_CANDIDATES = (EOT, "</s>", "<eos>", "<|eot|>", "[SEP]", "<|end_of_text|>")
+MIN_VOCAB = 257  # 256 byte tokens + the end-of-document token
+ENCODE_BATCH_CHARS = 4 << 20  # encode ~4 MB of text per encode_batch call (bounded memory, steady progress)
+
+
+def train_bpe(texts: Iterable[str], vocab_size: int, length: int | None = None):
+    """Train a byte-level BPE of `vocab_size` tokens (including the end-of-document token) on `texts`."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    if vocab_size < MIN_VOCAB:
+        raise UserError(f"--vocab-size must be at least {MIN_VOCAB} (256 bytes + end-of-document), got {vocab_size}")
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[EOT],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer, length=length)
+    tok.encode_special_tokens = True
+    return tok
+
+
+def load_tokenizer(path: str | Path):
+    """Load a tokenizer.json; UserError if it is unreadable or has no end-of-document token."""
+    from tokenizers import Tokenizer
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"tokenizer file not found: {p}")
+    try:
+        tok = Tokenizer.from_file(str(p))
+    except Exception as e:  # tokenizers raises a generic Exception on bad JSON / unknown model
+        raise UserError(f"{p} is not a Hugging Face tokenizer.json: {str(e).splitlines()[0]}") from None
+    eot_id(tok, p)  # validate now, before any work
+    tok.encode_special_tokens = True
+    return tok
+
+
+def eot_id(tok, where: str | Path = "tokenizer") -> int:
+    for name in EOT_CANDIDATES:
+        i = tok.token_to_id(name)
+        if i is not None:
+            return int(i)
+    raise UserError(f"{where} has no end-of-document token (looked for {', '.join(EOT_CANDIDATES)})")
+
+
+def vocab_size(tok) -> int:
+    """Number of ids the model must embed: one past the largest id (added tokens included)."""
+    return max(tok.get_vocab(with_added_tokens=True).values()) + 1
+
+
+def tokenizer_json(tok) -> str:
+    return tok.to_str()
+
+
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _batches(texts: list[str], max_chars: int) -> Iterator[list[str]]:
+    batch, size = [], 0
+    for t in texts:
+        batch.append(t)
+        size += len(t)
+        if size >= max_chars:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def iter_encoded(tok, texts: list[str], dtype: np.dtype, batch_chars: int = ENCODE_BATCH_CHARS
+                 ) -> Iterator[tuple[list[np.ndarray], int]]:
+    """Token ids of each text (no EOT), one batch at a time as (arrays, characters in the batch).
+
+    Uses the multi-threaded `encode_batch_fast` (no offsets computed) where this `tokenizers` has it.
+    """
+    encode = getattr(tok, "encode_batch_fast", None) or tok.encode_batch
+    for batch in _batches(texts, batch_chars):
+        encs = encode(batch, add_special_tokens=False)
+        yield [np.array(e.ids, dtype=dtype) for e in encs], sum(map(len, batch))
+
+
+def encode_documents(tok, texts: list[str], dtype: np.dtype) -> list[np.ndarray]:
+    """Token ids of every text (no EOT)."""
+    return [a for arrays, _ in iter_encoded(tok, texts, dtype) for a in arrays]
