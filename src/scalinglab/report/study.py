@@ -1,0 +1,156 @@
+"""What the report draws from: the store's runs and learning curves, plus fitted laws, as pandas frames.
+
+`Study` is built from a results store (`Study.from_db`) or from frames directly (tests build synthetic
+ones). It normalises what the figures need: JSON columns parsed, N with and without embeddings, one
+learning-curve frame joined with each run's shape, and the fitted laws keyed by name. Nothing here
+invents data: a column the store does not have is simply absent, and figures that need it say so.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+RUN_KEYS = (
+    "arch", "n_layer", "d_model", "d_ff", "d_attn", "n_heads", "n_ctx", "batch_size", "steps",
+    "data_tokens", "lr", "schedule", "seed", "n_params", "n_params_with_embeddings", "plan",
+)
+
+
+def _parse_json(value: Any) -> Any:
+    if isinstance(value, (str, bytes)) and value:
+        try:
+            return json.loads(value)
+        except (json.JSONDecodeError, TypeError):
+            return None
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    return value
+
+
+def _config_field(cfg: Any, key: str) -> Any:
+    return cfg.get(key) if isinstance(cfg, dict) else None
+
+
+@dataclass
+class Study:
+    """Runs (one row per run), curves (one row per evaluation) and fits (law name → fit dict)."""
+
+    runs: pd.DataFrame
+    curves: pd.DataFrame = field(default_factory=pd.DataFrame)
+    fits: dict[str, dict] = field(default_factory=dict)
+    plans: list[dict] = field(default_factory=list)
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        self.runs = _normalise_runs(self.runs)
+        self.curves = _normalise_curves(self.curves, self.runs)
+
+    @classmethod
+    def from_db(cls, db: str | Path, fits: dict[str, dict] | None = None, plans: list[dict] | None = None) -> Study:
+        from scalinglab.store.db import load_evals, load_runs
+
+        runs = load_runs(db)
+        curves = load_evals(db)
+        return cls(runs=runs, curves=curves, fits=dict(fits or {}), plans=list(plans or []), source=str(db))
+
+    # -- selections the figures share -------------------------------------------------------------
+
+    @property
+    def done(self) -> pd.DataFrame:
+        """Finished runs with a finite final loss (the only ones any figure uses)."""
+        r = self.runs
+        if r.empty:
+            return r
+        ok = np.isfinite(pd.to_numeric(r.get("val_loss"), errors="coerce"))
+        if "status" in r:
+            ok &= r["status"].fillna("done").eq("done")
+        return r[ok]
+
+    @property
+    def done_curves(self) -> pd.DataFrame:
+        c = self.curves
+        if c.empty:
+            return c
+        c = c[c["run_id"].isin(self.done["run_id"])]
+        return c[np.isfinite(pd.to_numeric(c["val_loss"], errors="coerce"))]
+
+    def transformers(self, arch: str = "transformer") -> pd.DataFrame:
+        d = self.done
+        return d[d["arch"].fillna("transformer") == arch] if not d.empty else d
+
+    def main_family(self) -> pd.DataFrame:
+        """Transformer runs trained on the full data (no D-subset) — the L(N) / L(C) family."""
+        d = self.transformers()
+        if d.empty:
+            return d
+        return d[d["data_tokens"].isna()]
+
+    def fit(self, *names: str) -> dict | None:
+        """First fitted law among `names` that has parameters."""
+        for n in names:
+            f = self.fits.get(n)
+            if isinstance(f, dict) and isinstance(f.get("params"), dict) and f["params"]:
+                return f
+        return None
+
+    def eval_set_names(self) -> list[str]:
+        names: set[str] = set()
+        for v in self.done.get("eval_losses", pd.Series(dtype=object)):
+            if isinstance(v, dict):
+                names.update(k for k, x in v.items() if _finite(x))
+        return sorted(names)
+
+
+def _finite(x: Any) -> bool:
+    try:
+        return bool(np.isfinite(float(x)))
+    except (TypeError, ValueError):
+        return False
+
+
+def _normalise_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    r = runs.copy() if runs is not None else pd.DataFrame()
+    if r.empty:
+        return pd.DataFrame(columns=["run_id", "status", "val_loss", *RUN_KEYS])
+    for col in ("eval_losses", "val_loss_per_position", "config"):
+        if col in r:
+            r[col] = r[col].map(_parse_json)
+    # Fill shape columns from the config JSON where the store left them out.
+    for key in RUN_KEYS:
+        if key not in r:
+            r[key] = r["config"].map(lambda c, k=key: _config_field(c, k)) if "config" in r else None
+    if "schedule" in r:
+        r["schedule"] = r["schedule"].fillna("cosine")
+    r["arch"] = r["arch"].fillna("transformer")
+    for col in ("n_params", "n_params_with_embeddings", "tokens", "flops", "pf_days", "val_loss", "best_val_loss",
+                "train_loss", "noise_scale", "data_tokens", "batch_size", "n_ctx", "steps", "n_layer", "d_model",
+                "d_ff", "d_attn", "n_heads", "wall_s"):
+        if col in r:
+            r[col] = pd.to_numeric(r[col], errors="coerce")
+    if "d_ff" in r:
+        r["d_ff"] = r["d_ff"].fillna(4 * r["d_model"])
+    if "d_attn" in r:
+        r["d_attn"] = r["d_attn"].fillna(r["d_model"])
+    return r.reset_index(drop=True)
+
+
+def _normalise_curves(curves: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    if curves is None or curves.empty or "run_id" not in curves:
+        return pd.DataFrame(columns=["run_id", "step", "tokens", "flops", "val_loss"])
+    c = curves.copy()
+    for col in c.columns:
+        if col not in ("run_id", "eval_losses"):
+            c[col] = pd.to_numeric(c[col], errors="coerce")
+    if "eval_losses" in c:
+        c["eval_losses"] = c["eval_losses"].map(_parse_json)
+    keep = [k for k in ("run_id", "arch", "n_params", "n_params_with_embeddings", "batch_size", "n_ctx",
+                        "data_tokens", "schedule", "n_layer", "d_model", "lr") if k in runs]
+    join = runs[keep].rename(columns={"lr": "run_lr"}) if "lr" in c else runs[keep]
+    c = c.merge(join, on="run_id", how="left", suffixes=("", "_run"))
+    return c.sort_values(["run_id", "step"]).reset_index(drop=True)
