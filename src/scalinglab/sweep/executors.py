@@ -52,8 +52,8 @@ def _failure(task: dict[str, Any], reason: str) -> dict[str, Any]:
 
 
 class LocalExecutor:
-    """`workers` processes from a 'forkserver' (else 'spawn') context: fresh interpreters, no forked
-    torch state; each process keeps serving runs, so torch is imported once per worker."""
+    """`workers` processes from a 'forkserver' (else 'spawn') context: forked from a clean server that
+    has imported torch but started no threads (never from the driver); each process keeps serving runs."""
 
     def __init__(self, workers: int):
         import multiprocessing as mp
@@ -61,6 +61,8 @@ class LocalExecutor:
 
         methods = mp.get_all_start_methods()
         self._ctx = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+        if "forkserver" in methods:  # import torch once in the server; workers fork from it ready to train
+            self._ctx.set_forkserver_preload(["torch", "scalinglab.train"])
         self._workers = workers
         self._make = lambda: ProcessPoolExecutor(max_workers=workers, mp_context=self._ctx)
         self._pool = self._make()

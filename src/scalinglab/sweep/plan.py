@@ -127,11 +127,12 @@ def _n_params(n_layer: int, d_model: int, base: dict[str, Any]) -> int | None:
 
 
 def d_model_grid(limit: int) -> list[int]:
-    """Widths considered: multiples of 16 up to 256 (small models, one or few heads), then multiples of 64
-    (whole heads of width 64, the paper's head size)."""
-    small = list(range(16, min(256, limit) + 1, 16))
+    """Widths considered: multiples of 8 up to 64 (tiny models), of 16 up to 256 (one or few heads), then
+    of 64 (whole heads of width 64, the paper's head size)."""
+    tiny = list(range(8, min(64, limit) + 1, 8))
+    small = list(range(80, min(256, limit) + 1, 16))
     big = list(range(320, limit + 1, 64))
-    return small + big
+    return tiny + small + big
 
 
 def solve_shape(n_params: float, aspect_ratio: float = DEFAULT_ASPECT_RATIO, base: dict[str, Any] | None = None
@@ -140,8 +141,9 @@ def solve_shape(n_params: float, aspect_ratio: float = DEFAULT_ASPECT_RATIO, bas
 
     Candidates are every n_layer with every width of `d_model_grid`. Among shapes whose aspect ratio
     d_model/n_layer is within a factor √2 of the target, the one with N closest (in log) wins, ties going
-    to the closer aspect; when no shape is that close (very small N), the best of log-N error plus log-aspect
-    error. An n_layer (or d_model) fixed in `base` is kept and only the other one is solved.
+    to the closer aspect. When that best N is more than 25% off (very small N, where widths are coarse),
+    N wins over the aspect: the shape minimising |ln N/N*| + ½·|ln a/a*|. An n_layer (or d_model) fixed in
+    `base` is kept and only the other one is solved.
     """
     base = dict(base or {})
     if not (n_params > 0 and math.isfinite(n_params)):
@@ -165,7 +167,9 @@ def solve_shape(n_params: float, aspect_ratio: float = DEFAULT_ASPECT_RATIO, bas
         best = min(cands)
     else:
         near = [c for c in cands if c[1] <= math.log(math.sqrt(2)) + 1e-12]
-        best = min(near) if near else min(cands, key=lambda c: c[0] + c[1])
+        best = min(near) if near else None
+        if best is None or best[0] > math.log(1.25):
+            best = min(cands, key=lambda c: c[0] + 0.5 * c[1])
     return best[2], best[3]
 
 
