@@ -4,3 +4,5 @@ from scalinglab.cli import count  # noqa: F401
 from scalinglab.cli import corpus  # noqa: F401
 from scalinglab.cli import sweep  # noqa: F401
 from scalinglab.cli import runs  # noqa: F401
+from scalinglab.cli import bench  # noqa: F401
+from scalinglab.cli import train  # noqa: F401
