@@ -48,15 +48,21 @@ def count(
     table = Table(title=f"{arch}: n_layer={n_layer} d_model={d_model} n_ctx={n_ctx} vocab={vocab}")
     table.add_column("quantity")
     table.add_column("value", justify="right")
+    # What each formula is for this architecture (universal: one block reused n_layer times).
+    approx, emb, fwd, no_ctx = {
+        "lstm": ("8·L·d²", "vocab·d", "2N + 13·L·d gate work", "same: no context term"),
+        "universal": ("2·d·(2·d_attn+d_ff), one shared block", "(vocab+n_ctx)·d",
+                      "2·(L·block + 2d) + 2·L·n_ctx·d_attn", "every pass, no context term"),
+    }.get(arch, ("Kaplan 2·L·d·(2·d_attn+d_ff)", "(vocab+n_ctx)·d", "2N + 2·L·n_ctx·d_attn", "6N"))
     rows = [
         ("N (non-embedding params, exact)", f"{result['n_params']:,}"),
-        ("N approx (Kaplan 2·L·d·(2·d_attn+d_ff))", f"{result['n_params_approx']:,}"),
-        ("embedding params ((vocab+n_ctx)·d)", f"{result['n_embedding']:,}"),
+        (f"N approx ({approx})", f"{result['n_params_approx']:,}"),
+        (f"embedding params ({emb})", f"{result['n_embedding']:,}"),
         ("output head params", f"{result['n_head']:,}"),
         ("total params", f"{result['n_params_total']:,}"),
-        ("forward FLOPs/token (2N + 2·L·n_ctx·d_attn)", f"{result['flops_per_token_forward']:.4g}"),
+        (f"forward FLOPs/token ({fwd})", f"{result['flops_per_token_forward']:.4g}"),
         ("training FLOPs/token (3× forward)", f"{result['flops_per_token_train']:.4g}"),
-        ("training FLOPs/token, no context term (6N)", f"{result['flops_per_token_train_no_context']:.4g}"),
+        (f"training FLOPs/token ({no_ctx})", f"{result['flops_per_token_train_no_context']:.4g}"),
     ]
     for k, v in rows:
         table.add_row(k, v)

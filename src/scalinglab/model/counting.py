@@ -6,6 +6,13 @@ blocks plus the final LayerNorm, and excludes the token and position embeddings 
 
 Table 1 (Kaplan et al. 2020, §2.1): forward FLOPs per token C_forward ≈ 2N + 2·n_layer·n_ctx·d_attn,
 training ≈ 3 × forward (so ≈ 6N per token when the context term is small). PF-day = 8.64e19 FLOPs.
+
+Other architectures (paper §3.2.1, App. D.2):
+- universal (recurrent Transformer, one block reused n_layer times): N counts the shared block once
+  (≈ 12·d_model²) + final LayerNorm; FLOPs count every pass: 2·(n_layer·block + 2d) + the context term,
+  so compute per token is ≈ n_layer × that of N's parameters.
+- lstm: N = n_layer·(8d² + 8d) + 2d; forward FLOPs = 2N + 13d elementwise gate work per layer, no
+  context term (see `model/lstm.py`).
 """
 
 from __future__ import annotations
@@ -28,12 +35,12 @@ def transformer_block_params(d_model: int, d_ff: int, d_attn: int) -> int:
 
 def n_params_closed_form(cfg: ModelConfig) -> int:
     """Exact non-embedding parameters N, in closed form (blocks + final LayerNorm)."""
-    block = transformer_block_params(cfg.d_model, cfg.d_ff, cfg.d_attn)  # type: ignore[arg-type]
-    n_blocks = 1 if cfg.arch == "universal" else cfg.n_layer
     if cfg.arch == "lstm":
         from scalinglab.model.lstm import lstm_params
 
         return lstm_params(cfg.n_layer, cfg.d_model)
+    block = transformer_block_params(cfg.d_model, cfg.d_ff, cfg.d_attn)  # type: ignore[arg-type]
+    n_blocks = 1 if cfg.arch == "universal" else cfg.n_layer  # universal: one block, shared by all passes
     return n_blocks * block + 2 * cfg.d_model
 
 
