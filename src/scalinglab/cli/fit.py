@@ -1,0 +1,90 @@
+"""`scalinglab fit`: fit a scaling law to a CSV of measurements or to the results store."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from scalinglab.cli.core import app, emit_json
+
+
+@app.command()
+def fit(
+    law: Annotated[str, typer.Option("--law", help="Law to fit (kaplan-n, kaplan-d, kaplan-c, kaplan-cmin, kaplan-nd, "
+                                     "kaplan-ns, bcrit, bcrit-scan, chinchilla, *-e variants, log-n, ...).")],
+    csv: Annotated[str | None, typer.Option("--csv", help="CSV with canonical columns N, D, C, S, B, L.")] = None,
+    db: Annotated[str | None, typer.Option("--db", help="Results store (SQLite) to read finished runs from.")] = None,
+    col: Annotated[list[str] | None, typer.Option("--col", help="Map a canonical column: N=params (repeatable).")] = None,
+    query: Annotated[str | None, typer.Option("--query", help="Select rows (pandas query), e.g. 'in_epoch_fit'.")] = None,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples for 95% CIs (0: none).")] = 0,
+    holdout: Annotated[int, typer.Option("--holdout", help="Refit without the K largest-compute points.")] = 0,
+    huber_delta: Annotated[float, typer.Option("--huber-delta", help="Huber delta on log-loss residuals.")] = 1e-3,
+    count_embeddings: Annotated[bool, typer.Option("--count-embeddings",
+                                                   help="With --db: N includes embedding parameters.")] = False,
+    c_unit: Annotated[str, typer.Option("--c-unit", help="Unit of column C: flops or pf-days (C_c is reported in "
+                                        "PF-days either way).")] = "flops",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap resampling.")] = 0,
+    json_out: Annotated[str | None, typer.Option("--json", help="Write the fit as JSON to this file ('-': stdout).")] = None,
+) -> None:
+    """Fit LAW with a Huber loss on log residuals from a grid of starts; bootstrap CIs and a hold-out check."""
+    from scalinglab.errors import UserError
+    from scalinglab.laws.data import apply_mapping, frame_from_store, load_csv, parse_col_maps
+    from scalinglab.laws.fit import fit_law
+    from scalinglab.laws.forms import KaplanC, get_law
+
+    if (csv is None) == (db is None):
+        raise UserError("give exactly one of --csv FILE or --db DB")
+    if bootstrap < 0:
+        raise UserError(f"--bootstrap must be >= 0, got {bootstrap}")
+    if holdout < 0:
+        raise UserError(f"--holdout must be >= 0, got {holdout}")
+    if not huber_delta > 0:
+        raise UserError(f"--huber-delta must be positive, got {huber_delta}")
+    if c_unit not in ("flops", "pf-days"):
+        raise UserError(f"--c-unit must be flops or pf-days, got {c_unit!r}")
+    proto = get_law(law)  # unknown law -> exit 2 listing the known ones
+    options = {"c_unit": c_unit} if isinstance(proto, KaplanC) else {}
+    col_map = parse_col_maps(col)
+    if csv is not None:
+        df = load_csv(csv, col_map, query)
+        source = csv
+    else:
+        df = apply_mapping(frame_from_store(db, law, count_embeddings=count_embeddings), col_map, query,
+                           what=f"DB {db}")
+        source = db
+    fitted = fit_law(law, df, bootstrap=bootstrap, holdout=holdout, huber_delta=huber_delta, seed=seed, **options)
+    result = fitted.to_dict()
+    result["source"] = str(source)
+    if query:
+        result["query"] = query
+    if db is not None:
+        result["count_embeddings"] = bool(count_embeddings)
+    if isinstance(fitted, KaplanC):
+        result["units"] = {"C_c": "PF-days", "C": c_unit}
+    if json_out is not None:
+        emit_json(result, json_out)
+    if json_out != "-":
+        typer.echo(summary(result))
+
+
+def summary(result: dict) -> str:
+    """A few readable lines: the law, each parameter with its CI, fit quality and the hold-out error."""
+    lines = [f"{result['law']}: {result['formula']}  ({result['n_points']} points)"]
+    for k, v in result["params"].items():
+        ci = result["ci95"].get(k)
+        lines.append(f"  {k:>8} = {v:.5g}" + (f"   95% CI [{ci[0]:.5g}, {ci[1]:.5g}]" if ci else ""))
+    for k, v in (result.get("derived") or {}).items():
+        ci = (result.get("derived_ci95") or {}).get(k)
+        if v is not None:
+            lines.append(f"  {k:>8} = {v:.5g}" + (f"   95% CI [{ci[0]:.5g}, {ci[1]:.5g}]" if ci else "") + "  (derived)")
+    lines.append(f"  residual rms (log) = {result['residual_rms']:.4g}, objective = {result['objective']:.6g}, "
+                 f"converged = {result['converged']}")
+    if result.get("bootstrap"):
+        b = result["bootstrap"]
+        lines.append(f"  bootstrap: {b['k']} resamples, {100 * b['converged_fraction']:.1f}% converged")
+    h = result.get("holdout")
+    if h:
+        lines.append(f"  hold-out of {h['k']} largest-compute points: mean |rel err| = {h['mean_abs_rel_error']:.4g}, "
+                     f"max = {h['max_abs_rel_error']:.4g}")
+    return "\n".join(lines)

@@ -1,0 +1,198 @@
+"""Getting data into a law: CSV reading, column mapping, validation, and the results-store mapping.
+
+Canonical columns: N (non-embedding parameters), D (tokens), C (training FLOPs), S (steps), B (batch size in
+tokens), L (loss, nats/token). `law_columns(law, df)` checks that the columns a law needs are present, numeric,
+finite and positive, and returns them as float arrays; every problem is a one-line `UserError`.
+
+`frame_from_store(db, law, count_embeddings=False)` maps the results store onto canonical columns:
+N = n_params (n_params_with_embeddings with count_embeddings), D = data_tokens when set else tokens, C = flops
+(FLOPs; kaplan-c/kaplan-cmin convert to PF-days inside the law), S = steps, B = batch_size·n_ctx tokens,
+L = val_loss; only runs with status "done". Laws of learning curves (bcrit-scan, kaplan-ns, kaplan-c,
+kaplan-cmin) read every eval point of every curve (`curves_from_store`); kaplan-c/kaplan-cmin use the
+compute-efficient frontier of those curves (paper §6); kaplan-cmin and kaplan-ns use C_min and S_min from
+each run's measured gradient noise scale (the proxy for B_crit) when the store has it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scalinglab.errors import UserError
+
+CANONICAL = ("N", "D", "C", "S", "B", "L")
+CURVE_LAWS = ("bcrit-scan", "kaplan-ns", "kaplan-ns-e")
+FRONTIER_LAWS = ("kaplan-c", "kaplan-cmin", "kaplan-c-e", "kaplan-cmin-e", "log-c")
+
+
+def parse_col_maps(specs: list[str] | None) -> dict[str, str]:
+    """['N=params', 'L=loss'] -> {'N': 'params', 'L': 'loss'}."""
+    out: dict[str, str] = {}
+    for spec in specs or []:
+        if "=" not in spec:
+            raise UserError(f"--col must look like CANONICAL=column (e.g. N=params), got {spec!r}")
+        k, v = (p.strip() for p in spec.split("=", 1))
+        if k not in CANONICAL:
+            raise UserError(f"--col {spec!r}: {k!r} is not a canonical column ({', '.join(CANONICAL)})")
+        if not v:
+            raise UserError(f"--col {spec!r}: empty source column name")
+        out[k] = v
+    return out
+
+
+def load_csv(path: str | Path, col_map: dict[str, str] | None = None, query: str | None = None):
+    """Read a CSV of measurements, map columns onto canonical names, apply a pandas query."""
+    import pandas as pd
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"CSV file not found: {p}")
+    try:
+        df = pd.read_csv(p)
+    except pd.errors.EmptyDataError:
+        raise UserError(f"CSV file {p} is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise UserError(f"CSV file {p} could not be parsed: {str(e).splitlines()[0]}") from None
+    if df.empty:
+        raise UserError(f"CSV file {p} has a header but no rows")
+    return apply_mapping(df, col_map, query, what=f"CSV {p.name}")
+
+
+def apply_mapping(df, col_map: dict[str, str] | None = None, query: str | None = None, what: str = "data"):
+    """Copy mapped columns to canonical names (originals stay usable in --query), then filter rows."""
+    df = df.copy()
+    for canon, src in (col_map or {}).items():
+        if src not in df.columns:
+            raise UserError(f"--col {canon}={src}: {what} has no column {src!r}; columns: {', '.join(map(str, df.columns))}")
+        df[canon] = df[src]
+    if query:
+        try:
+            df = df.query(query)
+        except Exception as e:  # pandas raises many kinds for a bad expression
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise UserError(f"--query {query!r} failed: {msg}") from None
+        if len(df) == 0:
+            raise UserError(f"--query {query!r} selected no rows")
+    return df
+
+
+def law_columns(law: Any, data: Any) -> dict[str, np.ndarray]:
+    """Validated float arrays of the columns `law` needs from a DataFrame or a mapping of arrays."""
+    import pandas as pd
+
+    if isinstance(data, pd.DataFrame):
+        df = data
+    elif isinstance(data, dict):
+        df = pd.DataFrame({k: np.atleast_1d(np.asarray(v)) for k, v in data.items()})
+    else:
+        raise UserError(f"{law.law_name}: expected a DataFrame or a mapping of columns, got {type(data).__name__}")
+    need = law.required_columns()
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        have = ", ".join(map(str, df.columns)) or "none"
+        raise UserError(f"law {law.law_name} needs column(s) {', '.join(missing)} (needs {', '.join(need)}); "
+                        f"columns present: {have}; map one with --col {missing[0]}=NAME")
+    if len(df) == 0:
+        raise UserError(f"law {law.law_name}: no data rows")
+    out: dict[str, np.ndarray] = {}
+    for c in need:
+        col = df[c]
+        vals = pd.to_numeric(col, errors="coerce")
+        bad = vals.isna() & col.notna()
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise UserError(f"column {c} has a non-numeric value {col.iloc[i]!r} (row {i + 1})")
+        arr = vals.to_numpy(dtype=float)
+        nonfin = ~np.isfinite(arr)
+        if nonfin.any():
+            i = int(np.flatnonzero(nonfin)[0])
+            raise UserError(f"column {c} has a missing, NaN or infinite value (row {i + 1})")
+        nonpos = arr <= 0
+        if nonpos.any():
+            i = int(np.flatnonzero(nonpos)[0])
+            raise UserError(f"column {c} must be positive; row {i + 1} has {arr[i]:g}")
+        out[c] = arr
+    if "run" in df.columns and "run" not in out:
+        out["run"] = df["run"].astype(str).to_numpy()
+    return out
+
+
+# ---- results store ------------------------------------------------------------------------------------
+def _store():
+    try:
+        from scalinglab.store import db as store_db
+    except ImportError:  # pragma: no cover - depends on the store module being present
+        raise UserError("the results store (scalinglab.store.db) is not available in this installation") from None
+    return store_db
+
+
+def runs_from_store(db: str | Path, count_embeddings: bool = False):
+    """One row per finished run, canonical columns N, D, C, S, B, L plus run, noise_scale."""
+    import pandas as pd
+
+    p = Path(db)
+    if not p.is_file():
+        raise UserError(f"results DB not found: {p}")
+    runs = _store().load_runs(p)
+    if "status" in runs.columns:
+        runs = runs[runs["status"] == "done"]
+    if len(runs) == 0:
+        raise UserError(f"results DB {p} has no finished runs")
+    ncol = "n_params_with_embeddings" if count_embeddings else "n_params"
+    df = pd.DataFrame({"run": runs["run_id"].astype(str).to_numpy()})
+    df["N"] = runs[ncol].to_numpy(dtype=float)
+    tokens = runs["tokens"].to_numpy(dtype=float)
+    if "data_tokens" in runs.columns:
+        dt = pd.to_numeric(runs["data_tokens"], errors="coerce").to_numpy(dtype=float)
+        tokens = np.where(np.isfinite(dt) & (dt > 0), dt, tokens)
+    df["D"] = tokens
+    df["C"] = runs["flops"].to_numpy(dtype=float)
+    df["S"] = runs["steps"].to_numpy(dtype=float)
+    df["B"] = (runs["batch_size"].to_numpy(dtype=float) * runs["n_ctx"].to_numpy(dtype=float))
+    df["L"] = runs["val_loss"].to_numpy(dtype=float)
+    df["noise_scale"] = (pd.to_numeric(runs["noise_scale"], errors="coerce").to_numpy(dtype=float)
+                         if "noise_scale" in runs.columns else np.nan)
+    return df
+
+
+def curves_from_store(db: str | Path, count_embeddings: bool = False):
+    """Every learning-curve point of finished runs: run, N, B, S (=step), D (tokens so far), C, L, noise_scale."""
+    runs = runs_from_store(db, count_embeddings)
+    ev = _store().load_evals(Path(db))
+    ev = ev[ev["run_id"].astype(str).isin(set(runs["run"]))]
+    if len(ev) == 0:
+        raise UserError(f"results DB {db} has no learning-curve points for finished runs")
+    meta = runs.set_index("run")[["N", "B", "noise_scale"]]
+    out = ev.assign(run=ev["run_id"].astype(str)).join(meta, on="run")
+    out = out.assign(S=out["step"].astype(float), D=out["tokens"].astype(float), C=out["flops"].astype(float),
+                     L=out["val_loss"].astype(float))
+    out = out[(out["S"] > 0) & np.isfinite(out["L"])]
+    return out[["run", "N", "B", "S", "D", "C", "L", "noise_scale"]].reset_index(drop=True)
+
+
+def _bcrit_tokens(df) -> np.ndarray:
+    """B_crit per row: the run's measured noise scale (tokens) when present, else the paper's eq 1.4 at L."""
+    from scalinglab.laws.plan import PAPER
+
+    paper = PAPER["B_star"] / df["L"].to_numpy(float) ** (1.0 / PAPER["alpha_B"])
+    ns = df["noise_scale"].to_numpy(float) if "noise_scale" in df.columns else np.full(len(df), np.nan)
+    return np.where(np.isfinite(ns) & (ns > 0), ns, paper)
+
+
+def frame_from_store(db: str | Path, law: str, count_embeddings: bool = False):
+    """The canonical DataFrame a law should be fitted on, read from the results store (see module doc)."""
+    from scalinglab.laws.frontier import compute_frontier
+    from scalinglab.laws.transforms import c_min, s_min
+
+    if law in CURVE_LAWS or law in FRONTIER_LAWS:
+        df = curves_from_store(db, count_embeddings)
+        if law.startswith("kaplan-cmin"):
+            df = df.assign(C=c_min(df["C"].to_numpy(), df["B"].to_numpy(), _bcrit_tokens(df)))
+        if law.startswith("kaplan-ns"):
+            df = df.assign(S=s_min(df["S"].to_numpy(), df["B"].to_numpy(), _bcrit_tokens(df)))
+        if law in FRONTIER_LAWS:
+            df = compute_frontier(df)
+        return df
+    return runs_from_store(db, count_embeddings)

@@ -1,0 +1,82 @@
+"""`scalinglab fit` through the real entry point: outputs, and every bad input exits 2 leaving --json untouched."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import SHARED_DATA, assert_clean_error, run_cli
+
+
+def _kaplan_n_csv(path, n=20, names=("N", "L")):
+    N = np.geomspace(1e6, 1e10, n)
+    L = (8.8e13 / N) ** 0.076 * np.exp(0.003 * np.random.default_rng(0).standard_normal(n))
+    pd.DataFrame({names[0]: N, names[1]: L}).to_csv(path, index=False)
+    return path
+
+
+def test_fit_csv_json_and_summary(tmp_path):
+    out = tmp_path / "fit.json"
+    proc = run_cli("fit", "--csv", SHARED_DATA / "chinchilla_epoch_fig4.csv", "--law", "chinchilla",
+                   "--query", "in_epoch_fit", "--bootstrap", "100", "--holdout", "5", "--json", out, check=True)
+    assert "alpha" in proc.stdout and "95% CI" in proc.stdout and "hold-out" in proc.stdout
+    d = json.loads(out.read_text())
+    assert d["law"] == "chinchilla" and d["n_points"] == 240 and d["converged"] is True
+    assert set(d["params"]) == {"E", "A", "B", "alpha", "beta"}
+    assert 0.317 <= d["params"]["alpha"] <= 0.373
+    assert d["ci95"]["alpha"][0] < d["params"]["alpha"] < d["ci95"]["alpha"][1]
+    assert d["holdout"]["k"] == 5 and d["holdout"]["mean_abs_rel_error"] < 0.05
+    assert "a" in d["derived_ci95"] and d["objective"] > 0 and d["residual_rms"] > 0
+
+
+def test_fit_col_mapping_and_stdout_json(tmp_path):
+    csv = _kaplan_n_csv(tmp_path / "runs.csv", names=("params", "loss"))
+    proc = run_cli("fit", "--csv", csv, "--law", "kaplan-n", "--col", "N=params", "--col", "L=loss", "--json", "-",
+                   check=True)
+    d = json.loads(proc.stdout)
+    assert d["params"]["alpha_N"] == pytest.approx(0.076, rel=0.05)
+
+
+def test_fit_kaplan_c_reports_pf_days(tmp_path):
+    C = np.geomspace(1e15, 1e21, 20)
+    pd.DataFrame({"C": C, "L": (1.6e7 / (C / 8.64e19)) ** 0.057}).to_csv(tmp_path / "c.csv", index=False)
+    d = json.loads(run_cli("fit", "--csv", tmp_path / "c.csv", "--law", "kaplan-c", "--json", "-", check=True).stdout)
+    assert d["units"]["C_c"] == "PF-days"
+    assert d["params"]["C_c"] == pytest.approx(1.6e7, rel=0.01)
+
+
+BAD = [
+    ("missing.csv", None, ["--law", "kaplan-n"], "not found"),
+    ("empty.csv", "", ["--law", "kaplan-n"], "empty"),
+    ("header.csv", "N,L\n", ["--law", "kaplan-n"], "no rows"),
+    ("text.csv", "N,L\n1e6,3.0\nbig,2.9\n1e8,2.8\n1e9,2.7\n", ["--law", "kaplan-n"], "non-numeric"),
+    ("nan.csv", "N,L\n1e6,3.0\n1e7,nan\n1e8,2.8\n1e9,2.7\n", ["--law", "kaplan-n"], "NaN"),
+    ("inf.csv", "N,L\n1e6,3.0\n1e7,inf\n1e8,2.8\n1e9,2.7\n", ["--law", "kaplan-n"], "infinite"),
+    ("neg.csv", "N,L\n1e6,3.0\n-1e7,2.9\n1e8,2.8\n1e9,2.7\n", ["--law", "kaplan-n"], "positive"),
+    ("zero.csv", "N,L\n1e6,3.0\n1e7,0\n1e8,2.8\n1e9,2.7\n", ["--law", "kaplan-n"], "positive"),
+    ("nocol.csv", "N,loss\n1e6,3.0\n1e7,2.9\n1e8,2.8\n1e9,2.7\n", ["--law", "kaplan-n"], "column(s) L"),
+    ("law.csv", "N,L\n1e6,3.0\n1e7,2.9\n1e8,2.8\n1e9,2.7\n", ["--law", "kaplan-q"], "known laws"),
+    ("few.csv", "N,D,L\n1e6,1e7,3.0\n1e7,1e8,2.9\n1e8,1e9,2.8\n", ["--law", "chinchilla"], "at least 6"),
+    ("col.csv", "N,L\n1e6,3.0\n1e7,2.9\n1e8,2.8\n1e9,2.7\n", ["--law", "kaplan-n", "--col", "N=size"], "size"),
+    ("query.csv", "N,L\n1e6,3.0\n1e7,2.9\n1e8,2.8\n1e9,2.7\n", ["--law", "kaplan-n", "--query", "N >"], "--query"),
+    ("hold.csv", "N,L\n1e6,3.0\n1e7,2.9\n1e8,2.8\n1e9,2.7\n", ["--law", "kaplan-n", "--holdout", "3"], "holdout"),
+]
+
+
+@pytest.mark.parametrize("name,content,args,needle", BAD, ids=[b[0] for b in BAD])
+def test_fit_bad_input_exit_2_keeps_json(tmp_path, name, content, args, needle):
+    csv = tmp_path / name
+    if content is not None:
+        csv.write_text(content)
+    out = tmp_path / "fit.json"
+    out.write_text('{"keep": true}\n')
+    proc = run_cli("fit", "--csv", csv, *args, "--json", out)
+    assert_clean_error(proc, needle)
+    assert out.read_text() == '{"keep": true}\n'
+
+
+def test_fit_needs_exactly_one_source(tmp_path):
+    assert_clean_error(run_cli("fit", "--law", "kaplan-n"), "--csv")
