@@ -5,8 +5,10 @@ Steps, each deterministic given the same inputs and options:
    (more later if that was not enough), so a 1M-token corpus never reads the whole source.
 2. Give each document a number u in [0, 1) from the SHA-256 of its text. The split is by document, never
    inside one, and identical documents always land in the same split.
-3. Train the BPE only on documents with u ≥ max(val_fraction, 10%): no document that can end up in val has
-   been seen by the tokenizer (`--tokenizer PATH` loads an existing tokenizer.json instead).
+3. Train the BPE only on documents with u ≥ 2·max(val_fraction, 10%) (at most 0.5): twice the share the
+   val rule needs, so val documents are not seen by the tokenizer. Only when a corpus has too few documents
+   for that does val reach into the tokenizer's documents; the manifest counts them
+   (`split.val_documents_seen_by_tokenizer`). `--tokenizer PATH` loads an existing tokenizer.json instead.
 4. Encode every document (multi-threaded `encode_batch_fast`), append the end-of-document token after each,
    and keep documents in source order until M tokens (the last kept document is cut to land on M exactly).
 5. Val rule: the documents with the smallest u, until val holds at least
@@ -301,7 +303,8 @@ def _build(src: Source, eval_srcs: dict[str, Source], tmp: Path, rep: Reporter, 
 
     # 2-3. Split keys, then the tokenizer on documents that can never be in val.
     units = [digest_unit(doc_digest(d.text)) for d in docs]
-    band = max(val_fraction, VAL_MIN_FRACTION)
+    band = min(0.5, 2 * max(val_fraction, VAL_MIN_FRACTION))  # 2x the val rule's share: rarely short
+    n_first = len(docs)
     t1 = time.perf_counter()
     if loaded_tok is not None:
         tok = loaded_tok
@@ -359,19 +362,19 @@ def _build(src: Source, eval_srcs: dict[str, Source], tmp: Path, rep: Reporter, 
     # 5. Val: smallest split keys first, never a tokenizer-training document unless nothing else is left.
     target = val_target(total, val_fraction)
     in_val = np.zeros(n_kept, dtype=bool)
-    val_tokens = val_docs = 0
-    seen_by_tokenizer = band if loaded_tok is None else math.inf
+    val_tokens = val_docs = val_seen = 0
     for i in sorted(range(n_kept), key=lambda i: (units[i], i)):
-        if val_tokens >= target or val_docs == n_kept - 1 or (units[i] >= seen_by_tokenizer and val_docs > 0):
+        if val_tokens >= target or val_docs == n_kept - 1:
             break
         in_val[i] = True
         val_tokens += len(seqs[i])
         val_docs += 1
+        val_seen += int(loaded_tok is None and units[i] >= band and i < n_first)
     train = _join([s for s, v in zip(seqs, in_val, strict=True) if not v], dtype)
     val = _join([s for s, v in zip(seqs, in_val, strict=True) if v], dtype)
-    if val_tokens < target:
-        rep.log(f"val holds {val_tokens:,} tokens, under the {target:,} the rule asks for "
-                f"(not enough documents outside the tokenizer's training set)")
+    if val_seen:
+        rep.log(f"{val_seen} val documents were in the tokenizer's training text (too few documents "
+                f"outside it to reach the {target:,}-token val minimum)")
 
     # 6. Extra eval sets with the same tokenizer, minus documents that are also in the corpus.
     corpus_digests = set(digests[:n_kept])
@@ -419,6 +422,7 @@ def _build(src: Source, eval_srcs: dict[str, Source], tmp: Path, rep: Reporter, 
             "val_rule": f"smallest keys until val >= max(val_fraction*T, min({VAL_MIN_TOKENS}, "
                         f"{VAL_MIN_FRACTION}*T)) tokens",
             "val_target_tokens": target,
+            "val_documents_seen_by_tokenizer": val_seen,
         },
         "tokenizer_info": {**tok_info, "eot": tok.id_to_token(eot), "special_tokens_in_text": "encoded as text"},
         "eval_set_info": eval_meta,
