@@ -22,6 +22,8 @@ SUBSET_SEED = 20200123  # fixed: the paper's arXiv date; the same D-subset for e
 def data_subset(tokens: np.ndarray, data_tokens: int) -> np.ndarray:
     """The first `data_tokens` tokens of a fixed permutation of `tokens`' chunks (copied, D tokens in RAM)."""
     n = len(tokens)
+    if data_tokens < 1:
+        raise UserError(f"data_tokens must be positive, got {data_tokens}")
     if data_tokens > n:
         raise UserError(f"data_tokens={data_tokens:,} exceeds the corpus's {n:,} training tokens")
     n_chunks = -(-n // SUBSET_CHUNK)
@@ -48,6 +50,8 @@ class WindowLoader:
         seed: int = 0,
         data_tokens: int | None = None,
     ):
+        if n_ctx < 1 or batch_size < 1:
+            raise UserError(f"n_ctx and batch_size must be positive, got {n_ctx} and {batch_size}")
         if data_tokens is not None:
             tokens = data_subset(tokens, int(data_tokens))
         if len(tokens) < n_ctx + 1:
