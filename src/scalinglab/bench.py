@@ -1,0 +1,351 @@
+"""Measure training speed honestly: tokens/s, model FLOPs/s and MFU against this machine's own matmul peak.
+
+`bench_train` times real training steps (forward, backward, grad-norm clip, AdamW step, zero_grad) on random
+tokens after warm-up steps, with the same runtime setup the trainer uses (`train.runtime`). With
+`baseline=True` it also times, in the same process and interleaved step by step, a plain eager nanoGPT-style
+loop of the same shape (exact GELU, `torch.optim.AdamW(model.parameters())` with default settings, torch's
+default threads and allocator, no compile), so the speedup is measured side by side under the same load.
+
+FLOP conventions. `mfu` uses the paper's Table 1 training FLOPs per token, 3·(2N + 2·n_layer·n_ctx·d_attn) with
+N the non-embedding parameters, i.e. the C = 6NBS of the scaling laws. The output head is real work the
+hardware does (6·d_model·n_vocab per token) that this convention leaves out, so `mfu_with_head` adds it.
+`peak_flops_per_s` is the best of timed square fp32 matmuls (bf16 on CUDA) with the same thread count.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from scalinglab.config import ModelConfig
+from scalinglab.errors import UserError
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak(
+    device: str | torch.device = "cpu",
+    threads: int | None = None,
+    sizes: tuple[int, ...] | None = None,
+    repeats: int = 5,
+    dtype: torch.dtype | None = None,
+) -> dict:
+    """This machine's dense matmul peak: the best FLOP/s of `repeats` timed n×n @ n×n products per size.
+
+    Uses the thread count currently set (or `threads`). Returns {"peak_flops_per_s", "by_size", "dtype"}.
+    """
+    dev = torch.device(device)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    if dtype is None:
+        dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+    if sizes is None:
+        sizes = (2048, 4096, 8192) if dev.type == "cuda" else (512, 1024, 2048)
+    gen = torch.Generator().manual_seed(0)
+    by_size: dict[str, float] = {}
+    for n in sizes:
+        a = torch.randn(n, n, generator=gen).to(dev, dtype)
+        b = torch.randn(n, n, generator=gen).to(dev, dtype)
+        out = torch.empty(n, n, device=dev, dtype=dtype)
+        torch.mm(a, b, out=out)  # warm up (library init, page faults)
+        _sync(dev)
+        best = math.inf
+        for _ in range(repeats):
+            t = time.perf_counter()
+            torch.mm(a, b, out=out)
+            _sync(dev)
+            best = min(best, time.perf_counter() - t)
+        by_size[str(n)] = 2.0 * n**3 / best
+    return {"peak_flops_per_s": max(by_size.values()), "by_size": by_size, "dtype": str(dtype).removeprefix("torch.")}
+
+
+# --- the plain baseline: nanoGPT's model and loop as a user would first write them -------------------------
+
+
+class _PlainBlock(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.n_heads, self.d_attn = cfg.n_heads, cfg.d_attn
+        self.ln_1 = nn.LayerNorm(cfg.d_model)
+        self.c_attn = nn.Linear(cfg.d_model, 3 * cfg.d_attn)
+        self.attn_proj = nn.Linear(cfg.d_attn, cfg.d_model)
+        self.ln_2 = nn.LayerNorm(cfg.d_model)
+        self.c_fc = nn.Linear(cfg.d_model, cfg.d_ff)
+        self.gelu = nn.GELU()  # exact (erf) GELU, nanoGPT's default
+        self.mlp_proj = nn.Linear(cfg.d_ff, cfg.d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, _ = x.shape
+        q, k, v = self.c_attn(self.ln_1(x)).split(self.d_attn, dim=2)
+        q, k, v = (t.view(B, T, self.n_heads, -1).transpose(1, 2) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        x = x + self.attn_proj(y.transpose(1, 2).contiguous().view(B, T, self.d_attn))
+        return x + self.mlp_proj(self.gelu(self.c_fc(self.ln_2(x))))
+
+
+class PlainGPT(nn.Module):
+    """nanoGPT-style reference model of the same shape (and parameter count) as `model.transformer.GPT`."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.wte = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.wpe = nn.Embedding(cfg.n_ctx, cfg.d_model)
+        n_distinct = 1 if cfg.arch == "universal" else cfg.n_layer
+        self.h = nn.ModuleList([_PlainBlock(cfg) for _ in range(n_distinct)])
+        self.ln_f = nn.LayerNorm(cfg.d_model)
+        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        if cfg.tie_embeddings:
+            self.lm_head.weight = self.wte.weight
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pos = torch.arange(idx.shape[1], device=idx.device)
+        x = self.wte(idx) + self.wpe(pos)
+        for i in range(self.cfg.n_layer):
+            x = self.h[0 if self.cfg.arch == "universal" else i](x)
+        logits = self.lm_head(self.ln_f(x))
+        return logits, F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+
+
+# --- timing ----------------------------------------------------------------------------------------------------
+
+
+def _step_stats(times_s: list[float]) -> dict:
+    ms = sorted(t * 1000.0 for t in times_s)
+    q = statistics.quantiles(ms, n=10) if len(ms) >= 2 else [ms[0]] * 9
+    return {
+        "mean": statistics.fmean(ms),
+        "median": statistics.median(ms),
+        "min": ms[0],
+        "max": ms[-1],
+        "p10": q[0],
+        "p90": q[-1],
+        "std": statistics.stdev(ms) if len(ms) >= 2 else 0.0,
+    }
+
+
+class _Runner:
+    """One model + optimiser + the step the trainer runs; `step()` returns (seconds, loss)."""
+
+    def __init__(self, model, forward, opt, batches, device, grad_clip, autocast, before_step=None):
+        self.model, self.forward, self.opt = model, forward, opt
+        self.batches, self.device, self.grad_clip, self.autocast = batches, device, grad_clip, autocast
+        self.before_step = before_step
+        self.i = 0
+        self.times: list[float] = []
+        self.losses: list[float] = []
+
+    def step(self) -> float:
+        if self.before_step is not None:
+            self.before_step()
+        x, y = self.batches[self.i % len(self.batches)]
+        self.i += 1
+        _sync(self.device)
+        t = time.perf_counter()
+        with self.autocast():
+            _, loss = self.forward(x, y)
+        loss.backward()
+        if self.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        _sync(self.device)
+        dt = time.perf_counter() - t
+        self.losses.append(float(loss.detach()))
+        return dt
+
+
+def _validate(batch_size: int, steps: int, warmup_steps: int, threads: int | None) -> None:
+    if batch_size <= 0:
+        raise UserError(f"--batch-size must be a positive number of sequences (got {batch_size})")
+    if steps <= 0:
+        raise UserError(f"--steps must be positive (got {steps})")
+    if warmup_steps < 0:
+        raise UserError(f"--warmup-steps must be zero or more (got {warmup_steps})")
+    if threads is not None and threads <= 0:
+        raise UserError(f"--threads must be positive (got {threads})")
+
+
+def _device(device: str) -> torch.device:
+    try:
+        dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                           ("cpu" if device == "auto" else device))
+    except RuntimeError as e:
+        raise UserError(f"unknown --device {device!r}: {e}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {device} asked for CUDA but torch sees no GPU")
+    if dev.type not in ("cpu", "cuda"):
+        raise UserError(f"--device must be auto, cpu or cuda[:N] (got {device!r})")
+    return dev
+
+
+def bench_train(
+    cfg: ModelConfig,
+    batch_size: int = 16,
+    steps: int = 20,
+    warmup_steps: int = 3,
+    threads: int | None = None,
+    compile: bool | None = None,
+    device: str = "auto",
+    baseline: bool = False,
+    lr: float = 3e-4,
+    grad_clip: float = 1.0,
+    seed: int = 0,
+    peak_repeats: int = 5,
+) -> dict:
+    """Time `steps` training steps of `cfg` after `warmup_steps`, and (optionally) the plain baseline.
+
+    `batch_size` counts sequences; tokens per step = batch_size · n_ctx (the paper's B in tokens).
+    Returns a flat dict (see the module docstring for the FLOP conventions); `baseline` nests the plain loop's
+    figures and `speedup` = baseline median step time / tuned median step time.
+    """
+    from scalinglab.model import build_model
+    from scalinglab.model.counting import count_model, flops_per_token_train
+    from scalinglab.train import runtime
+    from scalinglab.train.optim import make_optimizer
+
+    _validate(batch_size, steps, warmup_steps, threads)
+    dev = _device(device)
+    if baseline and cfg.arch == "lstm":
+        raise UserError("--baseline compares with a plain nanoGPT loop; use it with --arch transformer or universal")
+    default_threads = torch.get_num_threads()  # torch's own choice, before we set ours
+
+    setup = runtime.setup_runtime(threads, dev)
+    n_threads = setup["threads"]
+    use_compile = runtime.default_compile(dev) if compile is None else bool(compile)
+
+    torch.manual_seed(seed)
+    model = build_model(cfg).to(dev)
+    model.train()
+    forward = runtime.prepare_model(model, dev, use_compile)
+    opt = make_optimizer(model, lr=lr, device=dev)
+    gen = torch.Generator().manual_seed(seed)
+    batches = [
+        tuple(torch.randint(0, cfg.vocab_size, (batch_size, cfg.n_ctx), generator=gen).to(dev) for _ in range(2))
+        for _ in range(4)
+    ]
+    tuned = _Runner(model, forward, opt, batches, dev, grad_clip, lambda: runtime.autocast(dev),
+                    before_step=runtime.tune_allocator if setup["allocator_tuned"] else None)
+
+    plain = None
+    if baseline:
+        torch.manual_seed(seed)
+        pmodel = PlainGPT(cfg).to(dev)
+        popt = torch.optim.AdamW(pmodel.parameters(), lr=lr)
+
+        def plain_setup() -> None:
+            torch.set_num_threads(default_threads)
+            if setup["allocator_tuned"]:
+                runtime.reset_allocator()
+
+        def tuned_threads() -> None:
+            torch.set_num_threads(n_threads)
+            if setup["allocator_tuned"]:
+                runtime.tune_allocator()
+
+        tuned.before_step = tuned_threads
+        plain = _Runner(pmodel, pmodel, popt, batches, dev, grad_clip, _nullcontext, before_step=plain_setup)
+
+    runners = [tuned] + ([plain] if plain is not None else [])
+    first_step_s = {id(r): r.step() for r in runners}  # includes compilation when compiled
+    for _ in range(max(0, warmup_steps - 1)):
+        for r in runners:
+            r.step()
+    for i in range(steps):  # interleave so both see the same machine load
+        for r in runners if i % 2 == 0 else runners[::-1]:
+            r.times.append(r.step())
+    if setup["allocator_tuned"]:
+        runtime.tune_allocator()
+    torch.set_num_threads(n_threads)
+
+    peak = matmul_peak(dev, threads=n_threads, repeats=peak_repeats)
+    counts = count_model(cfg)
+    f_train = flops_per_token_train(cfg)
+    f_head = flops_per_token_train(cfg, embedding=True)
+    tokens_per_step = batch_size * cfg.n_ctx
+
+    def figures(r: _Runner) -> dict:
+        stats = _step_stats(r.times)
+        tps = tokens_per_step / (stats["median"] / 1000.0)
+        return {
+            "tokens_per_s": tps,
+            "tokens_per_s_mean": tokens_per_step / (stats["mean"] / 1000.0),
+            "model_flops_per_s": f_train * tps,
+            "model_flops_per_s_with_head": f_head * tps,
+            "mfu": f_train * tps / peak["peak_flops_per_s"],
+            "mfu_with_head": f_head * tps / peak["peak_flops_per_s"],
+            "step_ms": stats,
+            "first_step_s": first_step_s[id(r)],
+            "loss_first": r.losses[0],
+            "loss_last": r.losses[-1],
+        }
+
+    out = {
+        "device": str(dev),
+        "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else _cpu_name(),
+        "threads": n_threads,
+        "dtype": runtime.compute_dtype(dev),
+        "compile": use_compile,
+        "allocator_tuned": setup["allocator_tuned"],
+        "torch": torch.__version__,
+        "arch": cfg.arch,
+        "n_layer": cfg.n_layer,
+        "d_model": cfg.d_model,
+        "d_ff": cfg.d_ff,
+        "d_attn": cfg.d_attn,
+        "n_heads": cfg.n_heads,
+        "n_ctx": cfg.n_ctx,
+        "vocab_size": cfg.vocab_size,
+        "batch_size": batch_size,
+        "tokens_per_step": tokens_per_step,
+        "steps": steps,
+        "warmup_steps": warmup_steps,
+        "n_params": counts.n_params,
+        "flops_per_token_train": f_train,
+        "flops_per_token_train_with_head": f_head,
+        **figures(tuned),
+        "compile_s": max(0.0, first_step_s[id(tuned)] - _step_stats(tuned.times)["median"] / 1000.0)
+        if use_compile else 0.0,
+        "peak_flops_per_s": peak["peak_flops_per_s"],
+        "peak_by_size": peak["by_size"],
+        "peak_dtype": peak["dtype"],
+        "mfu_convention": "mfu = Table 1 training FLOPs/token 3*(2N + 2*n_layer*n_ctx*d_attn), N non-embedding, "
+        "x tokens/s / measured matmul peak; mfu_with_head adds the output head 6*d_model*n_vocab",
+        "tokens_per_s_from": "median step time",
+    }
+    if plain is not None:
+        out["baseline"] = {
+            "description": "plain eager nanoGPT-style loop: exact GELU, torch.optim.AdamW defaults, "
+            "default threads and allocator, no compile",
+            "threads": default_threads,
+            **figures(plain),
+        }
+        out["speedup"] = out["tokens_per_s"] / out["baseline"]["tokens_per_s"]
+    return out
+
+
+def _nullcontext():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()

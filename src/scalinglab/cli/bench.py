@@ -1,0 +1,100 @@
+"""`scalinglab bench train`: tokens/s, model FLOPs/s and MFU of real training steps on this machine."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from scalinglab.cli.core import app, emit_json
+from scalinglab.cli.options import (
+    DFF,
+    ArchOpt,
+    DAttn,
+    DModel,
+    JsonFlag,
+    NCtx,
+    NHeads,
+    NLayer,
+    TieEmb,
+    Vocab,
+    model_config,
+)
+
+bench_app = typer.Typer(no_args_is_help=True, help="Measure training speed (tokens/s, MFU) on this machine.")
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("train")
+def train(
+    n_layer: NLayer = 4,
+    d_model: DModel = 256,
+    n_ctx: NCtx = 256,
+    batch_size: Annotated[int, typer.Option(
+        "--batch-size",
+        help="Sequences per step; the paper's batch size B in tokens is batch_size·n_ctx.")] = 16,
+    vocab: Vocab = 4096,
+    steps: Annotated[int, typer.Option("--steps", help="Timed training steps.")] = 20,
+    warmup_steps: Annotated[int, typer.Option("--warmup-steps", help="Untimed steps first.")] = 3,
+    d_ff: DFF = None,
+    d_attn: DAttn = None,
+    n_heads: NHeads = None,
+    arch: ArchOpt = "transformer",
+    tie_embeddings: TieEmb = False,
+    threads: Annotated[int | None, typer.Option("--threads", help="Torch threads (default: all usable cores).")] = None,
+    compile_: Annotated[bool | None, typer.Option(
+        "--compile/--no-compile",
+        help="torch.compile the model (default: on for CUDA, off for CPU, where it does not pay).")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda[:N].")] = "auto",
+    baseline: Annotated[bool, typer.Option(
+        "--baseline",
+        help="Also time a plain eager nanoGPT-style loop of the same shape, interleaved, and report the speedup.")]
+    = False,
+    json_: JsonFlag = False,
+) -> None:
+    """Time real training steps (forward, backward, clip, AdamW, zero_grad) on random tokens.
+
+    Reports tokens/s, model FLOPs/s (Table 1: 3·(2N + 2·n_layer·n_ctx·d_attn) per token, non-embedding) and
+    MFU against this machine's measured matmul peak; the *_with_head figures add the output head's FLOPs.
+    """
+    from scalinglab.bench import bench_train
+
+    cfg = model_config(
+        n_layer=n_layer, d_model=d_model, n_ctx=n_ctx, vocab_size=vocab, d_ff=d_ff, d_attn=d_attn,
+        n_heads=n_heads, arch=arch, tie_embeddings=tie_embeddings,
+    )
+    result = bench_train(
+        cfg, batch_size=batch_size, steps=steps, warmup_steps=warmup_steps, threads=threads,
+        compile=compile_, device=device, baseline=baseline,
+    )
+    if json_:
+        emit_json(result)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=(f"bench train: n_layer={n_layer} d_model={d_model} n_ctx={n_ctx} batch={batch_size} "
+                         f"vocab={vocab} on {result['device']} ({result['threads']} threads, {result['dtype']})"))
+    table.add_column("")
+    table.add_column("tuned", justify="right")
+    if baseline:
+        table.add_column("plain baseline", justify="right")
+
+    def row(label: str, key: str, fmt: str) -> None:
+        def get(r: dict) -> str:
+            return format(r["step_ms"]["median"] if key == "step_ms" else r[key], fmt)
+
+        table.add_row(label, get(result), *([get(result["baseline"])] if baseline else []))
+
+    row("tokens/s (median step)", "tokens_per_s", ",.0f")
+    row("step ms (median)", "step_ms", ".1f")
+    row("model FLOP/s (Table 1, non-emb.)", "model_flops_per_s", ".3g")
+    row("model FLOP/s incl. head", "model_flops_per_s_with_head", ".3g")
+    row("MFU (Table 1)", "mfu", ".1%")
+    row("MFU incl. head", "mfu_with_head", ".1%")
+    console = Console()
+    console.print(table)
+    console.print(f"matmul peak ({result['peak_dtype']}): {result['peak_flops_per_s']:.3g} FLOP/s; "
+                  f"compile: {result['compile']} ({result['compile_s']:.1f} s)")
+    if baseline:
+        console.print(f"speedup over the plain loop: {result['speedup']:.2f}x")
