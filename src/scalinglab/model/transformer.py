@@ -84,7 +84,8 @@ class GPT(nn.Module):
         else:
             self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         self.apply(self._init_weights)
-        # GPT-2 scaled init of the residual projections: std 0.02/sqrt(2·n_layer).
+        # GPT-2 scaled init of the residual projections: std 0.02/sqrt(2·n_layer). Universal too: its shared
+        # block still adds to the residual stream 2·n_layer times, so the scale follows the passes, not the blocks.
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
