@@ -1,0 +1,65 @@
+"""`scalinglab plan`: compute-optimal model size, data, batch and steps for a budget, and the contradiction point."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from scalinglab.cli.core import app, emit_json
+
+
+@app.command()
+def plan(
+    compute: Annotated[float, typer.Option("--compute", help="Compute budget C (see --unit).")],
+    unit: Annotated[str, typer.Option("--unit", help="Unit of --compute: flops or pf-days.")] = "flops",
+    paper: Annotated[bool, typer.Option("--paper", help="Use the paper's constants (eq 1.3, 1.7).")] = False,
+    fit: Annotated[str | None, typer.Option("--fit", help="FIT.json from `scalinglab fit` or fits.json from "
+                                            "`reproduce` (object keyed by law name).")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+) -> None:
+    """N_opt, D, B_crit, S_min and predicted loss for a compute budget (with CIs when the fit has bootstraps)."""
+    import math
+
+    from scalinglab.errors import UserError
+    from scalinglab.io import read_json
+    from scalinglab.laws.plan import PF_DAY, plan_allocation
+
+    if unit not in ("flops", "pf-days"):
+        raise UserError(f"--unit must be flops or pf-days, got {unit!r}")
+    if not (math.isfinite(compute) and compute > 0):
+        raise UserError(f"--compute must be a positive number, got {compute:g}")
+    if paper == (fit is not None):
+        raise UserError("give exactly one of --paper or --fit FIT.json")
+    fits = read_json(fit, "fit file") if fit is not None else None
+    if fit is not None and not isinstance(fits, dict | list):
+        raise UserError(f"fit file {fit} is not a fit: expected a JSON object")
+    flops = compute * PF_DAY if unit == "pf-days" else compute
+    result = plan_allocation(flops, fits=fits, paper=paper)
+    if fit is not None:
+        result["fit_file"] = str(fit)
+    if json_:
+        emit_json(result)
+        return
+    typer.echo(summary(result))
+
+
+def _fmt(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.4g}"
+
+
+def summary(r: dict) -> str:
+    lines = [f"plan for C = {r['compute_flops']:.4g} FLOPs = {r['compute_pf_days']:.4g} PF-days ({r['mode']})"]
+    for key, label in (("N_opt", "N_opt (params)"), ("D", "D (tokens)"), ("B_crit", "B_crit (tokens)"),
+                       ("S_min", "S_min (steps)"), ("L_pred", "L (nats/token)")):
+        ci = (r.get("ci95") or {}).get(key)
+        src = (r.get("sources") or {}).get(key, "")
+        lines.append(f"  {label:>16} = {_fmt(r.get(key))}" + (f"  95% CI [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "")
+                     + (f"  [{src}]" if src else ""))
+    c = r.get("contradiction") or {}
+    if c.get("C_pf_days") is not None:
+        lines.append(f"  contradiction point: C* = {c['C_pf_days']:.3g} PF-days, N* = {c['N']:.3g}, "
+                     f"D* = {c['D']:.3g} tokens, L* = {c['L']:.3g} nats/token")
+    else:
+        lines.append(f"  contradiction point: n/a ({c.get('reason', '')})")
+    return "\n".join(lines)

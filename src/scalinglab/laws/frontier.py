@@ -1,0 +1,149 @@
+"""Compute-efficient frontier (Chinchilla approaches 1 and 2) and the derived quantities of Kaplan §4–5.
+
+- `compute_frontier(curves)`: the lower envelope of all learning curves in (C, L) — at each compute on a log grid,
+  the lowest loss any curve reaches and which run (model size N) reaches it (approach 1; Kaplan §6, Fig. 13/14).
+- `fit_nopt(frontier)`: N_opt(C) = k·C^a by least squares in log–log over the frontier points.
+- `isoflop_optima(df)`: for each compute budget C, a parabola of L in ln N → N_opt, D_opt = C/(6·N_opt), L_min
+  (approach 2); `fit_isoflop_scaling(optima)` → the exponents a (N_opt ∝ C^a) and b (D_opt ∝ C^b).
+- Kaplan eq 1.5 consequences: `overfit_penalty(N, D)` = δL = L(N,D)/L(N,∞) − 1, `data_requirement(N)` (the D that
+  keeps δL below a penalty; ≈ 5e3·N^0.74 with Table 2 constants), `s_stop(N, D)` = S_c/[L(N,D) − L(N,∞)]^(1/α_S).
+  The L(N, D) and L(N, S) constants default to the paper's (Table 2 and Table 3) and take fitted params instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from scalinglab.errors import UserError
+
+TABLE2 = {"alpha_N": 0.076, "alpha_D": 0.103, "N_c": 6.4e13, "D_c": 1.8e13}  # eq 1.5, WebText2
+TABLE3 = {"alpha_N": 0.077, "alpha_S": 0.76, "N_c": 6.5e13, "S_c": 2.1e3}  # eq 1.6, WebText2
+
+
+def compute_frontier(curves: Any, n_points: int = 60, group: str | None = None):
+    """Lower envelope of learning curves in (C, L): DataFrame C, L, run, N (when given) on a log-C grid.
+
+    `curves` has one row per learning-curve point with columns C and L and a curve identifier (`run`, else `N`).
+    Each curve is made monotone (running minimum of L over C) and interpolated linearly in (log C, log L).
+    """
+    import pandas as pd
+
+    df = pd.DataFrame(curves)
+    for c in ("C", "L"):
+        if c not in df.columns:
+            raise UserError(f"frontier needs columns C and L; columns present: {', '.join(map(str, df.columns))}")
+    group = group or ("run" if "run" in df.columns else "N" if "N" in df.columns else None)
+    if group is None:
+        raise UserError("frontier needs a curve identifier column: run or N")
+    df = df[(df["C"] > 0) & (df["L"] > 0) & np.isfinite(df["C"]) & np.isfinite(df["L"])]
+    if len(df) < 2:
+        raise UserError("frontier needs at least two positive learning-curve points")
+    grid = np.geomspace(df["C"].min(), df["C"].max(), n_points)
+    lg = np.log(grid)
+    best = np.full(n_points, np.inf)
+    who = np.full(n_points, -1)
+    keys = []
+    Ns = []
+    for i, (key, g) in enumerate(df.groupby(group, sort=True)):
+        g = g.sort_values("C")
+        lc, ll = np.log(g["C"].to_numpy(float)), np.log(np.minimum.accumulate(g["L"].to_numpy(float)))
+        keys.append(key)
+        Ns.append(float(g["N"].iloc[0]) if "N" in g.columns else np.nan)
+        inside = (lg >= lc[0] - 1e-12) & (lg <= lc[-1] + 1e-12)
+        if lc.size == 1:
+            vals = np.where(np.isclose(lg, lc[0]), ll[0], np.inf)
+        else:
+            vals = np.where(inside, np.interp(lg, lc, ll), np.inf)
+        better = vals < best
+        best[better], who[better] = vals[better], i
+    ok = who >= 0
+    out = pd.DataFrame({"C": grid[ok], "L": np.exp(best[ok]),
+                        "run": [keys[j] for j in who[ok]], "N": [Ns[j] for j in who[ok]]})
+    return out.reset_index(drop=True)
+
+
+def _loglog_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """y = k·x^a by least squares in logs -> (k, a)."""
+    a, lk = np.polyfit(np.log(x), np.log(y), 1)
+    return float(np.exp(lk)), float(a)
+
+
+def fit_nopt(frontier: Any, c_unit: str = "flops") -> dict[str, Any]:
+    """N_opt(C) = coef·C^exponent from the frontier's (C, N) points (approach 1)."""
+    import pandas as pd
+
+    df = pd.DataFrame(frontier).dropna(subset=["N"])
+    if df["N"].nunique() < 2:
+        raise UserError("the frontier has fewer than two model sizes; N_opt(C) cannot be fitted")
+    C = df["C"].to_numpy(float) / (8.64e19 if c_unit == "pf-days" else 1.0)
+    k, a = _loglog_fit(C, df["N"].to_numpy(float))
+    return {"coef": k, "exponent": a, "n_points": int(len(df)), "n_sizes": int(df["N"].nunique()),
+            "C_unit": c_unit, "formula": "N_opt = coef * C^exponent"}
+
+
+def isoflop_optima(df: Any, min_points: int = 3):
+    """Approach 2: per compute budget C, fit L = p2·x² + p1·x + p0 with x = ln N; N_opt = exp(−p1/(2·p2)).
+
+    Returns a DataFrame C, N_opt, D_opt, L_min, n_points, inside (vertex within the sampled N range), convex.
+    """
+    import pandas as pd
+
+    d = pd.DataFrame(df)
+    for c in ("N", "C", "L"):
+        if c not in d.columns:
+            raise UserError(f"isoflop analysis needs columns N, C, L; columns present: {', '.join(map(str, d.columns))}")
+    rows = []
+    for C, g in d.groupby("C", sort=True):
+        if len(g) < min_points:
+            continue
+        x = np.log(g["N"].to_numpy(float))
+        p2, p1, p0 = np.polyfit(x, g["L"].to_numpy(float), 2)
+        convex = bool(p2 > 0)
+        xv = -p1 / (2 * p2) if convex else float(x[np.argmin(g["L"].to_numpy(float))])
+        n_opt = float(np.exp(xv))
+        rows.append({"C": float(C), "N_opt": n_opt, "D_opt": float(C) / (6.0 * n_opt),
+                     "L_min": float(p0 + p1 * xv + p2 * xv * xv) if convex else float(g["L"].min()),
+                     "n_points": int(len(g)), "inside": bool(x.min() <= xv <= x.max()), "convex": convex})
+    if not rows:
+        raise UserError(f"no compute budget has {min_points} or more points for an IsoFLOP parabola")
+    return pd.DataFrame(rows)
+
+
+def fit_isoflop_scaling(optima: Any) -> dict[str, Any]:
+    """N_opt ∝ C^a and D_opt ∝ C^b from the usable (convex, inside) IsoFLOP optima."""
+    import pandas as pd
+
+    o = pd.DataFrame(optima)
+    o = o[o["convex"] & o["inside"]]
+    if len(o) < 2:
+        raise UserError("fewer than two IsoFLOP budgets have a usable optimum")
+    kN, a = _loglog_fit(o["C"].to_numpy(float), o["N_opt"].to_numpy(float))
+    kD, b = _loglog_fit(o["C"].to_numpy(float), o["D_opt"].to_numpy(float))
+    return {"a": a, "b": b, "N_coef": kN, "D_coef": kD, "n_budgets": int(len(o))}
+
+
+def overfit_penalty(N: Any, D: Any, nd: dict[str, float] | None = None) -> np.ndarray:
+    """δL(N, D) = L(N, D)/L(N, ∞) − 1 = [1 + (N/N_c)^(α_N/α_D)·D_c/D]^α_D − 1 (eq 4.2)."""
+    p = nd or TABLE2
+    N, D = np.asarray(N, float), np.asarray(D, float)
+    return (1.0 + (N / p["N_c"]) ** (p["alpha_N"] / p["alpha_D"]) * p["D_c"] / D) ** p["alpha_D"] - 1.0
+
+
+def data_requirement(N: Any, nd: dict[str, float] | None = None, penalty: float = 0.022) -> np.ndarray:
+    """Tokens D at which the overfitting penalty δL equals `penalty` (paper: D ≳ 5e3·N^0.74 at about 2%)."""
+    if not penalty > 0:
+        raise UserError("penalty must be positive")
+    p = nd or TABLE2
+    x = (1.0 + penalty) ** (1.0 / p["alpha_D"]) - 1.0
+    return (np.asarray(N, float) / p["N_c"]) ** (p["alpha_N"] / p["alpha_D"]) * p["D_c"] / x
+
+
+def s_stop(N: Any, D: Any, nd: dict[str, float] | None = None, ns: dict[str, float] | None = None) -> np.ndarray:
+    """Early-stopping bound S_stop(N, D) ≳ S_c/[L(N, D) − L(N, ∞)]^(1/α_S) (eq 5.7)."""
+    p, q = nd or TABLE2, ns or TABLE3
+    N, D = np.asarray(N, float), np.asarray(D, float)
+    l_inf = (p["N_c"] / N) ** p["alpha_N"]
+    l_nd = ((p["N_c"] / N) ** (p["alpha_N"] / p["alpha_D"]) + p["D_c"] / D) ** p["alpha_D"]
+    return q["S_c"] / (l_nd - l_inf) ** (1.0 / q["alpha_S"])

@@ -1,0 +1,235 @@
+"""Compute-optimal allocation for a budget, and the L(C_min) vs L(D(C)) contradiction point (Kaplan §6).
+
+`plan_allocation(compute_flops, paper=True)` uses the paper's eq 1.7 (C in PF-days): N_opt = 1.3e9·C^0.73,
+B_crit = 2e6·C^0.24 tokens, S_min = 5.4e3·C^0.03, D = 2e10·C^0.27, L = (3.1e8/C)^0.050.
+
+`plan_allocation(compute_flops, fits={...})` uses fitted laws (Law objects or their to_dict()):
+- chinchilla: N_opt = G·(C/6)^(β/(α+β)), D_opt = G⁻¹·(C/6)^(α/(α+β)), L = E + A/N^α + B/D^β;
+- kaplan-nd: N_opt minimises L(N, C/(6N)) numerically;
+- otherwise kaplan-cmin / kaplan-c give L_pred only;
+- bcrit / bcrit-scan give B_crit(L_pred) and S_min = C/(6·N_opt·B_crit) (C read as C_min);
+- with bootstrap samples in a fit, each output gets a 95% percentile interval;
+- the contradiction point needs kaplan-cmin (or kaplan-c) and kaplan-d fits plus an allocation D(C).
+
+`contradiction_point(L_of_C, L_of_D, D_of_C)` finds where L(C_min) falls below L(D(C)) (paper: C* ~ 1e4 PF-days,
+N* ~ 1e12, D* ~ 1e12 tokens, L* ~ 1.7).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from scalinglab.errors import UserError
+from scalinglab.laws.forms import PF_DAY, Law
+
+PAPER = {
+    "N_coef": 1.3e9, "N_exp": 0.73,  # N_opt = 1.3e9·C^0.73
+    "B_coef": 2e6, "B_exp": 0.24,  # B_crit = 2e6·C^0.24 tokens
+    "S_coef": 5.4e3, "S_exp": 0.03,  # S_min = 5.4e3·C^0.03
+    "D_coef": 2e10, "D_exp": 0.27,  # D = 2e10·C^0.27 tokens
+    "alpha_Cmin": 0.050, "C_c_min": 3.1e8,  # eq 1.3, PF-days
+    "alpha_D": 0.095, "D_c": 5.4e13,  # eq 1.2
+    "alpha_N": 0.076, "N_c": 8.8e13,  # eq 1.1
+    "B_star": 2e8, "alpha_B": 0.21,  # eq 1.4
+}
+ALLOC_LAWS = ("chinchilla", "kaplan-nd")
+LOSS_LAWS = ("kaplan-cmin", "kaplan-cmin-e", "kaplan-c", "kaplan-c-e")
+BCRIT_LAWS = ("bcrit", "bcrit-scan")
+D_LAWS = ("kaplan-d", "kaplan-d-e")
+
+
+def contradiction_point(L_of_C: Callable[[np.ndarray], np.ndarray], L_of_D: Callable[[np.ndarray], np.ndarray],
+                        D_of_C: Callable[[np.ndarray], np.ndarray], lo_pf: float = 1e-8,
+                        hi_pf: float = 1e14) -> dict[str, float] | None:
+    """Smallest C (PF-days) where L(C_min) ≤ L(D(C)): the compute-efficient frontier would beat the data limit."""
+    from scipy.optimize import brentq
+
+    lc = np.linspace(math.log(lo_pf), math.log(hi_pf), 2000)
+    C = np.exp(lc)
+    with np.errstate(all="ignore"):
+        gap = np.log(L_of_C(C)) - np.log(L_of_D(D_of_C(C)))
+    ok = np.isfinite(gap)
+    sign = np.flatnonzero(ok[:-1] & ok[1:] & (gap[:-1] > 0) & (gap[1:] <= 0))
+    if sign.size == 0:
+        return None
+    i = sign[0]
+
+    def g(x: float) -> float:
+        c = np.array([math.exp(x)])
+        return float((np.log(L_of_C(c)) - np.log(L_of_D(D_of_C(c))))[0])
+
+    x = brentq(g, lc[i], lc[i + 1], xtol=1e-12)
+    c = math.exp(x)
+    return {"C_pf_days": c, "C_flops": c * PF_DAY, "D": float(D_of_C(np.array([c]))[0]),
+            "L": float(L_of_C(np.array([c]))[0])}
+
+
+def paper_contradiction() -> dict[str, float]:
+    p = PAPER
+    pt = contradiction_point(lambda C: (p["C_c_min"] / C) ** p["alpha_Cmin"],
+                             lambda D: (p["D_c"] / D) ** p["alpha_D"],
+                             lambda C: p["D_coef"] * C ** p["D_exp"])
+    assert pt is not None
+    pt["N"] = p["N_coef"] * pt["C_pf_days"] ** p["N_exp"]
+    pt["source"] = "paper constants: eq 1.3 L(C_min), eq 1.2 L(D), eq 1.7 D(C), N_opt(C)"
+    return pt
+
+
+def _paper_plan(C_pf: float) -> dict[str, Any]:
+    p = PAPER
+    return {
+        "N_opt": p["N_coef"] * C_pf ** p["N_exp"],
+        "D": p["D_coef"] * C_pf ** p["D_exp"],
+        "B_crit": p["B_coef"] * C_pf ** p["B_exp"],
+        "S_min": p["S_coef"] * C_pf ** p["S_exp"],
+        "L_pred": (p["C_c_min"] / C_pf) ** p["alpha_Cmin"],
+        "sources": {"N_opt": "1.3e9*C^0.73", "D": "2e10*C^0.27", "B_crit": "2e6*C^0.24 tokens",
+                    "S_min": "5.4e3*C^0.03", "L_pred": "(3.1e8/C_min)^0.050 (eq 1.3)"},
+        "contradiction": paper_contradiction(),
+    }
+
+
+def _as_laws(fits: Any) -> dict[str, Law]:
+    """Accept a Law, a fit dict, a list of either, or a dict keyed by law name (what reproduce writes)."""
+    if isinstance(fits, Law):
+        return {fits.law_name: fits}
+    if isinstance(fits, (list, tuple)):
+        out: dict[str, Law] = {}
+        for f in fits:
+            out.update(_as_laws(f))
+        return out
+    if isinstance(fits, dict):
+        if "law" in fits and "params" in fits:
+            law = Law.from_dict(fits)
+            return {law.law_name: law}
+        out = {}
+        for v in fits.values():
+            if isinstance(v, Law) or (isinstance(v, dict) and "law" in v and "params" in v):
+                try:
+                    out.update(_as_laws(v))
+                except UserError:
+                    continue
+        return out
+    raise UserError("not a fit: expected a fit object or an object of fits keyed by law name")
+
+
+def _samples(law: Law) -> list[dict[str, float]]:
+    if law.bootstrap_samples_ is None:
+        return []
+    return [dict(zip(law.param_names, map(float, row), strict=True)) for row in law.bootstrap_samples_]
+
+
+def _alloc(name: str, params: dict[str, float], C: float) -> tuple[float, float, float]:
+    """(N_opt, D_opt, L) at C FLOPs for an allocation law's parameters."""
+    if name == "chinchilla":
+        E, A, B, al, be = (params[k] for k in ("E", "A", "B", "alpha", "beta"))
+        G = (al * A / (be * B)) ** (1.0 / (al + be))
+        N = G * (C / 6.0) ** (be / (al + be))
+        D = (C / 6.0) ** (al / (al + be)) / G
+        return N, D, E + A / N**al + B / D**be
+    from scipy.optimize import minimize_scalar
+
+    aN, aD, Nc, Dc = (params[k] for k in ("alpha_N", "alpha_D", "N_c", "D_c"))
+
+    def loss(lnN: float) -> float:
+        N = math.exp(lnN)
+        return aD * math.log((Nc / N) ** (aN / aD) + Dc * 6.0 * N / C)
+
+    res = minimize_scalar(loss, bounds=(0.0, math.log(C / 6.0)), method="bounded", options={"xatol": 1e-10})
+    N = math.exp(res.x)
+    return N, C / (6.0 * N), math.exp(res.fun)
+
+
+def _ci(values: list[float]) -> list[float] | None:
+    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], float)
+    if v.size < 10:
+        return None
+    lo, hi = np.percentile(v, [2.5, 97.5])
+    return [float(lo), float(hi)]
+
+
+def _fit_plan(C: float, laws: dict[str, Law]) -> dict[str, Any]:
+    out: dict[str, Any] = {"N_opt": None, "D": None, "B_crit": None, "S_min": None, "L_pred": None,
+                           "ci95": {}, "sources": {}}
+    alloc = next((n for n in ALLOC_LAWS if n in laws), None)
+    loss_law = next((n for n in LOSS_LAWS if n in laws), None)
+    bc_law = next((n for n in BCRIT_LAWS if n in laws), None)
+    if alloc is None and loss_law is None:
+        raise UserError("the fit has no law the planner can use (needs one of: "
+                        f"{', '.join(ALLOC_LAWS + LOSS_LAWS)}); found: {', '.join(laws) or 'none'}")
+    samples_L: list[float] = []
+    samples_N: list[float] = []
+    if alloc is not None:
+        law = laws[alloc]
+        N, D, L = _alloc(alloc, law.params_ or {}, C)
+        out.update(N_opt=N, D=D, L_pred=L)
+        out["sources"].update(N_opt=alloc, D=alloc, L_pred=alloc)
+        boot = [_alloc(alloc, s, C) for s in _samples(law)]
+        if boot:
+            samples_N, samples_L = [b[0] for b in boot], [b[2] for b in boot]
+            out["ci95"].update(N_opt=_ci(samples_N), D=_ci([b[1] for b in boot]), L_pred=_ci(samples_L))
+        if alloc == "chinchilla":
+            out["exponents"] = {"a": (law.derived_ or {}).get("a"), "b": (law.derived_ or {}).get("b")}
+    else:
+        law = laws[loss_law]
+        kw = {"C": np.array([C if getattr(law, "c_unit", "flops") == "flops" else C / PF_DAY])}
+        out["L_pred"] = float(law.predict(**kw)[0])
+        out["sources"]["L_pred"] = loss_law
+        boot_laws = []
+        for s in _samples(law):
+            b = type(law)(**law.get_options())
+            b.params_ = s
+            boot_laws.append(float(b.predict(**kw)[0]))
+        samples_L = boot_laws
+        if boot_laws:
+            out["ci95"]["L_pred"] = _ci(boot_laws)
+    if bc_law is not None:
+        p = laws[bc_law].params_ or {}
+        bcrit = p["B_star"] / out["L_pred"] ** (1.0 / p["alpha_B"])
+        out["B_crit"] = bcrit
+        out["sources"]["B_crit"] = bc_law
+        if out["N_opt"] is not None:
+            out["S_min"] = C / (6.0 * out["N_opt"] * bcrit)
+            out["sources"]["S_min"] = "C/(6*N_opt*B_crit), C read as C_min"
+    out["contradiction"] = _fit_contradiction(laws, alloc)
+    return out
+
+
+def _fit_contradiction(laws: dict[str, Law], alloc: str | None) -> dict[str, Any]:
+    lc = next((n for n in ("kaplan-cmin", "kaplan-c") if n in laws), None)
+    ld = next((n for n in D_LAWS if n in laws), None)
+    if lc is None or ld is None or alloc is None:
+        return {"available": False,
+                "reason": "needs kaplan-cmin (or kaplan-c), kaplan-d and an allocation law (chinchilla or kaplan-nd)"}
+    lcl, ldl, al = laws[lc], laws[ld], laws[alloc]
+    pf = getattr(lcl, "c_unit", "flops") == "pf-days"
+
+    def L_of_C(c: np.ndarray) -> np.ndarray:
+        return lcl.predict(C=c if pf else c * PF_DAY)
+
+    def D_of_C(c: np.ndarray) -> np.ndarray:
+        return np.array([_alloc(alloc, al.params_ or {}, float(x) * PF_DAY)[1] for x in c])
+
+    pt = contradiction_point(L_of_C, lambda d: ldl.predict(D=d), D_of_C, lo_pf=1e-10, hi_pf=1e12)
+    if pt is None:
+        return {"available": False, "reason": "L(C_min) stays above L(D(C)) for all C in 1e-10..1e12 PF-days"}
+    pt["N"] = _alloc(alloc, al.params_ or {}, pt["C_flops"])[0]
+    pt["available"] = True
+    pt["source"] = f"{lc}, {ld}, D(C) from {alloc}"
+    return pt
+
+
+def plan_allocation(compute_flops: float, fits: Any = None, paper: bool = False) -> dict[str, Any]:
+    """The plan for a budget of `compute_flops` FLOPs (see module doc); exactly one of fits / paper."""
+    if not (isinstance(compute_flops, (int, float)) and math.isfinite(compute_flops) and compute_flops > 0):
+        raise UserError(f"compute must be a positive finite number, got {compute_flops}")
+    if paper == (fits is not None):
+        raise UserError("give exactly one of paper=True (--paper) or fits (--fit FIT.json)")
+    C_pf = compute_flops / PF_DAY
+    body = _paper_plan(C_pf) if paper else _fit_plan(compute_flops, _as_laws(fits))
+    return {"compute_flops": float(compute_flops), "compute_pf_days": C_pf,
+            "mode": "paper" if paper else "fit", **body}
