@@ -80,3 +80,42 @@ def test_fit_bad_input_exit_2_keeps_json(tmp_path, name, content, args, needle):
 
 def test_fit_needs_exactly_one_source(tmp_path):
     assert_clean_error(run_cli("fit", "--law", "kaplan-n"), "--csv")
+
+
+def _store_db(path, corpus):
+    """A results store with finished runs whose final loss follows L = (N_c/N)^alpha_N, plus one failed run."""
+    from scalinglab.store import db
+
+    for d_model in (16, 24, 32, 48, 64, 96, 128):
+        n = 12 * 2 * d_model**2
+        cfg = {"corpus": str(corpus), "n_layer": 2, "d_model": d_model, "n_ctx": 32, "steps": 100, "batch_size": 4}
+        curve = []
+        for s in (10, 20, 40, 70, 100):
+            loss = (1e9 / n) ** 0.1 + (50.0 / s) ** 0.5
+            curve.append({"step": s, "tokens": s * 128, "flops": 6.0 * n * s * 128, "val_loss": loss,
+                          "noise_scale": 100.0})
+        final = curve[-1]
+        res = {"status": "done", "steps": 100, "tokens": 12_800, "n_params": n,
+               "n_params_with_embeddings": n + 300 * d_model, "flops": final["flops"], "val_loss": final["val_loss"],
+               "noise_scale": 100.0, "config": cfg, "curve": curve}
+        db.record_result(path, res)
+    bad = {"corpus": str(corpus), "n_layer": 3, "d_model": 16, "n_ctx": 32, "steps": 100, "batch_size": 4}
+    db.record_result(path, {"status": "failed", "reason": "test", "n_params": 5, "val_loss": 99.0, "config": bad})
+    return path
+
+
+def test_fit_from_store(tmp_path, synthetic_corpus):
+    dbp = _store_db(tmp_path / "runs.db", synthetic_corpus)
+    d = json.loads(run_cli("fit", "--db", dbp, "--law", "kaplan-n", "--json", "-", check=True).stdout)
+    assert d["n_points"] == 7  # the failed run is left out
+    d2 = json.loads(run_cli("fit", "--db", dbp, "--law", "kaplan-n", "--count-embeddings", "--json", "-",
+                            check=True).stdout)
+    assert d2["count_embeddings"] is True and d2["params"] != d["params"]
+    # kaplan-c reads the learning curves and fits their compute-efficient frontier
+    d3 = json.loads(run_cli("fit", "--db", dbp, "--law", "kaplan-c", "--json", "-", check=True).stdout)
+    assert d3["units"]["C_c"] == "PF-days" and d3["n_points"] > 7
+    from scalinglab.laws.data import frame_from_store
+
+    df = frame_from_store(dbp, "kaplan-n")
+    assert set("NDCSBL") <= set(df.columns) and (df["B"] == 4 * 32).all()
+    assert_clean_error(run_cli("fit", "--db", tmp_path / "nope.db", "--law", "kaplan-n"), "not found")

@@ -159,15 +159,21 @@ def runs_from_store(db: str | Path, count_embeddings: bool = False):
 
 def curves_from_store(db: str | Path, count_embeddings: bool = False):
     """Every learning-curve point of finished runs: run, N, B, S (=step), D (tokens so far), C, L, noise_scale."""
+    import pandas as pd
+
     runs = runs_from_store(db, count_embeddings)
     ev = _store().load_evals(Path(db))
     ev = ev[ev["run_id"].astype(str).isin(set(runs["run"]))]
     if len(ev) == 0:
         raise UserError(f"results DB {db} has no learning-curve points for finished runs")
-    meta = runs.set_index("run")[["N", "B", "noise_scale"]]
+    meta = runs.set_index("run")[["N", "B", "noise_scale"]].rename(columns={"noise_scale": "run_noise_scale"})
     out = ev.assign(run=ev["run_id"].astype(str)).join(meta, on="run")
+    point_ns = (pd.to_numeric(out["noise_scale"], errors="coerce").to_numpy(float) if "noise_scale" in out.columns
+                else np.full(len(out), np.nan))
+    # the noise scale measured at that point of the curve (B_crit at that loss), else the run's final one
+    ns = np.where(np.isfinite(point_ns), point_ns, out["run_noise_scale"].to_numpy(float))
     out = out.assign(S=out["step"].astype(float), D=out["tokens"].astype(float), C=out["flops"].astype(float),
-                     L=out["val_loss"].astype(float))
+                     L=pd.to_numeric(out["val_loss"], errors="coerce").astype(float), noise_scale=ns)
     out = out[(out["S"] > 0) & np.isfinite(out["L"])]
     return out[["run", "N", "B", "S", "D", "C", "L", "noise_scale"]].reset_index(drop=True)
 
