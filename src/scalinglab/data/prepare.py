@@ -13,7 +13,9 @@ Steps, each deterministic given the same inputs and options:
    and keep documents in source order until M tokens (the last kept document is cut to land on M exactly).
 5. Val rule: the documents with the smallest u, until val holds at least
    max(val_fraction·T, min(50,000, 10%·T)) tokens of the T kept — so small corpora still get a stable
-   val loss (1M tokens → ≥ 50k val tokens; 100k tokens → ≥ 10k). Train is everything else, in source order.
+   val loss (1M tokens → ≥ 50k val tokens; 100k tokens → ≥ 10k). A document that would take val past
+   twice that target is skipped (left in train), so one huge file cannot swallow a small corpus; if every
+   document is that big, val is the single smallest one. Train is everything else, in source order.
 6. Extra eval sets (`--eval-set NAME=SOURCE`; for `stdlib`, the held-out stdlib test suites by default)
    use the same tokenizer, drop documents identical to a corpus document, and are capped at
    `eval_max_tokens` (default max(val tokens, 50,000)).
@@ -363,13 +365,22 @@ def _build(src: Source, eval_srcs: dict[str, Source], tmp: Path, rep: Reporter, 
     target = val_target(total, val_fraction)
     in_val = np.zeros(n_kept, dtype=bool)
     val_tokens = val_docs = val_seen = 0
-    for i in sorted(range(n_kept), key=lambda i: (units[i], i)):
+    ceiling = 2 * target  # a document that would push val past twice its target is left in train
+    order = sorted(range(n_kept), key=lambda i: (units[i], i))
+    fallback = min(order, key=lambda i: len(seqs[i]))  # when every document is too big: the smallest one
+    for i in order:
         if val_tokens >= target or val_docs == n_kept - 1:
             break
+        if val_tokens + len(seqs[i]) > ceiling and not (val_docs == 0 and i == fallback):
+            continue
         in_val[i] = True
         val_tokens += len(seqs[i])
         val_docs += 1
         val_seen += int(loaded_tok is None and units[i] >= band and i < n_first)
+    if val_docs == 0:
+        in_val[fallback] = True
+        val_tokens, val_docs = len(seqs[fallback]), 1
+        val_seen += int(loaded_tok is None and units[fallback] >= band and fallback < n_first)
     train = _join([s for s, v in zip(seqs, in_val, strict=True) if not v], dtype)
     val = _join([s for s, v in zip(seqs, in_val, strict=True) if v], dtype)
     if val_seen:
@@ -420,7 +431,7 @@ def _build(src: Source, eval_srcs: dict[str, Source], tmp: Path, rep: Reporter, 
             "unit": "document",
             "key": "first 8 bytes of sha256(document text) as a fraction in [0, 1)",
             "val_rule": f"smallest keys until val >= max(val_fraction*T, min({VAL_MIN_TOKENS}, "
-                        f"{VAL_MIN_FRACTION}*T)) tokens",
+                        f"{VAL_MIN_FRACTION}*T)) tokens, skipping documents that would pass twice that",
             "val_target_tokens": target,
             "val_documents_seen_by_tokenizer": val_seen,
         },
