@@ -331,7 +331,7 @@ def test_hf_source_uses_the_local_cache_only(tmp_path, text_folder):
     )
     env = {"PYTHONPATH": str(fake)}
     proc = run_cli("corpus", "prepare", "--source", "hf:other/set", "--out", tmp_path / "x", env=env)
-    assert_clean_error(proc, "not in the local Hugging Face cache")
+    assert_clean_error(proc, "hf:other/set", "local Hugging Face cache")
     out = tmp_path / "c"
     proc = run_cli("corpus", "prepare", "--quiet", "--source", "hf:cached/set", "--out", out, "--vocab-size", 300,
                    env=env)

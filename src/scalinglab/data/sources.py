@@ -252,11 +252,14 @@ def _hf_documents(spec: str, text_field: str) -> Iterator[Document]:
         import datasets
     except ImportError:
         raise UserError(f"hf:{spec} needs the optional `datasets` package: pip install 'scalinglab[hf]'") from None
+    if hasattr(datasets, "disable_progress_bars"):
+        datasets.disable_progress_bars()
     try:
         ds = datasets.load_dataset(name, split=split)
     except Exception as e:  # offline + not cached raises one of several types depending on the version
         first = (str(e).splitlines() or [type(e).__name__])[0]
-        raise UserError(f"hf:{spec} is not in the local Hugging Face cache (offline mode; {first})") from None
+        raise UserError(f"hf:{spec} could not be loaded from the local Hugging Face cache "
+                        f"(offline mode, nothing is downloaded): {first}") from None
     if text_field not in ds.column_names:
         raise UserError(f"hf:{spec} has no column {text_field!r} (columns: {', '.join(ds.column_names[:8])}); "
                         f"choose one with --text-field")
