@@ -232,6 +232,14 @@ def test_overwrite_replaces_a_corpus_atomically(tmp_path, text_folder):
     proc = prepare("--source", root, "--out", out, "--vocab-size", 320, check=False)
     assert_clean_error(proc, "already holds a corpus", "--overwrite")
     assert snapshot(out) == before
+    # A killed prepare leaves only its hidden temp folder; the next prepare removes it once its PID is gone.
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".c.tmp-{int(dead.stdout)}-dead"
+    stale.mkdir()
+    (stale / "train.bin").write_bytes(b"half")
     prepare("--source", root, "--out", out, "--vocab-size", 320, "--overwrite")
     assert info(out)["vocab_size"] == 320
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]  # no temp or old folders left behind

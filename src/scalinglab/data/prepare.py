@@ -19,7 +19,9 @@ Steps, each deterministic given the same inputs and options:
 6. Extra eval sets (`--eval-set NAME=SOURCE`; for `stdlib`, the held-out stdlib test suites by default)
    use the same tokenizer, drop documents identical to a corpus document, and are capped at
    `eval_max_tokens` (default max(val tokens, 50,000)).
-7. Everything is written into a hidden temporary folder beside DIR, which is renamed into place at the end.
+7. Everything is written into a hidden temporary folder beside DIR (`.DIR.tmp-PID-*`), which is renamed
+   into place at the end; a prepare that was killed leaves only that folder, which the next prepare of DIR
+   deletes once its PID is gone.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from glob import escape as glob_escape
 from pathlib import Path
 
 import numpy as np
@@ -167,6 +170,24 @@ def _install(tmp: Path, out: Path, overwrite: bool) -> None:
     _fsync_dir(out.parent)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True
+
+
+def _remove_stale_temp(out: Path) -> None:
+    """Delete temp folders `.NAME.tmp-PID-*` beside `out` left by a prepare that was killed (its PID is gone)."""
+    for stale in out.parent.glob(f".{glob_escape(out.name)}.tmp-*-*"):
+        pid = stale.name.rsplit("-", 2)[-2]
+        if stale.is_dir() and pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
 def _parse_eval_sets(eval_sets: dict[str, str] | None, source_kind: str) -> dict[str, str]:
     specs = dict(eval_sets or {})
     for name in specs:
@@ -251,6 +272,7 @@ def prepare_corpus(
     loaded_tok = load_tokenizer(tokenizer) if tokenizer is not None else None
 
     out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temp(out)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
     tmp.mkdir()
     try:
