@@ -173,6 +173,16 @@ def test_one_huge_document_never_swallows_val(tmp_path):
     assert got["documents"] == {"train": 31 - got["documents"]["val"], "val": got["documents"]["val"]}
 
 
+def test_single_text_file_splits_into_paragraphs(tmp_path):
+    texts = make_texts(20, seed=7, words_per_doc=(20, 60))
+    src = tmp_path / "book.txt"
+    src.write_text("\ufeff" + "\n\n \n".join(texts))  # BOM, blank lines with spaces between paragraphs
+    out = tmp_path / "c"
+    got = prepare("--source", src, "--out", out, "--vocab-size", 300)
+    assert got["documents"]["train"] + got["documents"]["val"] == 20
+    assert_same_tokens(out, expected_stream(out, texts))
+
+
 def test_split_is_deterministic(tmp_path, text_folder):
     root, _ = text_folder
     a, b = tmp_path / "a", tmp_path / "b"

@@ -9,7 +9,8 @@ Source specs (`open_source(spec)`):
     stdlib-tests    exactly those held-out test files: the stdlib corpus's default extra eval set (Fig. 8)
     PATH.jsonl      one JSON object per line, text in `text_field` (also .jsonl.gz, .ndjson)
     PATH.parquet    a Parquet file, text in the `text_field` column
-    PATH            any other file is one text document
+    PATH            any other file on its own: its blank-line-separated paragraphs are the documents
+                    (so one big .txt, e.g. a book, still splits into train/val by paragraph)
     DIR             every file below DIR, recursively in sorted order: .jsonl/.parquet files by their records,
                     other files as one document each when they are UTF-8 text (binaries are skipped)
     hf:NAME[:SPLIT] a Hugging Face dataset from the local cache only (optional `datasets` package, offline)
@@ -20,6 +21,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import sys
 import sysconfig
 from collections.abc import Iterator
@@ -34,6 +36,7 @@ STDLIB_EXCLUDED_DIRS = frozenset({"site-packages", "dist-packages", "__pycache__
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 TEXT_SNIFF_BYTES = 8192
+PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,9 @@ class Source:
         for p, text in zip(paths, texts, strict=True):
             if text is None:
                 self.skipped += 1
+            elif self.kind == "file":  # one file on its own: its paragraphs are the documents
+                for i, para in enumerate(paragraphs(text)):
+                    yield Document(f"{self._name(p)}:{i + 1}", para)
             elif text.strip():
                 yield Document(self._name(p), text)
 
@@ -102,6 +108,11 @@ class Source:
             except ValueError:
                 pass
         return str(p)
+
+
+def paragraphs(text: str) -> list[str]:
+    """Blank-line-separated paragraphs of a text, each ending with one newline (empty ones dropped)."""
+    return [p.strip("\n") + "\n" for p in PARAGRAPH_BREAK.split(text) if p.strip()]
 
 
 def _is_jsonl(p: Path) -> bool:
@@ -191,7 +202,7 @@ def jsonl_documents(path: Path, text_field: str) -> Iterator[Document]:
     """Records of a JSONL file; a line that is not a JSON object with a string `text_field` is a UserError."""
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
-        with opener(path, "rt", encoding="utf-8") as f:
+        with opener(path, "rt", encoding="utf-8-sig") as f:
             for lineno, line in enumerate(f, 1):
                 if not line.strip():
                     continue
@@ -232,7 +243,8 @@ def parquet_documents(path: Path, text_field: str) -> Iterator[Document]:
         raise UserError(f"{path} has no column {text_field!r} (columns: {', '.join(names[:8])}); "
                         f"choose one with --text-field")
     ftype = pf.schema_arrow.field(text_field).type
-    if not (pa.types.is_string(ftype) or pa.types.is_large_string(ftype) or pa.types.is_string_view(ftype)):
+    is_view = getattr(pa.types, "is_string_view", lambda t: False)  # pyarrow >= 16
+    if not (pa.types.is_string(ftype) or pa.types.is_large_string(ftype) or is_view(ftype)):
         raise UserError(f"{path} column {text_field!r} has type {ftype}, not string")
     row = 0
     for batch in pf.iter_batches(columns=[text_field], batch_size=4096):
