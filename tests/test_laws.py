@@ -141,6 +141,13 @@ def test_bootstrap_ci_covers_truth_and_is_seeded():
     assert lo < 0.1 < hi and lo < a.params_["alpha_N"] < hi
     assert a.ci95_ == b.ci95_
     assert a.bootstrap_["converged_fraction"] > 0.95
+    band = a.predict_ci(N=[1e6, 1e12])
+    mid = a.predict(N=[1e6, 1e12])
+    assert band.shape == (2, 2) and (band[:, 0] < mid).all() and (mid < band[:, 1]).all()
+    rel = (band[:, 1] - band[:, 0]) / mid
+    assert rel[1] > rel[0]  # wider when extrapolating far beyond the data
+    with pytest.raises(UserError, match="bootstrap"):
+        fit_law("kaplan-n", df).predict_ci(N=1e6)
 
 
 def test_holdout_reports_relative_error():

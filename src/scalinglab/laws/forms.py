@@ -106,6 +106,20 @@ class Law:
         f, _ = self._logpred(self.theta_from_params(self.params_)[None, :], X, grad=False)
         return np.exp(f[0]).reshape(shape)
 
+    def predict_ci(self, **columns: Any) -> np.ndarray:
+        """95% percentile band of the prediction over the bootstrap fits: array (..., 2) of [low, high]."""
+        self._check_fitted()
+        if self.bootstrap_samples_ is None:
+            raise UserError(f"{self.law_name} has no bootstrap fits; fit with bootstrap=K for prediction CIs")
+        arrays = np.broadcast_arrays(*[np.asarray(columns[c], dtype=float) for c in self.inputs])
+        shape = arrays[0].shape
+        X = self.features({c: a.ravel() for c, a in zip(self.inputs, arrays, strict=True)})
+        thetas = np.array([self.theta_from_params(dict(zip(self.param_names, row, strict=True)))
+                           for row in self.bootstrap_samples_])
+        f, _ = self._logpred(thetas, X, grad=False)
+        lo, hi = np.percentile(np.exp(f), [2.5, 97.5], axis=0)
+        return np.stack([lo, hi], axis=-1).reshape(*shape, 2)
+
     def required_columns(self) -> tuple[str, ...]:
         return (*self.inputs, self.target)
 
