@@ -13,7 +13,7 @@ from scalinglab.model.counting import count_non_embedding, flops_per_token_train
 from tests.conftest import assert_clean_error, run_cli
 
 SMALL = ("--n-layer", "1", "--d-model", "32", "--n-ctx", "16", "--batch-size", "2", "--vocab", "64",
-         "--steps", "3", "--warmup-steps", "1")
+         "--steps", "3", "--warmup-steps", "1", "--peak-sizes", "128,256")
 
 
 def _positive(x) -> bool:
@@ -65,6 +65,7 @@ def test_bench_help_says_batch_is_sequences():
         (("--arch", "rnn"), "--arch"),
         (("--device", "cuda"), "cuda"),
         (("--device", "tpu"), "--device"),
+        (("--peak-sizes", "0,128"), "--peak-sizes"),
         (("--arch", "lstm", "--baseline"), "--baseline"),
     ],
 )

@@ -31,17 +31,17 @@ def train(
     d_model: DModel = 256,
     n_ctx: NCtx = 256,
     batch_size: Annotated[int, typer.Option(
-        "--batch-size",
+        "--batch-size", min=1,
         help="Sequences per step; the paper's batch size B in tokens is batch_size·n_ctx.")] = 16,
     vocab: Vocab = 4096,
-    steps: Annotated[int, typer.Option("--steps", help="Timed training steps.")] = 20,
-    warmup_steps: Annotated[int, typer.Option("--warmup-steps", help="Untimed steps first.")] = 3,
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Timed training steps.")] = 20,
+    warmup_steps: Annotated[int, typer.Option("--warmup-steps", min=0, help="Untimed steps first.")] = 3,
     d_ff: DFF = None,
     d_attn: DAttn = None,
     n_heads: NHeads = None,
     arch: ArchOpt = "transformer",
     tie_embeddings: TieEmb = False,
-    threads: Annotated[int | None, typer.Option("--threads", help="Torch threads (default: all usable cores).")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help="Torch threads (default: all usable cores).")] = None,
     compile_: Annotated[bool | None, typer.Option(
         "--compile/--no-compile",
         help="torch.compile the model (default: on for CUDA, off for CPU, where it does not pay).")] = None,
@@ -50,6 +50,9 @@ def train(
         "--baseline",
         help="Also time a plain eager nanoGPT-style loop of the same shape, interleaved, and report the speedup.")]
     = False,
+    peak_sizes: Annotated[str | None, typer.Option(
+        "--peak-sizes", help="Comma-separated square matmul sizes for the peak (default 512,1024,2048 on CPU).")]
+    = None,
     json_: JsonFlag = False,
 ) -> None:
     """Time real training steps (forward, backward, clip, AdamW, zero_grad) on random tokens.
@@ -57,15 +60,27 @@ def train(
     Reports tokens/s, model FLOPs/s (Table 1: 3·(2N + 2·n_layer·n_ctx·d_attn) per token, non-embedding) and
     MFU against this machine's measured matmul peak; the *_with_head figures add the output head's FLOPs.
     """
-    from scalinglab.bench import bench_train
+    from scalinglab.errors import UserError
 
+    sizes = None
+    if peak_sizes is not None:
+        try:
+            sizes = tuple(int(v) for v in peak_sizes.split(","))
+        except ValueError:
+            raise UserError(f"--peak-sizes must be comma-separated integers (got {peak_sizes!r})") from None
+        if not sizes or min(sizes) <= 0:
+            raise UserError(f"--peak-sizes must be positive (got {peak_sizes!r})")
     cfg = model_config(
         n_layer=n_layer, d_model=d_model, n_ctx=n_ctx, vocab_size=vocab, d_ff=d_ff, d_attn=d_attn,
         n_heads=n_heads, arch=arch, tie_embeddings=tie_embeddings,
     )
+    if baseline and cfg.arch == "lstm":
+        raise UserError("--baseline compares with a plain nanoGPT loop; use it with --arch transformer or universal")
+    from scalinglab.bench import bench_train
+
     result = bench_train(
         cfg, batch_size=batch_size, steps=steps, warmup_steps=warmup_steps, threads=threads,
-        compile=compile_, device=device, baseline=baseline,
+        compile=compile_, device=device, baseline=baseline, peak_sizes=sizes,
     )
     if json_:
         emit_json(result)
