@@ -15,6 +15,7 @@ hardware does (6·d_model·n_vocab per token) that this convention leaves out, s
 from __future__ import annotations
 
 import math
+import os
 import statistics
 import time
 
@@ -256,6 +257,7 @@ def bench_train(
         tuned.before_step = tuned_threads
         plain = _Runner(pmodel, pmodel, popt, batches, dev, grad_clip, _nullcontext, before_step=plain_setup)
 
+    load_before = _loadavg()
     peak_before = matmul_peak(dev, threads=n_threads, sizes=peak_sizes, repeats=peak_repeats)
     runners = [tuned] + ([plain] if plain is not None else [])
     first_step_s = {id(r): r.step() for r in runners}  # includes compilation when compiled
@@ -325,6 +327,8 @@ def bench_train(
         "mfu_convention": "mfu = Table 1 training FLOPs/token 3*(2N + 2*n_layer*n_ctx*d_attn), N non-embedding, "
         "x tokens/s / measured matmul peak; mfu_with_head adds the output head 6*d_model*n_vocab",
         "tokens_per_s_from": "median step time",
+        "load_average": [load_before, _loadavg()],  # 1-min load before/after: other work on the machine skews times
+        "cpu_count": os.cpu_count(),
     }
     if plain is not None:
         out["baseline"] = {
@@ -335,6 +339,13 @@ def bench_train(
         }
         out["speedup"] = out["tokens_per_s"] / out["baseline"]["tokens_per_s"]
     return out
+
+
+def _loadavg() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):  # pragma: no cover - Windows
+        return None
 
 
 def _nullcontext():
