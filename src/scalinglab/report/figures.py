@@ -146,33 +146,10 @@ def note(ax, text: str) -> None:
 
 
 def law_predict(fit: dict, **cols: np.ndarray) -> np.ndarray:
-    """Evaluate a fitted law (a fit dict as written by `scalinglab fit`) at the given columns."""
-    law = fit.get("law", "")
-    try:
-        from scalinglab.laws import law_from_dict  # type: ignore[attr-defined]
+    """Evaluate a fitted law (a fit dict as written by `scalinglab fit`) at raw columns (C in FLOPs)."""
+    from scalinglab.laws import Law
 
-        return np.asarray(law_from_dict(fit).predict(**cols), dtype=float)
-    except (ImportError, AttributeError, TypeError, KeyError):
-        pass
-    p = fit["params"]
-    if law in ("kaplan-nd",):
-        N, D = (np.asarray(cols[k], dtype=float) for k in ("N", "D"))
-        return ((p["N_c"] / N) ** (p["alpha_N"] / p["alpha_D"]) + p["D_c"] / D) ** p["alpha_D"]
-    if law in ("kaplan-ns",):
-        N, S = (np.asarray(cols[k], dtype=float) for k in ("N", "S"))
-        return (p["N_c"] / N) ** p["alpha_N"] + (p["S_c"] / S) ** p["alpha_S"]
-    if law == "bcrit":
-        L = np.asarray(cols["L"], dtype=float)
-        return p["B_star"] / L ** (1.0 / p["alpha_B"])
-    if law == "chinchilla":
-        N, D = (np.asarray(cols[k], dtype=float) for k in ("N", "D"))
-        return p["E"] + p["A"] / N ** p["alpha"] + p["B"] / D ** p["beta"]
-    # one-variable power laws L(X) = [E +] (X_c/X)^alpha_X for X in N, D, C (C in PF-days per DESIGN)
-    for var in ("N", "D", "C"):
-        if f"alpha_{var}" in p and f"{var}_c" in p and var in cols:
-            x = np.asarray(cols[var], dtype=float)
-            return p.get("E", 0.0) + (p[f"{var}_c"] / x) ** p[f"alpha_{var}"]
-    raise KeyError(f"cannot evaluate law {law!r}")
+    return np.asarray(Law.from_dict(fit).predict(**cols), dtype=float)
 
 
 def fit_label(fit: dict, keys: tuple[str, ...]) -> str:
@@ -227,28 +204,23 @@ def tokens_to_reach(g: pd.DataFrame, target: float, x: str = "tokens") -> float:
 
 
 def frontier_grid(curves: pd.DataFrame, n_grid: int = 40) -> pd.DataFrame:
-    """Compute-efficient frontier: on a log grid of C, the run with the lowest loss (curves log-interpolated).
+    """Compute-efficient frontier (laws.frontier.compute_frontier) with the step each frontier run had reached.
 
-    Returns rows (C_pf, L, run_id, N, step) — the lower envelope of the learning curves and N_opt(C).
+    Returns rows (C_pf, L, run_id, N, step): the lower envelope of the learning curves and N_opt(C).
     """
-    c = curves[(curves["flops"] > 0) & np.isfinite(curves["val_loss"])]
-    if c.empty:
+    from scalinglab.laws.frontier import compute_frontier
+
+    c = curves[(curves["flops"] > 0) & np.isfinite(curves["val_loss"]) & (curves["step"] > 0)]
+    if c["run_id"].nunique() < 1 or len(c) < 2:
         return pd.DataFrame(columns=["C_pf", "L", "run_id", "N", "step"])
-    lo, hi = c["flops"].min(), c["flops"].max()
-    grid = np.geomspace(lo, hi, n_grid)
-    best = {}
-    for rid, g in curve_groups(c):
-        f, loss, steps = g["flops"].to_numpy(float), g["val_loss"].to_numpy(float), g["step"].to_numpy(float)
-        if f.size < 2:
-            continue
-        inside = (grid >= f[0]) & (grid <= f[-1])
-        li = np.interp(np.log(grid[inside]), np.log(f), loss)
-        si = np.exp(np.interp(np.log(grid[inside]), np.log(f), np.log(np.maximum(steps, 1))))
-        for gc, lv, sv in zip(grid[inside], li, si, strict=True):
-            if gc not in best or lv < best[gc][0]:
-                best[gc] = (lv, rid, float(g["n_params"].iloc[0]), sv)
-    rows = [(gc / PF_DAY, v[0], v[1], v[2], v[3]) for gc, v in sorted(best.items())]
-    return pd.DataFrame(rows, columns=["C_pf", "L", "run_id", "N", "step"])
+    fr = compute_frontier(pd.DataFrame({"C": c["flops"], "L": c["val_loss"], "run": c["run_id"],
+                                        "N": c["n_params"]}), n_points=n_grid)
+    steps = []
+    for C, rid in zip(fr["C"], fr["run"], strict=True):
+        g = c[c["run_id"] == rid]
+        steps.append(float(np.exp(np.interp(np.log(C), np.log(g["flops"].to_numpy(float)),
+                                            np.log(g["step"].to_numpy(float))))))
+    return pd.DataFrame({"C_pf": fr["C"] / PF_DAY, "L": fr["L"], "run_id": fr["run"], "N": fr["N"], "step": steps})
 
 
 def reference_slope(ax, x: np.ndarray, y0: float, slope: float, label: str) -> None:
@@ -285,7 +257,7 @@ def fig01(study: Study) -> Figure:
     fc = study.fit("kaplan-cmin", "kaplan-c")
     if fc is not None and not fr.empty:
         xs = np.geomspace(fr["C_pf"].min(), fr["C_pf"].max(), 50)
-        a.plot(xs, law_predict(fc, C=xs), "--", color="tab:red", lw=1.5, label=fit_label(fc, ("alpha_C",)))
+        a.plot(xs, law_predict(fc, C=xs * PF_DAY), "--", color="tab:red", lw=1.5, label=fit_label(fc, ("alpha_C",)))
     loglog(a, "compute C (PF-days)")
     a.set_title("L(C): learning curves")
     a.legend(fontsize=8, loc="upper right")
@@ -391,17 +363,23 @@ def fig04(study: Study) -> Figure:
     if has_right:
         fns = study.fit("kaplan-ns")
         curves = study.done_curves
-        for _, g in curve_groups(curves[curves["run_id"].isin(runs["run_id"])]):
+        noise = runs.set_index("run_id")["noise_scale"] if "noise_scale" in runs else pd.Series(dtype=float)
+        adjusted = bool(np.isfinite(noise).any() and (noise > 0).any())
+        for rid, g in curve_groups(curves[curves["run_id"].isin(runs["run_id"])]):
             g = g[g["step"] > 0]
             n = g["n_params"].iloc[0]
-            b.plot(g["step"], g["val_loss"], color=color(n), lw=1.2, alpha=0.85)
+            x = g["step"].to_numpy(float)
+            ns = float(noise.get(rid, np.nan))
+            if adjusted and np.isfinite(ns) and ns > 0:  # S_min as the laws engine fits it (B_crit ≈ noise scale)
+                x = x / (1 + ns / (g["batch_size"].iloc[0] * g["n_ctx"].iloc[0]))
+            b.plot(x, g["val_loss"], color=color(n), lw=1.2, alpha=0.85)
             if fns is not None:
-                xs = np.geomspace(max(g["step"].min(), 1), g["step"].max(), 50)
+                xs = np.geomspace(x.min(), x.max(), 50)
                 b.plot(xs, law_predict(fns, N=np.full_like(xs, n), S=xs), "--", color=color(n), lw=1)
         if fns is not None:
             b.plot([], [], "k--", lw=1, label=fit_label(fns, ("alpha_N", "alpha_S")))
             b.legend(fontsize=8)
-        loglog(b, "optimisation steps S")
+        loglog(b, "S_min = S/(1 + B_noise/B), steps" if adjusted else "optimisation steps S")
         b.set_title("L(N, S): learning curves" + (", dashed = eq. 1.6" if fns is not None else ""))
     else:
         note(b, "L(N, S) not measured:\nno learning curves")
@@ -723,7 +701,7 @@ def fig15(study: Study) -> Figure:
     xs = np.geomspace(fr["C_pf"].min(), fr["C_pf"].max() * 1e12, 200)
     n_opt = k * xs**slope
     D = xs * PF_DAY / (6 * n_opt)
-    lc = law_predict(fc, C=xs)
+    lc = law_predict(fc, C=xs * PF_DAY)
     if fd["law"] == "kaplan-nd":
         ld = (fd["params"]["D_c"] / D) ** fd["params"]["alpha_D"]
     else:

@@ -111,18 +111,19 @@ def fit_rows(fits: dict[str, dict]) -> list[dict[str, str]]:
 
 
 def holdout_text(h: Any) -> str:
-    """A hold-out summary whatever its exact keys: prefer relative errors, shown in percent."""
+    """Hold-out summary: how many largest-compute points were left out and the error of their prediction."""
     if not isinstance(h, dict) or not h:
         return ""
     parts = []
-    for k, v in h.items():
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            if "rel" in k or "error" in k:
-                parts.append(f"{k} {100 * v:+.2f}%")
-            else:
-                parts.append(f"{k} {fmt(v)}")
-        elif isinstance(v, list) and v and all(isinstance(x, (int, float)) for x in v) and ("rel" in k or "err" in k):
-            parts.append(f"{k} " + ", ".join(f"{100 * x:+.2f}%" for x in v[:6]))
+    if "k" in h:
+        parts.append(f"{h['k']} largest held out")
+    for key, label in (("mean_abs_rel_error", "mean |err|"), ("max_abs_rel_error", "max |err|")):
+        if isinstance(h.get(key), (int, float)):
+            parts.append(f"{label} {100 * h[key]:.2f}%")
+    pts = h.get("points")
+    if isinstance(pts, list) and len(pts) == 1 and isinstance(pts[0], dict) and "rel_error" in pts[0]:
+        parts = [f"{h.get('k', 1)} largest held out", f"predicted {fmt(pts[0].get('predicted'))} vs "
+                 f"{fmt(pts[0].get('L'))} measured ({100 * pts[0]['rel_error']:+.2f}%)"]
     return "; ".join(parts)
 
 

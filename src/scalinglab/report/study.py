@@ -154,3 +154,59 @@ def _normalise_curves(curves: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     join = runs[keep].rename(columns={"lr": "run_lr"}) if "lr" in c else runs[keep]
     c = c.merge(join, on="run_id", how="left", suffixes=("", "_run"))
     return c.sort_values(["run_id", "step"]).reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------------------------------
+# fits and planner answers
+
+
+def load_fits_file(path: str | Path) -> dict[str, dict]:
+    """Fits from a file: one `scalinglab fit --json` object, or an object keyed by law name."""
+    from scalinglab.errors import UserError
+    from scalinglab.io import read_json
+
+    data = read_json(path, "fits file")
+    if isinstance(data, dict) and "law" in data and "params" in data:
+        return {str(data["law"]): data}
+    if isinstance(data, dict) and all(isinstance(v, dict) for v in data.values()):
+        return {str(k): v for k, v in data.items() if "params" in v}
+    raise UserError(f"fits file {path} is neither a fit (with 'law' and 'params') nor an object of fits by law name")
+
+
+def fits_from_store(db: str | Path) -> dict[str, dict]:
+    """The latest saved fit of each law in the store (empty when none were saved)."""
+    from scalinglab.store.db import load_fits
+
+    out: dict[str, dict] = {}
+    for f in load_fits(db):
+        if isinstance(f.get("params"), dict):
+            out[str(f["law"])] = f
+    return out
+
+
+def default_budgets(study: Study) -> list[float]:
+    """Budgets (PF-days) for the planner table: 10×, 1000× the study's largest run, and 1 PF-day."""
+    pf = pd.to_numeric(study.done.get("pf_days"), errors="coerce") if not study.done.empty else None
+    top = float(pf.max()) if pf is not None and np.isfinite(pf).any() else 1e-6
+    return sorted({float(f"{top * 10:.2g}"), float(f"{top * 1000:.2g}"), 1.0})
+
+
+def plan_budgets(study: Study, budgets: list[float] | None = None) -> list[dict]:
+    """The planner's answer (laws.plan) for a few budgets in PF-days, from the study's fits; [] without them."""
+    try:
+        from scalinglab.laws.plan import plan_allocation
+    except ImportError:
+        return []
+    if not study.fits:
+        return []
+    rows = []
+    for b in budgets or default_budgets(study):
+        try:
+            ans = plan_allocation(b * 8.64e19, fits=study.fits)
+        except Exception as e:  # noqa: BLE001 - a planner that cannot use these fits is reported, not fatal
+            rows.append({"compute_pf_days": b, "note": f"planner: {str(e).splitlines()[0][:120]}"})
+            continue
+        if hasattr(ans, "to_dict"):
+            ans = ans.to_dict()
+        rows.append({"compute_pf_days": b, **{k: v for k, v in dict(ans).items() if not isinstance(v, (list,))}})
+    return rows

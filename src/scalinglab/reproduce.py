@@ -1,0 +1,359 @@
+"""One command from nothing to a report: corpus → sweep → fits → planner → report (`scalinglab reproduce`).
+
+A preset is a sweep plan shipped in the package (`presets/<name>.toml`, a plain plan file whose corpus is
+"corpus", i.e. the folder beside it) plus the settings in `PRESETS` below: how to prepare the corpus and
+which laws to fit on which runs. Everything lands in one folder:
+
+    OUT/reproduce.json   marker: preset, settings, progress of each stage (so a rerun redoes nothing)
+    OUT/corpus/          the prepared corpus (reused when its settings match)
+    OUT/plan.toml        the preset's plan, as run
+    OUT/runs.db          the results store; OUT/runs/<run_id>/ one folder per run (checkpoints, metrics)
+    OUT/fits.json        fitted laws keyed by law name: {"kaplan-n": {law, params, ci95, n_points, ...}, ...}
+    OUT/plans.json       the planner's answer for a few compute budgets
+    OUT/report/index.html
+
+Rerunning the same command resumes: the sweep skips finished runs (and resumes half-done ones from their
+checkpoints), and fits and the report are redone only when the finished runs changed. An OUT that holds
+anything other than a previous reproduce of the same preset is refused before anything is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from scalinglab.errors import UserError
+from scalinglab.io import atomic_write_json, atomic_write_text, read_json
+
+MARKER = "reproduce.json"
+
+
+@dataclass(frozen=True)
+class LawJob:
+    """Fit `law` on the runs matching `select` (column → value; None = empty) with bootstrap/hold-out."""
+
+    law: str
+    select: dict[str, Any] = field(default_factory=dict)
+    bootstrap: int = 200
+    holdout: int = 0
+
+
+@dataclass(frozen=True)
+class PresetSettings:
+    corpus: dict[str, Any]
+    laws: tuple[LawJob, ...]
+    budgets_pf_days: tuple[float, ...] = ()
+    note: str = ""
+
+
+# The full-data transformer family at the preset's default batch and schedule: what L(N), L(C) are fitted on.
+_MAIN = {"arch": "transformer", "data_tokens": None, "schedule": "cosine", "batch_size": 16}
+
+PRESETS: dict[str, PresetSettings] = {
+    "tiny": PresetSettings(
+        corpus={"source": "stdlib", "vocab_size": 1024, "max_tokens": 600_000},
+        laws=(LawJob("kaplan-n", _MAIN, 200, 1), LawJob("kaplan-c", _MAIN, 200), LawJob("kaplan-ns", _MAIN, 0)),
+        budgets_pf_days=(1e-8, 1e-6, 1.0),
+        note="≥ 6 sizes over > 1 decade of N, learning curves, L(N) and L(C) with the frontier; ≤ 5 min on 2 cores",
+    ),
+    "cpu": PresetSettings(
+        corpus={"source": "stdlib", "vocab_size": 2048, "max_tokens": 4_000_000},
+        laws=(
+            LawJob("kaplan-n", {**_MAIN, "batch_size": 32}, 500, 1),
+            LawJob("kaplan-c", {**_MAIN, "batch_size": 32}, 200),
+            LawJob("kaplan-ns", {**_MAIN, "batch_size": 32}, 0),
+            LawJob("kaplan-nd", {"arch": "transformer", "schedule": "cosine", "batch_size": 32,
+                                 "n_layer": [2, 3], "d_model": [64, 96]}, 200),
+            LawJob("kaplan-d", {"arch": "transformer", "schedule": "cosine", "batch_size": 32, "n_layer": 3,
+                                "d_model": 96, "early_stop": True}, 200),
+            LawJob("bcrit-scan", {"arch": "transformer", "data_tokens": None, "schedule": "cosine", "n_layer": 2,
+                                  "d_model": 64}, 0),
+        ),
+        budgets_pf_days=(1e-6, 1e-3, 1.0),
+        note="N over ≥ 1.5 decades, D-subsets, a batch scan, noise scale, per-position loss, hold-out; ≤ 45 min",
+    ),
+    "gpu": PresetSettings(
+        corpus={"source": "stdlib", "vocab_size": 8192, "max_tokens": 30_000_000},
+        laws=(
+            LawJob("kaplan-n", {**_MAIN, "batch_size": 64}, 1000, 1),
+            LawJob("kaplan-c", {**_MAIN, "batch_size": 64}, 500),
+            LawJob("kaplan-ns", {**_MAIN, "batch_size": 64}, 0),
+            LawJob("kaplan-nd", {"arch": "transformer", "schedule": "cosine", "batch_size": 64,
+                                 "n_layer": [4, 6], "d_model": [256, 384]}, 500),
+            LawJob("bcrit-scan", {"arch": "transformer", "data_tokens": None, "schedule": "cosine", "n_layer": 4,
+                                  "d_model": 256}, 0),
+        ),
+        budgets_pf_days=(1e-4, 1e-2, 1.0),
+        note="sized for one modern GPU for a few hours (bf16 autocast / compile where the trainer uses them)",
+    ),
+}
+DEFAULT_SETTINGS = PresetSettings(
+    corpus={"source": "stdlib", "vocab_size": 2048, "max_tokens": 2_000_000},
+    laws=(LawJob("kaplan-n", {"data_tokens": None}, 200, 0), LawJob("kaplan-c", {"data_tokens": None}, 200)),
+)
+
+
+def preset_names() -> list[str]:
+    files = resources.files("scalinglab").joinpath("presets")
+    return sorted(p.name[: -len(".toml")] for p in files.iterdir() if p.name.endswith(".toml"))
+
+
+def preset_text(name: str) -> str:
+    """The preset's plan file text; unknown names are a UserError listing the presets."""
+    names = preset_names()
+    if name not in names:
+        raise UserError(f"unknown preset {name!r}; presets: {', '.join(names)}")
+    return resources.files("scalinglab").joinpath("presets").joinpath(f"{name}.toml").read_text(encoding="utf-8")
+
+
+def settings_for(name: str) -> PresetSettings:
+    return PRESETS.get(name, DEFAULT_SETTINGS)
+
+
+# ----------------------------------------------------------------------------------------------------
+# the output folder
+
+
+def check_out(out: Path, preset: str) -> dict | None:
+    """The marker of a previous reproduce of `preset` in `out`, None for a new/empty folder; else UserError."""
+    if not out.exists():
+        return None
+    if not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a folder")
+    marker = out / MARKER
+    if not marker.is_file():
+        if any(out.iterdir()):
+            raise UserError(f"--out {out} is not empty and holds no previous reproduce ({MARKER}); "
+                            "choose a new or empty folder")
+        return None
+    try:
+        m = json.loads(marker.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UserError(f"--out {out}: {MARKER} is not valid JSON; choose a new folder") from None
+    if not isinstance(m, dict) or m.get("preset") != preset:
+        other = m.get("preset") if isinstance(m, dict) else None
+        raise UserError(f"--out {out} holds a reproduce of preset {other!r}, not {preset!r}; choose another folder")
+    return m
+
+
+def _log(msg: str) -> None:
+    print(f"reproduce: {msg}", file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------------------------------
+# stages
+
+
+def ensure_corpus(out: Path, settings: dict[str, Any], marker: dict, log: Callable[[str], None]) -> Path:
+    """Prepare OUT/corpus, or reuse it when the marker says it was built with the same settings."""
+    from scalinglab.data.corpus import Corpus
+    from scalinglab.data.prepare import prepare_corpus
+
+    path = out / "corpus"
+    if path.exists() and marker.get("corpus") == settings:
+        try:
+            Corpus.open(path)
+            log(f"corpus: reusing {path}")
+            return path
+        except UserError:
+            pass
+    t0 = time.perf_counter()
+    info = prepare_corpus(settings["source"], path, vocab_size=settings["vocab_size"],
+                          max_tokens=settings.get("max_tokens"), overwrite=path.exists())
+    log(f"corpus: {info['train_tokens']:,} train + {info['val_tokens']:,} val tokens, vocab {info['vocab_size']:,} "
+        f"in {time.perf_counter() - t0:.1f} s")
+    return path
+
+
+def _matches(runs, select: dict[str, Any]):
+    import pandas as pd
+
+    mask = pd.Series(True, index=runs.index)
+    for k, v in select.items():
+        if k not in runs:
+            continue
+        col = runs[k]
+        if v is None:
+            mask &= col.isna()
+        elif isinstance(v, (list, tuple)):
+            mask &= col.isin(list(v))
+        elif isinstance(v, bool):
+            mask &= col.fillna(False).astype(bool) == v
+        else:
+            mask &= col == v
+    return mask
+
+
+def law_frame(db: Path, job: LawJob):
+    """The canonical frame (N, D, C, S, B, L) of the runs `job.select` picks, as laws.data builds it."""
+    from scalinglab.laws import data as ld
+    from scalinglab.store.db import load_runs
+
+    runs = load_runs(db)
+    if "early_stop" not in runs and "config" in runs:
+        runs["early_stop"] = runs["config"].map(lambda c: json.loads(c).get("early_stop") if isinstance(c, str) else None)
+    ids = set(runs.loc[_matches(runs, job.select) & (runs["status"] == "done"), "run_id"].astype(str))
+    if not ids:
+        raise UserError(f"{job.law}: no finished runs match {job.select}")
+    if job.law in ld.CURVE_LAWS or job.law in ld.FRONTIER_LAWS:
+        from scalinglab.laws.frontier import compute_frontier
+        from scalinglab.laws.transforms import c_min, s_min
+
+        df = ld.curves_from_store(db)
+        df = df[df["run"].isin(ids)]
+        if job.law.startswith("kaplan-cmin"):
+            df = df.assign(C=c_min(df["C"].to_numpy(), df["B"].to_numpy(), ld._bcrit_tokens(df)))
+        if job.law.startswith("kaplan-ns"):
+            df = df.assign(S=s_min(df["S"].to_numpy(), df["B"].to_numpy(), ld._bcrit_tokens(df)))
+        if job.law in ld.FRONTIER_LAWS:
+            df = compute_frontier(df)
+        return df
+    df = ld.runs_from_store(db)
+    return df[df["run"].isin(ids)].reset_index(drop=True)
+
+
+def fit_laws(db: Path, jobs: tuple[LawJob, ...], log: Callable[[str], None]) -> tuple[dict, dict]:
+    """Fit each job's law; returns (fits by law name, reasons for the laws that could not be fitted)."""
+    from scalinglab.laws import fit_law
+    from scalinglab.store.db import save_fit
+
+    fits, skipped = {}, {}
+    for job in jobs:
+        t0 = time.perf_counter()
+        try:
+            df = law_frame(db, job)
+            law = fit_law(job.law, df, bootstrap=job.bootstrap, holdout=job.holdout, seed=0)
+        except UserError as e:
+            skipped[job.law] = str(e)
+            log(f"fit {job.law}: skipped ({e})")
+            continue
+        d = law.to_dict(include_samples=True)
+        d["selection"] = {k: v for k, v in job.select.items()}
+        fits[job.law] = d
+        save_fit(db, job.law, d)
+        ps = ", ".join(f"{k}={v:.4g}" for k, v in d["params"].items())
+        log(f"fit {job.law}: {ps} on {d['n_points']} points in {time.perf_counter() - t0:.1f} s")
+    return fits, skipped
+
+
+def _digest(db: Path) -> str:
+    """What the fits depend on: the finished runs and their final losses."""
+    from scalinglab.store.db import load_runs
+
+    runs = load_runs(db)
+    rows = sorted(f"{r.run_id}:{r.status}:{r.val_loss}" for r in runs.itertuples())
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()[:16]
+
+
+@dataclass
+class ReproduceResult:
+    out: Path
+    preset: str
+    wall_s: float
+    sweep: dict
+    fits: dict
+    skipped_fits: dict
+    plans: list
+    report: dict
+
+    def to_dict(self) -> dict[str, Any]:
+        kn = self.fits.get("kaplan-n", {})
+        return {
+            "out": str(self.out), "preset": self.preset, "wall_s": round(self.wall_s, 1),
+            "sweep": self.sweep, "fits": {k: {"params": v.get("params"), "ci95": v.get("ci95"),
+                                              "n_points": v.get("n_points"), "holdout": _holdout_brief(v)}
+                                          for k, v in self.fits.items()},
+            "skipped_fits": self.skipped_fits,
+            "alpha_N": (kn.get("params") or {}).get("alpha_N"),
+            "report": self.report,
+        }
+
+
+def _holdout_brief(fit: dict) -> dict | None:
+    h = fit.get("holdout")
+    if not isinstance(h, dict):
+        return None
+    return {k: h.get(k) for k in ("k", "mean_abs_rel_error", "max_abs_rel_error") if k in h}
+
+
+def reproduce(preset: str, out: str | Path, *, workers: int = 2, plan_file: str | Path | None = None,
+              log: Callable[[str], None] = _log, progress: bool | None = None) -> ReproduceResult:
+    """Run the whole pipeline for a preset (or a custom plan file whose corpus is 'corpus') into `out`."""
+    from scalinglab.report.html import build_report
+    from scalinglab.report.study import Study, plan_budgets
+    from scalinglab.sweep.plan import load_plan
+    from scalinglab.sweep.runner import run_sweep
+
+    t_start = time.perf_counter()
+    if plan_file is not None:
+        p = Path(plan_file)
+        if not p.is_file():
+            raise UserError(f"plan file not found: {p}")
+        text = p.read_text(encoding="utf-8")
+        label = f"plan:{p.name}"
+    else:
+        text = preset_text(preset)
+        label = preset
+    if workers < 1:
+        raise UserError(f"--workers must be at least 1 (got {workers})")
+    settings = settings_for(preset)
+    out = Path(out)
+    marker = check_out(out, label) or {}
+    out.mkdir(parents=True, exist_ok=True)
+    marker = {**marker, "preset": label, "stages": marker.get("stages", {})}
+    atomic_write_json(out / MARKER, marker)
+
+    corpus = ensure_corpus(out, settings.corpus, marker, log)
+    marker["corpus"] = settings.corpus
+    atomic_write_json(out / MARKER, marker)
+
+    plan_path = out / "plan.toml"
+    if not plan_path.is_file() or plan_path.read_text(encoding="utf-8") != text:
+        atomic_write_text(plan_path, text)
+    plan = load_plan(plan_path)
+    if plan.corpus is None or plan.corpus.resolve() != corpus.resolve():
+        raise UserError(f"{plan_path.name}: the plan's corpus must be \"corpus\" (the folder reproduce prepares)")
+    db = out / "runs.db"
+    summary = run_sweep(plan, db, workers=workers, progress=progress, log=log)
+    sweep = {k: getattr(summary, k) for k in ("total", "already_done", "ran", "done", "diverged", "failed",
+                                              "resumed")} | {"wall_s": round(summary.wall_s, 1)}
+
+    digest = _digest(db)
+    stages = marker["stages"]
+    fits_path, plans_path, report_index = out / "fits.json", out / "plans.json", out / "report" / "index.html"
+    if stages.get("fits") == digest and fits_path.is_file():
+        fits = read_json(fits_path, "fits file")
+        skipped = stages.get("skipped_fits", {})
+        log("fits: up to date")
+    else:
+        fits, skipped = fit_laws(db, settings.laws, log)
+        atomic_write_json(fits_path, fits)
+        stages.update(fits=digest, skipped_fits=skipped)
+        atomic_write_json(out / MARKER, marker)
+
+    study = Study.from_db(db, fits=fits)
+    if stages.get("report") == digest and report_index.is_file() and plans_path.is_file():
+        plans = read_json(plans_path, "plans file")
+        rep_info = stages.get("report_info", {})
+        log(f"report: up to date ({report_index})")
+    else:
+        plans = plan_budgets(study, list(settings.budgets_pf_days) or None)
+        atomic_write_json(plans_path, plans)
+        study.plans = plans
+        t0 = time.perf_counter()
+        rep = build_report(study, out / "report", "html", title=f"scalinglab reproduce --preset {label}")
+        rep_info = rep.to_dict()
+        log(f"report: {rep.path} with {len(rep.drawn)} figures in {time.perf_counter() - t0:.1f} s")
+        stages.update(report=digest, report_info=rep_info)
+        atomic_write_json(out / MARKER, marker)
+    wall = time.perf_counter() - t_start
+    stages.setdefault("wall_s", []).append(round(wall, 1))
+    atomic_write_json(out / MARKER, marker)
+    return ReproduceResult(out, label, wall, sweep, fits, skipped, plans, rep_info)
