@@ -192,9 +192,16 @@ def _fit_plan(C: float, laws: dict[str, Law]) -> dict[str, Any]:
         bcrit = p["B_star"] / out["L_pred"] ** (1.0 / p["alpha_B"])
         out["B_crit"] = bcrit
         out["sources"]["B_crit"] = bc_law
+        bc_samples = [q["B_star"] / out["L_pred"] ** (1.0 / q["alpha_B"]) for q in _samples(laws[bc_law])]
+        if bc_samples:
+            out["ci95"]["B_crit"] = _ci(bc_samples)
         if out["N_opt"] is not None:
             out["S_min"] = C / (6.0 * out["N_opt"] * bcrit)
             out["sources"]["S_min"] = "C/(6*N_opt*B_crit), C read as C_min"
+            if bc_samples and samples_N:
+                m = min(len(bc_samples), len(samples_N))
+                out["ci95"]["S_min"] = _ci([C / (6.0 * n * b) for n, b in zip(samples_N[:m], bc_samples[:m],
+                                                                              strict=True)])
     out["contradiction"] = _fit_contradiction(laws, alloc)
     return out
 
@@ -202,6 +209,10 @@ def _fit_plan(C: float, laws: dict[str, Law]) -> dict[str, Any]:
 def _fit_contradiction(laws: dict[str, Law], alloc: str | None) -> dict[str, Any]:
     lc = next((n for n in ("kaplan-cmin", "kaplan-c") if n in laws), None)
     ld = next((n for n in D_LAWS if n in laws), None)
+    if lc is None and ld is None and alloc == "chinchilla":
+        return {"available": False,
+                "reason": "under the chinchilla form L(N_opt, D_opt) > E + B/D_opt^beta = L(D) at every C, so the "
+                          "two never cross; fit kaplan-cmin and kaplan-d to locate the contradiction point"}
     if lc is None or ld is None or alloc is None:
         return {"available": False,
                 "reason": "needs kaplan-cmin (or kaplan-c), kaplan-d and an allocation law (chinchilla or kaplan-nd)"}
