@@ -5,6 +5,7 @@ that leave existing folders byte-for-byte untouched."""
 from __future__ import annotations
 
 import json
+import os
 import sysconfig
 from pathlib import Path
 
@@ -89,12 +90,11 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 def stdlib_docs(tests: bool) -> list[str]:
     root = Path(sysconfig.get_paths()["stdlib"])
     paths = []
-    for p in root.rglob("*.py"):
-        dirs = set(p.relative_to(root).parts[:-1])
-        if dirs & {"site-packages", "dist-packages", "__pycache__"}:
-            continue
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d not in ("site-packages", "dist-packages", "__pycache__")]
+        dirs = set(Path(dirpath).relative_to(root).parts)
         if bool(dirs & {"test", "tests", "idle_test"}) == tests:
-            paths.append(p)
+            paths += [Path(dirpath) / f for f in filenames if f.endswith(".py")]
     out = []
     for p in sorted(paths, key=lambda p: p.relative_to(root).as_posix()):
         try:

@@ -146,12 +146,11 @@ def stdlib_files(tests: bool) -> list[Path]:
     """The stdlib's .py files in sorted relative-path order: library code (tests=False) or its test suites."""
     root = stdlib_root()
     out = []
-    for p in root.rglob("*.py"):
-        parts = p.relative_to(root).parts
-        if STDLIB_EXCLUDED_DIRS & set(parts[:-1]):
-            continue
-        if bool(STDLIB_TEST_DIRS & set(parts[:-1])) == tests:
-            out.append(p)
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d not in STDLIB_EXCLUDED_DIRS]  # never walk site-packages
+        rel_dirs = set(Path(dirpath).relative_to(root).parts)
+        if bool(STDLIB_TEST_DIRS & rel_dirs) == tests:
+            out.extend(Path(dirpath) / f for f in filenames if f.endswith(".py"))
     return sorted(out, key=lambda p: p.relative_to(root).as_posix())
 
 
