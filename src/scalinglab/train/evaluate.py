@@ -41,7 +41,7 @@ class Evaluator:
         return sum(int(x.numel()) for x, _ in self.data.values())
 
     @torch.no_grad()
-    def per_position(self, model: torch.nn.Module, name: str, autocast=None) -> torch.Tensor:
+    def per_position(self, forward, name: str, autocast=None) -> torch.Tensor:
         """Mean loss at each position 0…n_ctx−1 over the split's windows (float64, on CPU)."""
         x, y = self.data[name]
         total = torch.zeros(self.n_ctx, dtype=torch.float64, device=self.device)
@@ -49,18 +49,21 @@ class Evaluator:
             xb, yb = x[i : i + self.batch], y[i : i + self.batch]
             if autocast is not None:
                 with autocast():
-                    logits = model(xb)[0]
+                    logits = forward(xb)[0]
             else:
-                logits = model(xb)[0]
+                logits = forward(xb)[0]
             loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), yb.reshape(-1), reduction="none")
             total += loss.view(yb.shape).sum(0, dtype=torch.float64)
         return (total / x.shape[0]).cpu()
 
-    def __call__(self, model: torch.nn.Module, autocast=None) -> dict[str, torch.Tensor]:
-        """{split name: per-position loss}; the mean loss is its mean (windows all have n_ctx targets)."""
+    def __call__(self, model: torch.nn.Module, autocast=None, forward=None) -> dict[str, torch.Tensor]:
+        """{split name: per-position loss}; the mean loss is its mean (windows all have n_ctx targets).
+
+        `forward` is the callable to run (e.g. the compiled model); `model` is switched to eval mode.
+        """
         was_training = model.training
         model.eval()
         try:
-            return {name: self.per_position(model, name, autocast) for name in self.data}
+            return {name: self.per_position(forward or model, name, autocast) for name in self.data}
         finally:
             model.train(was_training)

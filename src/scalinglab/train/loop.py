@@ -26,7 +26,6 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -37,11 +36,12 @@ from scalinglab.data.loader import WindowLoader
 from scalinglab.errors import UserError
 from scalinglab.io import atomic_write_json, atomic_write_text, read_json
 from scalinglab.model import build_model
+from scalinglab.train import runtime
 from scalinglab.train.accounting import Accounting
 from scalinglab.train.checkpoint import CHECKPOINT, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from scalinglab.train.evaluate import Evaluator
 from scalinglab.train.noise_scale import MicroBatchNorms, NoiseScaleEstimator
-from scalinglab.train.optim import make_optimizer, resolve_device, set_threads
+from scalinglab.train.optim import make_optimizer, resolve_device
 from scalinglab.train.schedule import eval_steps, lr_at, resolve_lr, warmup_steps
 
 CONFIG = "config.json"
@@ -89,17 +89,16 @@ def _prepare_out(out: Path, cfg_dict: dict, overwrite: bool) -> dict | None:
     return None
 
 
-def _device_and_autocast(name: str) -> tuple[torch.device, Callable | None, str]:
+def _device(name: str) -> torch.device:
     try:
         device = resolve_device(name)
     except RuntimeError as e:
         raise UserError(f"unknown device {name!r}: {e}") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UserError("device cuda requested but no CUDA GPU is available")
-        if torch.cuda.is_bf16_supported():
-            return device, lambda: torch.autocast("cuda", dtype=torch.bfloat16), "bfloat16"
-    return device, None, "float32"
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {name} asked for CUDA but torch sees no GPU")
+    if device.type not in ("cpu", "cuda"):
+        raise UserError(f"device must be auto, cpu or cuda[:N] (got {name!r})")
+    return device
 
 
 class _Reporter:
@@ -156,7 +155,7 @@ def run_training(
     corpus = Corpus.open(cfg.corpus)
     mcfg = cfg.model(corpus.vocab_size)
     cfg_dict = json.loads(cfg.model_dump_json())
-    device, autocast, dtype = _device_and_autocast(cfg.device)
+    device = _device(cfg.device)
 
     # Everything that can reject the input happens before the run folder is touched.
     loader = WindowLoader(corpus.tokens("train"), cfg.n_ctx, cfg.batch_size, seed=cfg.seed, data_tokens=cfg.data_tokens)
@@ -166,9 +165,15 @@ def run_training(
     if finished is not None:
         return finished
 
-    threads = set_threads(cfg.threads)
+    # The same runtime setup as `scalinglab bench train` (threads, allocator, compile on CUDA, bf16 autocast).
+    threads = runtime.setup_runtime(cfg.threads, device)["threads"]
+    dtype = runtime.compute_dtype(device)
     torch.manual_seed(cfg.seed)  # the init depends only on the seed
     model = build_model(mcfg).to(device)
+    forward = runtime.prepare_model(model, device)  # compiled on CUDA; `model` keeps the weights
+
+    def autocast():
+        return runtime.autocast(device)
     acct = Accounting.for_model(mcfg, cfg.batch_size)
     peak = resolve_lr(cfg.lr, acct.n_params)
     total = cfg.total_steps
@@ -215,7 +220,7 @@ def run_training(
         mark = now
 
     def evaluate(step: int, lr: float) -> dict:
-        per_pos = evaluator(model, autocast)
+        per_pos = evaluator(model, autocast, forward)
         tick()
         b = noise.b_simple
         acc = acct.at(step)
@@ -262,8 +267,8 @@ def run_training(
             step_loss = torch.zeros((), device=device)
             for i, (xb, yb) in enumerate(pieces):
                 w = xb.shape[0] / x.shape[0]
-                with autocast() if autocast else nullcontext():
-                    _, loss = model(xb, yb)
+                with autocast():
+                    _, loss = forward(xb, yb)
                 (loss * w).backward()
                 step_loss += loss.detach().float() * w
                 if norms:
