@@ -119,3 +119,13 @@ def test_fit_from_store(tmp_path, synthetic_corpus):
     df = frame_from_store(dbp, "kaplan-n")
     assert set("NDCSBL") <= set(df.columns) and (df["B"] == 4 * 32).all()
     assert_clean_error(run_cli("fit", "--db", tmp_path / "nope.db", "--law", "kaplan-n"), "not found")
+
+
+def test_fit_bcrit_scan_csv(tmp_path):
+    L = np.linspace(5.5, 2.0, 40)
+    rows = [pd.DataFrame({"run": f"b{B:.0f}", "B": B, "S": 50 * (L - 1.5) ** -2 * (1 + 2e5 / L ** (1 / 0.3) / B),
+                          "L": L}) for B in np.geomspace(256, 1e6, 8)]
+    pd.concat(rows).to_csv(tmp_path / "scan.csv", index=False)
+    d = json.loads(run_cli("fit", "--csv", tmp_path / "scan.csv", "--law", "bcrit-scan", "--json", "-",
+                           check=True).stdout)
+    assert d["params"]["alpha_B"] == pytest.approx(0.3, rel=0.05) and len(d["levels"]) >= 5

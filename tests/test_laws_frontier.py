@@ -119,3 +119,13 @@ def test_bcrit_scan_recovers_eq_1_4():
 def test_bcrit_scan_needs_several_batch_sizes():
     with pytest.raises(UserError, match="batch sizes"):
         fit_law("bcrit-scan", _batch_scan(batches=[1e3, 1e4]))
+
+
+def test_frontier_on_published_learning_curves():
+    """(Mis)Fitting checkpoints: 4852 learning-curve points (C as big integers) -> frontier and N_opt(C)."""
+    m = pd.read_csv(SHARED_DATA / "misfitting_checkpoints.csv")
+    m["run"] = m["model"] + "_" + m["sweep"].astype(str) + "_" + m["peak_lr"].astype(str)
+    front = compute_frontier(m[["run", "N", "C", "L"]])
+    assert front["L"].min() == pytest.approx(m["L"].min(), rel=1e-6)  # the best checkpoint is on it
+    nopt = fit_nopt(front)
+    assert nopt["n_sizes"] >= 5 and 0.3 < nopt["exponent"] < 0.6

@@ -37,6 +37,7 @@ def compute_frontier(curves: Any, n_points: int = 60, group: str | None = None):
     group = group or ("run" if "run" in df.columns else "N" if "N" in df.columns else None)
     if group is None:
         raise UserError("frontier needs a curve identifier column: run or N")
+    df = _numeric(df, ("C", "L", "N") if "N" in df.columns else ("C", "L"))
     df = df[(df["C"] > 0) & (df["L"] > 0) & np.isfinite(df["C"]) & np.isfinite(df["L"])]
     if len(df) < 2:
         raise UserError("frontier needs at least two positive learning-curve points")
@@ -62,6 +63,19 @@ def compute_frontier(curves: Any, n_points: int = 60, group: str | None = None):
     out = pd.DataFrame({"C": grid[ok], "L": np.exp(best[ok]),
                         "run": [keys[j] for j in who[ok]], "N": [Ns[j] for j in who[ok]]})
     return out.reset_index(drop=True)
+
+
+def _numeric(df: Any, cols: tuple[str, ...]):
+    """Columns as float (big integer FLOP counts arrive as Python ints); text is a UserError."""
+    import pandas as pd
+
+    df = df.copy()
+    for c in cols:
+        vals = pd.to_numeric(df[c], errors="coerce")
+        if (vals.isna() & df[c].notna()).any():
+            raise UserError(f"column {c} has non-numeric values")
+        df[c] = vals.astype(float)
+    return df
 
 
 def _loglog_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -94,6 +108,8 @@ def isoflop_optima(df: Any, min_points: int = 3):
     for c in ("N", "C", "L"):
         if c not in d.columns:
             raise UserError(f"isoflop analysis needs columns N, C, L; columns present: {', '.join(map(str, d.columns))}")
+    d = _numeric(d, ("N", "C", "L"))
+    d = d[(d["N"] > 0) & np.isfinite(d["N"]) & np.isfinite(d["L"])]
     rows = []
     for C, g in d.groupby("C", sort=True):
         if len(g) < min_points:
