@@ -204,23 +204,30 @@ def connect(db_path: str | os.PathLike, create: bool = True) -> sqlite3.Connecti
 
 
 def migrate(conn: sqlite3.Connection, name: str = "results DB") -> int:
-    """Bring the schema to SCHEMA_VERSION, one transaction per step; returns the final version."""
+    """Bring the schema to SCHEMA_VERSION, one transaction per step; returns the final version.
+
+    The version is read inside each write transaction, so two processes opening a new store at once
+    (a sweep creating it, a reader polling it) never apply a migration twice.
+    """
     version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version > SCHEMA_VERSION:
-        raise UserError(
-            f"{name} has schema version {version}, newer than this scalinglab knows ({SCHEMA_VERSION}); upgrade scalinglab"
-        )
-    if version == 0:
-        # A foreign SQLite file (tables but no version) must not be taken over.
-        tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
-        if tables:
-            raise UserError(f"{name} is a SQLite file but not a scalinglab results DB")
     while version < SCHEMA_VERSION:
         with transaction(conn):
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version >= SCHEMA_VERSION:
+                break
+            if version == 0:
+                # A foreign SQLite file (tables but no version) must not be taken over.
+                tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+                if tables:
+                    raise UserError(f"{name} is a SQLite file but not a scalinglab results DB")
             for stmt in _split_sql(MIGRATIONS[version]):
                 conn.execute(stmt)
             conn.execute(f"PRAGMA user_version = {version + 1}")
         version += 1
+    if version > SCHEMA_VERSION:
+        raise UserError(
+            f"{name} has schema version {version}, newer than this scalinglab knows ({SCHEMA_VERSION}); upgrade scalinglab"
+        )
     return version
 
 

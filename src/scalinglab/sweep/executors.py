@@ -62,7 +62,8 @@ class LocalExecutor:
         methods = mp.get_all_start_methods()
         self._ctx = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
         if "forkserver" in methods:  # import torch once in the server; workers fork from it ready to train
-            self._ctx.set_forkserver_preload(["torch", "scalinglab.train"])
+            # (torch._dynamo is imported lazily by the first optimiser: seconds, so pay it once here)
+            self._ctx.set_forkserver_preload(["torch", "torch._dynamo", "scalinglab.train"])
         self._workers = workers
         self._make = lambda: ProcessPoolExecutor(max_workers=workers, mp_context=self._ctx)
         self._pool = self._make()
