@@ -184,10 +184,17 @@ def test_single_text_file_splits_into_paragraphs(tmp_path):
 
 
 def test_split_is_deterministic(tmp_path, text_folder):
+    """Two prepares (CLI, and the library with a progress bar and one worker) give identical files."""
+    import io
+
+    from scalinglab.data.prepare import Reporter, prepare_corpus
+
     root, _ = text_folder
     a, b = tmp_path / "a", tmp_path / "b"
     prepare("--source", root, "--out", a, "--vocab-size", 320)
-    prepare("--source", root, "--out", b, "--vocab-size", 320, "--workers", 1)
+    bar = io.StringIO()
+    prepare_corpus(str(root), b, vocab_size=320, workers=1, reporter=Reporter(bar=True, stream=bar))
+    assert "corpus: wrote" in bar.getvalue()
     for f in ("train.bin", "val.bin", "tokenizer.json"):
         assert (a / f).read_bytes() == (b / f).read_bytes(), f
     assert info(a)["tokenizer_sha256"] == info(b)["tokenizer_sha256"]
@@ -356,3 +363,30 @@ def test_hf_source_uses_the_local_cache_only(tmp_path, text_folder):
     assert proc.returncode == 0, proc.stderr
     seqs = expected_stream(out, texts)
     assert_same_tokens(out, seqs)
+
+
+def test_interrupted_prepare_leaves_the_old_corpus_and_no_temp_folder(tmp_path, text_folder):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "c"
+    prepare("--source", text_folder[0], "--out", out, "--vocab-size", 300)
+    before = snapshot(out)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scalinglab", "corpus", "prepare", "--source", "stdlib", "--out", str(out),
+         "--overwrite", "--vocab-size", "4096"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    deadline = time.monotonic() + 120  # wait for the temp folder to exist, then interrupt
+    while not any(p.name.startswith(".c.tmp-") for p in tmp_path.iterdir()) and time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    assert snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]
