@@ -38,7 +38,7 @@ def test_bench_train_json_with_baseline():
     assert out["mfu"] == pytest.approx(out["model_flops_per_s"] / out["peak_flops_per_s"])
     stats = out["step_ms"]
     assert stats["min"] <= stats["median"] <= stats["max"] and stats["min"] > 0
-    assert _positive(out["speedup"])
+    assert _positive(out["speedup"]) and _positive(out["speedup_paired_median"])
     assert all(math.isfinite(out[k]) for k in ("loss_first", "loss_last"))
     assert abs(out["loss_first"] - math.log(64)) < 1.0  # random tokens start near ln(vocab)
 
