@@ -290,6 +290,7 @@ def bench_train(
             "mfu": f_train * tps / peak["peak_flops_per_s"],
             "mfu_with_head": f_head * tps / peak["peak_flops_per_s"],
             "step_ms": stats,
+            "step_ms_each": [round(t * 1000.0, 3) for t in r.times],
             "first_step_s": first_step_s[id(r)],
             "loss_first": r.losses[0],
             "loss_last": r.losses[-1],
