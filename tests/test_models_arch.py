@@ -274,3 +274,44 @@ def test_learns_synthetic_corpus(arch, synthetic_corpus, one_thread):
     after = held_out_loss()
     assert before == pytest.approx(np.log(corpus.vocab_size), abs=0.3)
     assert after < before - 2.0, (before, after)
+
+
+# --- the comparisons preset plan ----------------------------------------------------------------------
+
+
+def test_comparisons_preset_plan(tmp_path, synthetic_corpus):
+    """The shipped plan parses, holds each study, and its constant-LR runs match the decays' LR area."""
+    from importlib import resources
+
+    from scalinglab.model.counting import n_params_closed_form as n_of
+    from scalinglab.sweep.plan import load_plan
+    from scalinglab.train.schedule import lr_at, warmup_steps
+
+    text = resources.files("scalinglab").joinpath("presets/comparisons.toml").read_text(encoding="utf-8")
+    (tmp_path / "comparisons.toml").write_text(text, encoding="utf-8")
+    (tmp_path / "corpus").symlink_to(synthetic_corpus, target_is_directory=True)
+    runs = [r.config for r in load_plan(tmp_path / "comparisons.toml").runs]
+    by_arch = {a: [c for c in runs if c.arch == a] for a in ("transformer", "lstm", "universal")}
+    assert len(by_arch["lstm"]) >= 5 and len(by_arch["universal"]) >= 3
+    # LSTMs span the same decade of N as the cosine-auto Transformer family
+    family = sorted(n_of(c.model()) for c in by_arch["transformer"] if c.lr == "auto" and c.d_ff == 4 * c.d_model
+                    and c.n_heads == 1)
+    lstm_n = sorted(n_of(c.model()) for c in by_arch["lstm"])
+    assert lstm_n[0] < 2 * family[0] and lstm_n[-1] > family[-1] / 2
+    # shape study: several aspect ratios, d_ff ratios and head counts at N within 20% of 1e5
+    near = [c for c in by_arch["transformer"] if abs(math.log(n_of(c.model()) / 1e5)) < math.log(1.2)]
+    assert len({c.d_model / c.n_layer for c in near}) >= 5
+    assert len({c.d_ff / c.d_model for c in near}) >= 4
+    assert len({c.n_heads for c in near}) >= 4
+
+    def area(c) -> float:
+        w = warmup_steps(c.warmup, c.total_steps)
+        return sum(lr_at(s, peak=float(c.lr), total_steps=c.total_steps, warmup=w, schedule=c.schedule,
+                         min_lr_ratio=c.min_lr_ratio) for s in range(1, c.total_steps + 1))
+
+    fixed = [c for c in runs if c.lr != "auto" and c.arch == "transformer"]
+    areas = {c.schedule: set() for c in fixed}
+    for c in fixed:
+        areas[c.schedule].add(round(area(c), 3))
+    assert set(areas) == {"cosine", "linear", "constant"}
+    assert areas["cosine"] == areas["linear"] == areas["constant"] and len(areas["cosine"]) == 2
