@@ -26,7 +26,8 @@ def compute_frontier(curves: Any, n_points: int = 60, group: str | None = None):
     """Lower envelope of learning curves in (C, L): DataFrame C, L, run, N (when given) on a log-C grid.
 
     `curves` has one row per learning-curve point with columns C and L and a curve identifier (`run`, else `N`).
-    Each curve is made monotone (running minimum of L over C) and interpolated linearly in (log C, log L).
+    Each curve is made monotone (running minimum of L over C) and interpolated linearly in (log C, log L); only
+    curves that reach a compute take part there, so the envelope can step up where the best curve ends.
     """
     import pandas as pd
 
