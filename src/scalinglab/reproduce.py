@@ -58,8 +58,8 @@ _MAIN = {"arch": "transformer", "data_tokens": None, "schedule": "cosine", "batc
 
 PRESETS: dict[str, PresetSettings] = {
     "tiny": PresetSettings(
-        corpus={"source": "stdlib", "vocab_size": 1024, "max_tokens": 600_000},
-        laws=(LawJob("kaplan-n", _MAIN, 200, 1), LawJob("kaplan-c", _MAIN, 200), LawJob("kaplan-ns", _MAIN, 0)),
+        corpus={"source": "stdlib", "vocab_size": 1024, "max_tokens": 450_000},
+        laws=(LawJob("kaplan-n", _MAIN, 100, 1), LawJob("kaplan-c", _MAIN, 100)),
         budgets_pf_days=(1e-8, 1e-6, 1.0),
         note="≥ 6 sizes over > 1 decade of N, learning curves, L(N) and L(C) with the frontier; ≤ 5 min on 2 cores",
     ),

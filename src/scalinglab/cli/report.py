@@ -20,6 +20,8 @@ def report(
     budget: Annotated[list[float] | None, typer.Option(
         "--budget", help="Compute budgets in PF-days for the planner table (repeatable; default: 10x, 100x and "
                          "1000x the study's largest run).")] = None,
+    figures: Annotated[str | None, typer.Option(
+        "--figures", help="Only these figures, comma-separated paper numbers (e.g. 1,2,23). Default: all.")] = None,
     title: Annotated[str, typer.Option("--title", help="Report title.")] = "Scaling-law study",
     json_: Annotated[bool, typer.Option("--json", help="Print what was written as JSON.")] = False,
 ) -> None:
@@ -41,7 +43,12 @@ def report(
     fit_dicts = load_fits_file(fits) if fits else fits_from_store(db_path)
     study = Study.from_db(db_path, fits=fit_dicts)
     study.plans = plan_budgets(study, budget)
-    rep = build_report(study, out_dir, format_, title=title)
+    only = [f.strip() for f in figures.split(",") if f.strip()] if figures else None
+    if only:
+        from scalinglab.report.figures import select_figures
+
+        select_figures(only)  # unknown numbers → exit 2 before anything is written
+    rep = build_report(study, out_dir, format_, title=title, only=only)
     if json_:
         emit_json(rep.to_dict())
     else:

@@ -126,17 +126,31 @@ def loglog(ax, xlabel: str, ylabel: str = LOSS, logy: bool = True) -> None:
 
 
 def _log_ticks(axis, lim: tuple[float, float]) -> None:
-    from matplotlib.ticker import FormatStrFormatter, LogFormatterSciNotation, LogLocator, NullFormatter
+    from matplotlib.ticker import (
+        FormatStrFormatter,
+        FuncFormatter,
+        LogFormatterSciNotation,
+        LogLocator,
+        NullFormatter,
+    )
 
     lo, hi = sorted(lim)
     decades = np.log10(hi / lo) if lo > 0 else 10.0
     if decades < 1.2:
         axis.set_major_locator(LogLocator(base=10, subs=(1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0), numticks=8))
-        axis.set_major_formatter(FormatStrFormatter("%.3g"))
+        axis.set_major_formatter(FuncFormatter(_human) if hi >= 1e4 else FormatStrFormatter("%.3g"))
     else:
         axis.set_major_locator(LogLocator(base=10, numticks=8))
         axis.set_major_formatter(LogFormatterSciNotation())
     axis.set_minor_formatter(NullFormatter())
+
+
+def _human(v: float, _pos: int | None = None) -> str:
+    """20k, 1.5M: readable labels for narrow log axes of large counts."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= scale:
+            return f"{v / scale:.3g}{suffix}"
+    return f"{v:.3g}"
 
 
 def note(ax, text: str) -> None:
@@ -344,7 +358,9 @@ def fig04(study: Study) -> Figure:
         raise NotMeasured("needs D-subset runs of ≥ 2 sizes or learning curves of ≥ 2 sizes")
     allN = pd.concat([dsub["n_params"], runs["n_params"]]) if not dsub.empty else runs["n_params"]
     color, sm = size_colors(allN)
-    fig, (a, b) = panels(2, width=5.2)
+    fig, axes = panels(int(has_left) + int(has_right), width=5.2)
+    a = axes[0] if has_left else None
+    b = axes[-1] if has_right else None
     if has_left:
         fnd = study.fit("kaplan-nd")
         for n, g in dsub.groupby("n_params"):
@@ -358,13 +374,12 @@ def fig04(study: Study) -> Figure:
             a.legend(fontsize=8)
         loglog(a, "dataset size D (tokens)")
         a.set_title("L(N, D): points = runs, lines = eq. 1.5")
-    else:
-        note(a, "L(N, D) not measured:\nno runs on D-token subsets")
     if has_right:
         fns = study.fit("kaplan-ns")
         curves = study.done_curves
         noise = runs.set_index("run_id")["noise_scale"] if "noise_scale" in runs else pd.Series(dtype=float)
-        adjusted = bool(np.isfinite(noise).any() and (noise > 0).any())
+        # eq 1.6 is in S_min; the laws engine fits it with B_crit ≈ each run's noise scale, so do the same
+        adjusted = fns is not None and bool(np.isfinite(noise).any() and (noise > 0).any())
         for rid, g in curve_groups(curves[curves["run_id"].isin(runs["run_id"])]):
             g = g[g["step"] > 0]
             n = g["n_params"].iloc[0]
@@ -381,9 +396,7 @@ def fig04(study: Study) -> Figure:
             b.legend(fontsize=8)
         loglog(b, "S_min = S/(1 + B_noise/B), steps" if adjusted else "optimisation steps S")
         b.set_title("L(N, S): learning curves" + (", dashed = eq. 1.6" if fns is not None else ""))
-    else:
-        note(b, "L(N, S) not measured:\nno learning curves")
-    size_colorbar(fig, sm, b)
+    size_colorbar(fig, sm, axes[-1])
     return fig
 
 
@@ -764,7 +777,7 @@ def fig16(study: Study) -> Figure:
     plan="[[grid]]\nn_layer = [2]\nd_model = [64]\nbatch_size = [4, 8, 16, 32, 64]",
 )
 def fig18(study: Study) -> Figure:
-    d = study.main_family()
+    d = study.full_data()
     if d.empty:
         raise NotMeasured("no finished runs")
     counts = d.groupby("n_params")["batch_size"].nunique()
@@ -831,30 +844,45 @@ def fig20(study: Study) -> Figure:
     need_runs(d, 2, "per-position loss of ≥ 2 model sizes")
     d = d.sort_values("n_params").drop_duplicates("n_params", keep="last")
     color, sm = size_colors(d["n_params"])
+    n_ctx = min(len(v) for v in d["val_loss_per_position"])
+    edges = position_bins(n_ctx)
+    centres = np.array([np.sqrt(lo * hi) for lo, hi in edges])
+    binned = {n: bin_positions(np.asarray(v[:n_ctx], dtype=float), edges)
+              for n, v in zip(d["n_params"], d["val_loss_per_position"], strict=True)}
     fig, (a, b) = panels(2, width=5.2)
-    for _, r in d.iterrows():
-        pp = np.asarray(r["val_loss_per_position"], dtype=float)
-        pos = np.arange(1, pp.size + 1)
-        a.plot(pos, pp, color=color(r["n_params"]), lw=1.2)
-    top = np.asarray(d.iloc[-1]["val_loss_per_position"], dtype=float)
-    pos = np.arange(1, top.size + 1)
-    tail = pos >= 2
-    _, slope = power_fit(pos[tail], top[tail])
-    a.plot([], [], color=color(d.iloc[-1]["n_params"]), label=f"largest model: L(T) ∝ T^{slope:.3f} (T ≥ 2)")
-    loglog(a, "token position T in the context")
+    for n, y in binned.items():
+        a.plot(centres, y, "o-", ms=3, color=color(n), lw=1.2)
+    top = binned[d["n_params"].iloc[-1]]
+    tail = centres >= 2
+    _, slope = power_fit(centres[tail], top[tail])
+    a.plot([], [], "o-", color=color(d["n_params"].iloc[-1]), label=f"largest model: L(T) ∝ T^{slope:.3f} (T ≥ 2)")
+    loglog(a, "token position T in the context (log-spaced bins)")
     a.legend(fontsize=8)
     size_colorbar(fig, sm, a)
-    n_ctx = top.size
-    marks = sorted({1, 2, 4, min(16, n_ctx), n_ctx // 4, n_ctx})
     import matplotlib as mpl
 
     cmap = mpl.colormaps["cividis"]
-    for i, t in enumerate(marks):
-        y = d["val_loss_per_position"].map(lambda v, t=t: v[t - 1] if len(v) >= t else np.nan)
-        b.plot(d["n_params"], y, "o-", color=cmap(i / max(1, len(marks) - 1)), label=f"position {t}")
+    for i, (lo, hi) in enumerate(edges):
+        y = [binned[n][i] for n in d["n_params"]]
+        label = f"T = {lo}" if lo == hi else f"T = {lo}–{hi}"
+        b.plot(d["n_params"], y, "o-", color=cmap(i / max(1, len(edges) - 1)), label=label)
     loglog(b, NLABEL)
-    b.legend(fontsize=8, title="token position")
+    b.legend(fontsize=7, title="token position", ncol=2)
     return fig
+
+
+def position_bins(n_ctx: int) -> list[tuple[int, int]]:
+    """Log-spaced position bins 1, 2–3, 4–7, … (1-based, inclusive): per-position losses are noisy alone."""
+    edges, lo = [], 1
+    while lo <= n_ctx:
+        hi = min(2 * lo - 1, n_ctx)
+        edges.append((lo, hi))
+        lo = hi + 1
+    return edges
+
+
+def bin_positions(values: np.ndarray, edges: list[tuple[int, int]]) -> np.ndarray:
+    return np.array([float(np.mean(values[lo - 1: hi])) for lo, hi in edges])
 
 
 @figure(
@@ -934,8 +962,25 @@ def fig23(study: Study) -> Figure:
 # ----------------------------------------------------------------------------------------------------
 
 
-def render_figures(study: Study, out_dir: str | Path, dpi: int = 110) -> list[FigureResult]:
-    """Draw every registered figure the study has data for into out_dir (PNG + SVG, written atomically)."""
+def select_figures(only: list[str] | None) -> list[FigureSpec]:
+    """The registry, or the figures named in `only` (paper numbers like "1", "2/19", or keys like "fig01")."""
+    if not only:
+        return list(FIGURES)
+    known = {s.number: s for s in FIGURES} | {s.key: s for s in FIGURES}
+    for part in (p for s in FIGURES for p in s.number.split("/")):
+        known.setdefault(part, next(s for s in FIGURES if part in s.number.split("/")))
+    bad = [o for o in only if o not in known]
+    if bad:
+        from scalinglab.errors import UserError
+
+        raise UserError(f"unknown figure {bad[0]!r}; figures: {', '.join(s.number for s in FIGURES)}")
+    picked = {known[o].key for o in only}
+    return [s for s in FIGURES if s.key in picked]
+
+
+def render_figures(study: Study, out_dir: str | Path, dpi: int = 110, only: list[str] | None = None
+                   ) -> list[FigureResult]:
+    """Draw every registered figure (or those in `only`) the study has data for into out_dir (PNG + SVG)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -948,7 +993,7 @@ def render_figures(study: Study, out_dir: str | Path, dpi: int = 110) -> list[Fi
     results = []
     with plt.rc_context({"font.size": 10, "axes.titlesize": 11, "legend.framealpha": 0.85,
                          "svg.fonttype": "none", "figure.dpi": dpi}):
-        for spec in FIGURES:
+        for spec in select_figures(only):
             try:
                 fig = spec.draw(study)
             except NotMeasured as e:

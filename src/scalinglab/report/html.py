@@ -154,7 +154,8 @@ def runs_table(runs: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     return [h for _, h in cols], rows
 
 
-def build_report(study: Study, out_dir: str | Path, fmt_: str = "html", title: str = "Scaling-law study") -> Report:
+def build_report(study: Study, out_dir: str | Path, fmt_: str = "html", title: str = "Scaling-law study",
+                 only: list[str] | None = None) -> Report:
     """Draw the figures into out_dir and write index.html (or index.md) beside them."""
     if fmt_ not in ("html", "md"):
         from scalinglab.errors import UserError
@@ -162,7 +163,7 @@ def build_report(study: Study, out_dir: str | Path, fmt_: str = "html", title: s
         raise UserError(f"unknown report format {fmt_!r}; use html or md")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    figs = render_figures(study, out)
+    figs = render_figures(study, out, only=only)
     if fmt_ == "html":
         css = resources.files("scalinglab.report").joinpath("report.css")
         with resources.as_file(css) as p:

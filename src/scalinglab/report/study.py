@@ -84,12 +84,18 @@ class Study:
         d = self.done
         return d[d["arch"].fillna("transformer") == arch] if not d.empty else d
 
-    def main_family(self) -> pd.DataFrame:
-        """Transformer runs trained on the full data (no D-subset) — the L(N) / L(C) family."""
+    def full_data(self) -> pd.DataFrame:
+        """Transformer runs on the full data (no D-subset) with the study's usual schedule and context."""
         d = self.transformers()
         if d.empty:
             return d
-        return d[d["data_tokens"].isna()]
+        d = d[d["data_tokens"].isna()]
+        return _modal(d, ("schedule", "n_ctx"))
+
+    def main_family(self) -> pd.DataFrame:
+        """The L(N) / L(C) family: full-data transformer runs at the study's usual batch size too
+        (batch scans, schedule and D-subset runs are other figures' data)."""
+        return _modal(self.full_data(), ("batch_size",))
 
     def fit(self, *names: str) -> dict | None:
         """First fitted law among `names` that has parameters."""
@@ -105,6 +111,14 @@ class Study:
             if isinstance(v, dict):
                 names.update(k for k, x in v.items() if _finite(x))
         return sorted(names)
+
+
+def _modal(d: pd.DataFrame, cols: tuple[str, ...]) -> pd.DataFrame:
+    """Keep the rows whose value of each column is that column's most common value."""
+    for c in cols:
+        if c in d and not d.empty and d[c].notna().any():
+            d = d[d[c] == d[c].mode().iloc[0]]
+    return d
 
 
 def _finite(x: Any) -> bool:
@@ -199,6 +213,7 @@ def plan_budgets(study: Study, budgets: list[float] | None = None) -> list[dict]
         return []
     if not study.fits:
         return []
+    nopt = frontier_nopt(study)
     rows = []
     for b in budgets or default_budgets(study):
         try:
@@ -208,5 +223,31 @@ def plan_budgets(study: Study, budgets: list[float] | None = None) -> list[dict]
             continue
         if hasattr(ans, "to_dict"):
             ans = ans.to_dict()
-        rows.append({"compute_pf_days": b, **{k: v for k, v in dict(ans).items() if not isinstance(v, (list,))}})
+        ans = {k: v for k, v in dict(ans).items() if not isinstance(v, list)}
+        if ans.get("N_opt") is None and nopt is not None:  # approach 1: extrapolate N_opt(C) of the frontier
+            n = nopt["coef"] * (b * 8.64e19) ** nopt["exponent"]
+            ans.update(N_opt=n, D=b * 8.64e19 / (6 * n))
+            ans.setdefault("sources", {}).update(N_opt=f"frontier N_opt ∝ C^{nopt['exponent']:.3f}",
+                                                 D="C/(6·N_opt)")
+        rows.append({"compute_pf_days": b, **ans})
     return rows
+
+
+def frontier_nopt(study: Study) -> dict | None:
+    """N_opt(C) = coef·C^exponent (C in FLOPs) from the frontier of the main family's curves, or None."""
+    from scalinglab.errors import UserError
+    from scalinglab.laws.frontier import compute_frontier, fit_nopt
+
+    runs = study.main_family()
+    c = study.done_curves
+    if runs.empty or c.empty:
+        return None
+    c = c[c["run_id"].isin(runs["run_id"]) & (c["flops"] > 0) & (c["step"] > 0)]
+    try:
+        fr = compute_frontier(pd.DataFrame({"C": c["flops"], "L": c["val_loss"], "run": c["run_id"],
+                                            "N": c["n_params"]}))
+        # the smallest model holds the frontier at the start of training: fit where larger ones took over
+        fr = fr[fr["N"] > fr["N"].min()] if fr["N"].nunique() > 2 else fr
+        return fit_nopt(fr)
+    except UserError:
+        return None

@@ -1,0 +1,252 @@
+"""Report: the figure registry, the static HTML/Markdown report and `scalinglab report`, on a hand-made store.
+
+The store is filled through `store.db.record_result` with result dicts shaped like the trainer's, whose learning
+curves follow L = L_inf(N) + (S_c/S_min)^0.6 with noise (test data only; the report never invents data).
+"""
+
+from __future__ import annotations
+
+import html.parser
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import assert_clean_error, run_cli
+
+N_CTX, VOCAB = 64, 512
+
+
+def _result(rng, *, n_layer, d_model, batch=16, steps=400, data_tokens=None, schedule="cosine", arch="transformer",
+            early_stop=False) -> dict:
+    """One run's result dict (as `run_training` returns it) with a synthetic learning curve."""
+    n = 12 * n_layer * d_model**2 + 13 * n_layer * d_model
+    if arch == "lstm":
+        n = 8 * n_layer * d_model**2
+    bt = batch * N_CTX
+    l_inf = (1e7 / n) ** 0.3 + 2.0 + (0.3 if arch == "lstm" else 0.0)
+    curve, losses = [], []
+    for s in np.unique(np.geomspace(1, steps, 12).astype(int)):
+        smin = s / (1 + 2000.0 / bt)
+        loss = l_inf + (300 / smin) ** 0.6 + rng.normal(0, 0.005)
+        if data_tokens:
+            loss += 0.3 * max(0.0, s * bt / data_tokens - 1) ** 0.5
+        losses.append(loss)
+        flops = 6.0 * n * s * bt
+        curve.append(dict(step=int(s), tokens=int(s * bt), examples=int(s * batch), flops=flops, pf_days=flops / 8.64e19,
+                          wall_s=s * 0.01, lr=1e-3 * (0.5 if schedule == "constant" else 1 - s / steps / 2),
+                          train_loss=loss - 0.05 - (0.2 if data_tokens else 0.0), val_loss=loss,
+                          noise_scale=2000.0 * (loss / 3) ** -4, eval_losses={"shifted": loss + 0.4}))
+    pos = np.arange(1, N_CTX + 1)
+    final = losses[-1]
+    config = dict(corpus="/nonexistent/synthetic", arch=arch, n_layer=n_layer, d_model=d_model, n_ctx=N_CTX,
+                  batch_size=batch, steps=steps, data_tokens=data_tokens, schedule=schedule, early_stop=early_stop)
+    return dict(config=config, status="done", steps=steps, tokens=steps * bt, n_params=n,
+                n_params_with_embeddings=n + (VOCAB + N_CTX) * d_model, flops=6.0 * n * steps * bt,
+                pf_days=6.0 * n * steps * bt / 8.64e19, val_loss=final, best_val_loss=min(losses),
+                train_loss=final - 0.05, noise_scale=2000.0, lr=1e-3, wall_s=steps * 0.01,
+                eval_losses={"shifted": final + 0.4},
+                val_loss_per_position=list(final + 0.8 * pos**-0.5 - 0.8 * np.mean(pos**-0.5)), curve=curve)
+
+
+MAIN = [(1, 16), (1, 32), (2, 32), (2, 64), (4, 64), (4, 128)]
+
+
+def make_store(path: Path, extras: bool = True) -> Path:
+    from scalinglab.store.db import record_result
+
+    rng = np.random.default_rng(0)
+    results = [_result(rng, n_layer=nl, d_model=dm, steps=600) for nl, dm in MAIN]
+    if extras:
+        results += [_result(rng, n_layer=2, d_model=32, batch=b, steps=1200) for b in (4, 8, 32, 64)]
+        results += [_result(rng, n_layer=nl, d_model=dm, data_tokens=dt, steps=600, early_stop=True)
+                    for dt in (2e4, 1e5, 5e5) for nl, dm in ((2, 32), (4, 64))]
+        results += [_result(rng, n_layer=2, d_model=32, schedule=s, steps=600) for s in ("constant", "linear")]
+        results += [_result(rng, n_layer=1, d_model=32, arch="lstm"), _result(rng, n_layer=2, d_model=64, arch="lstm")]
+    for r in results:
+        record_result(path, r, plan="synthetic")
+    diverged = _result(rng, n_layer=3, d_model=16)
+    diverged.update(status="diverged", reason="loss became nan", val_loss=float("nan"), curve=[])
+    record_result(path, diverged, plan="synthetic")
+    return path
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    return make_store(tmp_path_factory.mktemp("report_store") / "runs.db")
+
+
+@pytest.fixture(scope="module")
+def kaplan_n_fit(store) -> dict:
+    from scalinglab.laws import fit_law
+    from scalinglab.laws.data import runs_from_store
+
+    df = runs_from_store(store)
+    df = df[df["run"].isin(_main_ids(store))]
+    return fit_law("kaplan-n", df, bootstrap=50, holdout=1).to_dict()
+
+
+def _main_ids(db) -> set[str]:
+    from scalinglab.store.db import load_runs
+
+    r = load_runs(db)
+    keep = (r["data_tokens"].isna() & (r["batch_size"] == 16) & (r["schedule"] == "cosine")
+            & (r["arch"] == "transformer") & (r["status"] == "done"))
+    return set(r.loc[keep, "run_id"])
+
+
+def test_each_figure_is_drawn_exactly_when_its_data_exist(store):
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    from scalinglab.report.figures import FIGURES, NotMeasured
+    from scalinglab.report.study import Study
+
+    study = Study.from_db(store)
+    drawn, missing = set(), {}
+    for spec in FIGURES:
+        try:
+            fig = spec.draw(study)
+        except NotMeasured as e:
+            missing[spec.number] = str(e)
+            continue
+        drawn.add(spec.number)
+        for ax in fig.axes:  # every panel labelled (colour bars included)
+            assert ax.get_xlabel() or ax.get_ylabel(), (spec.number, ax)
+        plt.close(fig)
+    assert drawn == {"1", "2/19", "4", "6", "7", "8/24", "10", "13/14", "16", "18", "20/21", "22", "23"}
+    # no shapes at fixed N, no recurrent runs, no kaplan-nd / bcrit / L(C)+L(D) fits: said, not invented
+    assert set(missing) == {"5", "9", "11", "15", "17"}
+    assert all(missing.values())
+    assert "recurrent" in missing["17"] and "kaplan-nd" in missing["9"]
+
+
+def test_study_keeps_only_finished_runs_and_parses_json(store):
+    from scalinglab.report.study import Study
+
+    s = Study.from_db(store)
+    assert len(s.runs) == len(s.done) + 1  # the diverged run is listed but never drawn
+    assert isinstance(s.done["val_loss_per_position"].iloc[0], list)
+    assert s.eval_set_names() == ["shifted"]
+    assert set(s.main_family()["run_id"]) == _main_ids(store)
+
+
+def test_figures_without_data_are_listed_with_the_plan_entry(tmp_path):
+    import tomllib
+
+    from scalinglab.report.figures import FIGURES, render_figures
+    from scalinglab.report.study import Study
+
+    db = tmp_path / "one.db"
+    from scalinglab.store.db import record_result
+
+    record_result(db, _result(np.random.default_rng(1), n_layer=1, d_model=32), plan="p")
+    results = render_figures(Study.from_db(db), tmp_path / "figs")
+    assert len(results) == len(FIGURES)
+    # one run measures only the noise scale along its curve (Fig. 10); nothing else is drawn
+    assert [r.spec.number for r in results if r.drawn] == ["10"]
+    assert sorted(p.name for p in (tmp_path / "figs").glob("*.png")) == ["fig10.png"]
+    for r in results:
+        assert r.drawn or r.reason
+        if r.spec.plan.startswith("[") or "\n" in r.spec.plan:  # plan snippets are valid TOML
+            tomllib.loads(r.spec.plan)
+
+
+def test_fit_lines_use_the_fitted_law(store, kaplan_n_fit):
+    from scalinglab.report.figures import law_predict
+
+    p = kaplan_n_fit["params"]
+    N = np.array([1e4, 1e5])
+    assert np.allclose(law_predict(kaplan_n_fit, N=N), (p["N_c"] / N) ** p["alpha_N"])
+
+
+def test_html_report_is_static_and_complete(store, kaplan_n_fit, tmp_path):
+    from scalinglab.report.html import build_report
+    from scalinglab.report.study import Study
+
+    study = Study.from_db(store, fits={"kaplan-n": kaplan_n_fit},
+                          plans=[{"compute_pf_days": 1.0, "N_opt": 1.2e9, "L_pred": 2.5, "sources": {}}])
+    rep = build_report(study, tmp_path / "rep", only=["1", "23", "5"])
+    assert [f.spec.number for f in rep.drawn] == ["1", "23"]
+    out = tmp_path / "rep"
+    text = (out / "index.html").read_text()
+    links = _links(text)
+    assert links["img"] == ["fig01.png", "fig23.png"]
+    for ref in links["img"] + links["href"]:
+        if ref.startswith("#"):
+            assert f'id="{ref[1:]}"' in text, ref
+        else:
+            assert (out / ref).is_file(), ref  # every image, SVG and the stylesheet is beside index.html
+    assert "style.css" in links["href"]
+    assert not re.search(r"(src|href)=\"(https?:)?//", text), "nothing may load from the network"
+    assert "<script" not in text
+    a = kaplan_n_fit["params"]["alpha_N"]
+    assert f"{a:.4g}" in text and "0.076" in text  # fitted exponent beside the paper's
+    assert "largest held out" in text  # hold-out error shown
+    assert "1.200e+09" in text  # planner row
+    assert text.count("<tr>") >= len(Study.from_db(store).runs)  # every run in the runs table
+    missing = text[text.index('id="missing"'):text.index('id="runs"')]
+    assert "Figure 5" in missing and "n_layer = 16" in missing  # listed with the plan entry that would measure it
+
+
+def test_markdown_report(store, tmp_path):
+    from scalinglab.report.html import build_report
+    from scalinglab.report.study import Study
+
+    rep = build_report(Study.from_db(store), tmp_path, "md", only=["6"])
+    md = rep.path.read_text()
+    assert rep.path.name == "index.md"
+    assert "![Figure 6" in md and (tmp_path / "fig06.png").is_file() and (tmp_path / "fig06.svg").is_file()
+    assert "## Not measured by this study" in md
+
+
+def test_report_cli(store, tmp_path, kaplan_n_fit):
+    import json
+
+    from scalinglab.io import atomic_write_json
+
+    fits = atomic_write_json(tmp_path / "fit.json", kaplan_n_fit)  # one `scalinglab fit --json` object
+    out = tmp_path / "rep"
+    proc = run_cli("report", "--db", store, "--out", out, "--fits", fits, "--figures", "1,2", "--json", check=True)
+    d = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert d["figures_drawn"] == ["1", "2/19"]
+    assert (out / "index.html").is_file() and (out / "fig02_19.png").stat().st_size > 10_000
+    assert "kaplan-n" in (out / "index.html").read_text()
+
+
+def test_report_bad_input(tmp_path, store):
+    missing = tmp_path / "missing.db"
+    assert_clean_error(run_cli("report", "--db", missing, "--out", tmp_path / "o"), "not found")
+    assert not missing.exists() and not (tmp_path / "o").exists()
+    assert_clean_error(run_cli("report", "--db", store, "--out", tmp_path / "o", "--format", "pdf"), "format")
+    assert_clean_error(run_cli("report", "--db", store, "--out", tmp_path / "o", "--figures", "99"), "figure")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert_clean_error(run_cli("report", "--db", store, "--out", tmp_path / "o", "--fits", bad), "json")
+    assert not (tmp_path / "o").exists()
+
+
+def _links(text: str) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {"img": [], "href": []}
+
+    class P(html.parser.HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "img":
+                found["img"].append(a["src"])
+            elif "href" in a:
+                found["href"].append(a["href"])
+
+    P().feed(text)
+    return found
+
+
+def test_number_formatting():
+    from scalinglab.report.html import fmt
+
+    assert fmt(12768) == "12768" and fmt(2.5e9) == "2.500e+09" and fmt(0.0761234) == "0.07612"
+    assert fmt(float("nan")) == "" and fmt(None) == "" and not math.isnan(float(fmt(1e-4)))
