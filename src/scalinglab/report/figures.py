@@ -965,7 +965,7 @@ def fig23(study: Study) -> Figure:
 def select_figures(only: list[str] | None) -> list[FigureSpec]:
     """The registry, or the figures named in `only` (paper numbers like "1", "2/19", or keys like "fig01")."""
     if not only:
-        return list(FIGURES)
+        return _ordered()
     known = {s.number: s for s in FIGURES} | {s.key: s for s in FIGURES}
     for part in (p for s in FIGURES for p in s.number.split("/")):
         known.setdefault(part, next(s for s in FIGURES if part in s.number.split("/")))
@@ -975,7 +975,11 @@ def select_figures(only: list[str] | None) -> list[FigureSpec]:
 
         raise UserError(f"unknown figure {bad[0]!r}; figures: {', '.join(s.number for s in FIGURES)}")
     picked = {known[o].key for o in only}
-    return [s for s in FIGURES if s.key in picked]
+    return [s for s in _ordered() if s.key in picked]
+
+
+def _ordered() -> list[FigureSpec]:
+    return sorted(FIGURES, key=lambda s: int(s.number.split("/")[0]))
 
 
 def render_figures(study: Study, out_dir: str | Path, dpi: int = 110, only: list[str] | None = None

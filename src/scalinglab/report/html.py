@@ -68,7 +68,7 @@ def fmt(x: Any) -> str:
         if isinstance(x, float) and (math.isnan(x) or math.isinf(x)):
             return ""
         if float(x).is_integer() and abs(x) < 1e6:
-            return f"{int(x):d}"
+            return f"{int(x):,d}" if abs(x) >= 1e4 else f"{int(x):d}"
         if x != 0 and (abs(x) >= 1e5 or abs(x) < 1e-3):
             return f"{x:.3e}"
         return f"{x:.4g}"
@@ -232,9 +232,12 @@ def _html(study: Study, figs: list[FigureResult], title: str) -> str:
         cols, prow = plan_rows(study.plans)
         parts.append(_table(cols, [[e(c) for c in r] for r in prow], left=0))
         contra = next((p.get("contradiction") for p in study.plans if isinstance(p.get("contradiction"), dict)), None)
-        if contra:
+        if contra and contra.get("available") is False:
+            parts.append(f'<p class="muted">Contradiction point (L(C_min) meets L(D(C))): not available — '
+                         f'{e(str(contra.get("reason", "")))}.</p>')
+        elif contra:
             parts.append("<p>Contradiction point (L(C_min) meets L(D(C))): "
-                         + ", ".join(f"{e(k)} = {e(fmt(v))}" for k, v in contra.items()) + "</p>")
+                         + ", ".join(f"{e(k)} = {e(fmt(v))}" for k, v in contra.items() if k != "available") + "</p>")
     else:
         parts.append('<p class="muted">No planner output (it needs fitted laws).</p>')
 
