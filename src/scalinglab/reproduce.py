@@ -284,7 +284,8 @@ def _holdout_brief(fit: dict) -> dict | None:
 
 
 def reproduce(preset: str, out: str | Path, *, workers: int = 2, plan_file: str | Path | None = None,
-              log: Callable[[str], None] = _log, progress: bool | None = None) -> ReproduceResult:
+              only: list[str] | None = None, log: Callable[[str], None] = _log,
+              progress: bool | None = None) -> ReproduceResult:
     """Run the whole pipeline for a preset (or a custom plan file whose corpus is 'corpus') into `out`."""
     from scalinglab.report.html import build_report
     from scalinglab.report.study import Study, plan_budgets
@@ -339,7 +340,8 @@ def reproduce(preset: str, out: str | Path, *, workers: int = 2, plan_file: str 
         atomic_write_json(out / MARKER, marker)
 
     study = Study.from_db(db, fits=fits)
-    if stages.get("report") == digest and report_index.is_file() and plans_path.is_file():
+    report_key = digest + (":" + ",".join(only) if only else "")
+    if stages.get("report") == report_key and report_index.is_file() and plans_path.is_file():
         plans = read_json(plans_path, "plans file")
         rep_info = stages.get("report_info", {})
         log(f"report: up to date ({report_index})")
@@ -348,10 +350,10 @@ def reproduce(preset: str, out: str | Path, *, workers: int = 2, plan_file: str 
         atomic_write_json(plans_path, plans)
         study.plans = plans
         t0 = time.perf_counter()
-        rep = build_report(study, out / "report", "html", title=f"scalinglab reproduce --preset {label}")
+        rep = build_report(study, out / "report", "html", title=f"scalinglab reproduce --preset {label}", only=only)
         rep_info = rep.to_dict()
         log(f"report: {rep.path} with {len(rep.drawn)} figures in {time.perf_counter() - t0:.1f} s")
-        stages.update(report=digest, report_info=rep_info)
+        stages.update(report=report_key, report_info=rep_info)
         atomic_write_json(out / MARKER, marker)
     wall = time.perf_counter() - t_start
     stages.setdefault("wall_s", []).append(round(wall, 1))

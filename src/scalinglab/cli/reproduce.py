@@ -25,6 +25,8 @@ def reproduce(
                                                    "(tokens).")] = None,
     vocab_size: Annotated[int | None, typer.Option("--vocab-size", help="Override the preset's BPE vocabulary "
                                                    "size.")] = None,
+    figures: Annotated[str | None, typer.Option("--figures", help="Only these figures in the report, "
+                                                "comma-separated paper numbers (default: all).")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout at the end.")] = False,
 ) -> None:
     """From nothing to a report of the paper's figures: prepare the corpus, run the sweep, fit, plan, report."""
@@ -46,7 +48,12 @@ def reproduce(
     if vocab_size is not None:
         corpus["vocab_size"] = vocab_size
     rp.PRESETS[preset] = replace(settings, corpus=corpus)
-    res = rp.reproduce(preset, out, workers=workers, plan_file=plan)
+    only = [f.strip() for f in figures.split(",") if f.strip()] if figures else None
+    if only:
+        from scalinglab.report.figures import select_figures
+
+        select_figures(only)
+    res = rp.reproduce(preset, out, workers=workers, plan_file=plan, only=only)
     d = res.to_dict()
     if json_:
         emit_json(d)

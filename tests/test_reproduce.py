@@ -1,0 +1,114 @@
+"""`scalinglab reproduce`: presets, refusal of foreign output folders, and one end-to-end run that resumes."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+import tomllib
+
+from tests.conftest import assert_clean_error, run_cli
+
+MICRO_PLAN = """
+name = "micro"
+corpus = "corpus"
+[train]
+n_ctx = 16
+batch_size = 16
+steps = 12
+eval_tokens = 256
+checkpoint_every_steps = 0
+[[grid]]
+n_layer = [1]
+d_model = [8, 16, 24, 32]
+"""
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.stat().st_size) for p in folder.rglob("*")}
+
+
+def test_unknown_preset_lists_the_presets(tmp_path):
+    out = tmp_path / "o"
+    assert_clean_error(run_cli("reproduce", "--preset", "huge", "--out", out), "huge", "cpu", "gpu", "tiny")
+    assert not out.exists()
+
+
+def test_foreign_out_folder_is_refused_untouched(tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("precious")
+    before = _snapshot(out)
+    assert_clean_error(run_cli("reproduce", "--preset", "tiny", "--out", out), "not empty")
+    assert _snapshot(out) == before
+    # a previous reproduce of another preset is refused too
+    other = tmp_path / "cpu_run"
+    other.mkdir()
+    (other / "reproduce.json").write_text(json.dumps({"preset": "cpu"}))
+    before = _snapshot(other)
+    assert_clean_error(run_cli("reproduce", "--preset", "tiny", "--out", other), "cpu")
+    assert _snapshot(other) == before
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    assert_clean_error(run_cli("reproduce", "--preset", "tiny", "--out", not_a_dir), "not a folder")
+
+
+@pytest.mark.parametrize("preset", ["tiny", "cpu", "gpu"])
+def test_presets_are_plans_that_meet_their_brief(preset, tmp_path, synthetic_corpus):
+    from scalinglab.model.counting import count_model
+    from scalinglab.sweep.plan import load_plan
+
+    proc = run_cli("reproduce", "--preset", preset, "--print-plan", check=True)
+    raw = tomllib.loads(proc.stdout)
+    assert raw["corpus"] == "corpus"
+    (tmp_path / "plan.toml").write_text(proc.stdout)
+    os.symlink(synthetic_corpus, tmp_path / "corpus")
+    plan = load_plan(tmp_path / "plan.toml")
+    main = [s for s in plan.runs if s.config.data_tokens is None and s.config.arch == "transformer"
+            and s.config.batch_size == raw["train"]["batch_size"] and s.config.schedule == "cosine"]
+    sizes = sorted({count_model(s.config.model(256)).n_params for s in main})
+    decades = math.log10(sizes[-1] / sizes[0])
+    assert len(sizes) >= 6 and decades > 1.0, (sizes, decades)
+    if preset in ("cpu", "gpu"):
+        assert decades >= 1.5
+        assert len({s.config.data_tokens for s in plan.runs if s.config.data_tokens}) >= 3  # L(N, D)
+        per_shape: dict[tuple, set] = {}
+        for s in plan.runs:
+            if s.config.data_tokens is None and s.config.arch == "transformer":
+                per_shape.setdefault((s.config.n_layer, s.config.d_model), set()).add(s.config.batch_size)
+        assert max(len(b) for b in per_shape.values()) >= 4  # a batch-size scan for B_crit
+        assert {s.config.arch for s in plan.runs} == {"transformer", "lstm", "universal"}
+
+
+def test_reproduce_end_to_end_and_resume(tmp_path):
+    plan = tmp_path / "micro.toml"
+    plan.write_text(MICRO_PLAN)
+    out = tmp_path / "out"
+    args = ("reproduce", "--preset", "tiny", "--plan", plan, "--out", out, "--max-tokens", "30000",
+            "--vocab-size", "300", "--workers", "2", "--figures", "1,23", "--json")
+    first = json.loads(run_cli(*args, check=True).stdout.strip().splitlines()[-1])
+    assert first["sweep"]["done"] == 4 and first["sweep"]["failed"] == 0
+    fits = json.loads((out / "fits.json").read_text())
+    assert set(fits) >= {"kaplan-n", "kaplan-c"}
+    kn = fits["kaplan-n"]
+    assert kn["law"] == "kaplan-n" and kn["n_points"] == 4 and 0 < kn["params"]["alpha_N"] < 2
+    assert kn["ci95"]["alpha_N"] and kn["holdout"]["k"] == 1
+    assert first["report"]["figures_drawn"] == ["1", "23"]
+    html = (out / "report" / "index.html").read_text()
+    assert "kaplan-n" in html and 'src="fig01.png"' in html
+    assert (out / "runs.db").is_file() and len(list((out / "runs").iterdir())) == 4
+    assert json.loads((out / "reproduce.json").read_text())["preset"] == "plan:micro.toml"
+    plans = json.loads((out / "plans.json").read_text())
+    assert plans and all(p["L_pred"] > 0 for p in plans)
+
+    before = _snapshot(out)
+    second = json.loads(run_cli(*args, check=True).stdout.strip().splitlines()[-1])
+    assert second["sweep"]["ran"] == 0 and second["sweep"]["already_done"] == 4
+    after = _snapshot(out)
+    changed = {k for k in after if before.get(k) != after[k]}
+    # nothing redone: corpus, runs, fits and report untouched (only the marker and the store's WAL files move)
+    assert changed <= {"reproduce.json", "runs.db", "runs.db-wal", "runs.db-shm", "runs.db.lock"}, changed
+    assert second["fits"]["kaplan-n"]["params"] == first["fits"]["kaplan-n"]["params"]
