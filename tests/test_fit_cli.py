@@ -93,7 +93,7 @@ def _store_db(path, corpus):
         for s in (10, 20, 40, 70, 100):
             loss = (1e9 / n) ** 0.1 + (50.0 / s) ** 0.5
             curve.append({"step": s, "tokens": s * 128, "flops": 6.0 * n * s * 128, "val_loss": loss,
-                          "noise_scale": 100.0})
+                          "noise_scale": 2e4 / loss ** (1 / 0.3)})
         final = curve[-1]
         res = {"status": "done", "steps": 100, "tokens": 12_800, "n_params": n,
                "n_params_with_embeddings": n + 300 * d_model, "flops": final["flops"], "val_loss": final["val_loss"],
@@ -114,6 +114,9 @@ def test_fit_from_store(tmp_path, synthetic_corpus):
     # kaplan-c reads the learning curves and fits their compute-efficient frontier
     d3 = json.loads(run_cli("fit", "--db", dbp, "--law", "kaplan-c", "--json", "-", check=True).stdout)
     assert d3["units"]["C_c"] == "PF-days" and d3["n_points"] > 7
+    d4 = json.loads(run_cli("fit", "--db", dbp, "--law", "bcrit", "--json", "-", check=True).stdout)
+    assert d4["n_points"] == 35  # every curve point with a noise scale
+    assert d4["params"]["alpha_B"] == pytest.approx(0.3, rel=0.02)
     from scalinglab.laws.data import frame_from_store
 
     df = frame_from_store(dbp, "kaplan-n")

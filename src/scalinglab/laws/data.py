@@ -10,7 +10,9 @@ N = n_params (n_params_with_embeddings with count_embeddings), D = data_tokens w
 L = val_loss; only runs with status "done". Laws of learning curves (bcrit-scan, kaplan-ns, kaplan-c,
 kaplan-cmin) read every eval point of every curve (`curves_from_store`); kaplan-c/kaplan-cmin use the
 compute-efficient frontier of those curves (paper §6); kaplan-cmin and kaplan-ns use C_min and S_min from
-each run's measured gradient noise scale (the proxy for B_crit) when the store has it.
+the measured gradient noise scale (the proxy for B_crit) when the store has it, else the paper's eq 1.4; bcrit
+fits eq 1.4 to (L, noise scale in tokens) along every curve. For a CSV, kaplan-cmin reads C_min from column C
+(map it with --col C=...).
 """
 
 from __future__ import annotations
@@ -192,6 +194,13 @@ def frame_from_store(db: str | Path, law: str, count_embeddings: bool = False):
     from scalinglab.laws.frontier import compute_frontier
     from scalinglab.laws.transforms import c_min, s_min
 
+    if law == "bcrit":  # eq 1.4 from the measured gradient noise scale (the B_crit proxy) along every curve
+        df = curves_from_store(db, count_embeddings)
+        ns = df["noise_scale"].to_numpy(float)
+        df = df[np.isfinite(ns) & (ns > 0)].assign(B=lambda d: d["noise_scale"])
+        if len(df) == 0:
+            raise UserError(f"results DB {db} has no gradient noise-scale measurements to fit bcrit on")
+        return df.reset_index(drop=True)
     if law in CURVE_LAWS or law in FRONTIER_LAWS:
         df = curves_from_store(db, count_embeddings)
         if law.startswith("kaplan-cmin"):
