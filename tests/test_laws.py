@@ -254,3 +254,19 @@ def test_epoch_five_excluded_points_move_the_fit(epoch):
     assert law.params_["E"] == pytest.approx(1.89, abs=0.02)
     assert law.params_["beta"] == pytest.approx(0.45, abs=0.02)
     assert law.params_["beta"] > 0.415  # outside Epoch's 240-point interval
+
+
+def test_scikit_learn_style_objects():
+    from scalinglab.laws.forms import Chinchilla, KaplanN
+
+    N = np.geomspace(1e6, 1e10, 25)
+    df = _noisy("kaplan-n", {"alpha_N": 0.076, "N_c": 8.8e13}, {"N": N})
+    law = KaplanN(irreducible=False).fit(df)
+    assert law is not None and law.law_name == "kaplan-n" and law.converged_ and law.objective_ > 0
+    assert law.predict(N=1e9).shape == () and law.predict(N=[[1e8, 1e9]]).shape == (1, 2)
+    assert KaplanN(irreducible=True).fit(df.assign(L=df["L"] + 1.0)).law_name == "kaplan-n-e"
+    with pytest.raises(UserError, match="not fitted"):
+        Chinchilla().predict(N=1e9, D=1e10)
+    with pytest.raises(UserError, match="missing D"):
+        fit_law("chinchilla", _noisy("chinchilla", {"E": 1.7, "A": 400, "B": 400, "alpha": 0.3, "beta": 0.3},
+                                     {"N": N, "D": N * 20})).predict(N=1e9)
