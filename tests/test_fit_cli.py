@@ -121,6 +121,9 @@ def test_fit_from_store(tmp_path, synthetic_corpus):
 
     df = frame_from_store(dbp, "kaplan-n")
     assert set("NDCSBL") <= set(df.columns) and (df["B"] == 4 * 32).all()
+    some = df["run"].iloc[:3].tolist()
+    assert set(frame_from_store(dbp, "kaplan-n", run_ids=some)["run"]) == set(some)
+    assert set(frame_from_store(dbp, "bcrit", run_ids=some)["run"]) == set(some)
     assert_clean_error(run_cli("fit", "--db", tmp_path / "nope.db", "--law", "kaplan-n"), "not found")
 
 

@@ -189,20 +189,32 @@ def _bcrit_tokens(df) -> np.ndarray:
     return np.where(np.isfinite(ns) & (ns > 0), ns, paper)
 
 
-def frame_from_store(db: str | Path, law: str, count_embeddings: bool = False):
-    """The canonical DataFrame a law should be fitted on, read from the results store (see module doc)."""
+def frame_from_store(db: str | Path, law: str, count_embeddings: bool = False, run_ids: Any = None):
+    """The canonical DataFrame a law should be fitted on, read from the results store (see module doc).
+
+    `run_ids` (optional) restricts it to those runs (e.g. one family of a sweep) before any frontier is taken.
+    """
     from scalinglab.laws.frontier import compute_frontier
     from scalinglab.laws.transforms import c_min, s_min
 
-    if law == "bcrit":  # eq 1.4 from the measured gradient noise scale (the B_crit proxy) along every curve
+    keep = None if run_ids is None else {str(r) for r in run_ids}
+
+    def selected_curves():
         df = curves_from_store(db, count_embeddings)
+        df = df if keep is None else df[df["run"].isin(keep)].reset_index(drop=True)
+        if len(df) == 0:
+            raise UserError(f"results DB {db} has no learning-curve points for the selected runs")
+        return df
+
+    if law == "bcrit":  # eq 1.4 from the measured gradient noise scale (the B_crit proxy) along every curve
+        df = selected_curves()
         ns = df["noise_scale"].to_numpy(float)
         df = df[np.isfinite(ns) & (ns > 0)].assign(B=lambda d: d["noise_scale"])
         if len(df) == 0:
             raise UserError(f"results DB {db} has no gradient noise-scale measurements to fit bcrit on")
         return df.reset_index(drop=True)
     if law in CURVE_LAWS or law in FRONTIER_LAWS:
-        df = curves_from_store(db, count_embeddings)
+        df = selected_curves()
         if law.startswith("kaplan-cmin"):
             df = df.assign(C=c_min(df["C"].to_numpy(), df["B"].to_numpy(), _bcrit_tokens(df)))
         if law.startswith("kaplan-ns"):
@@ -210,4 +222,10 @@ def frame_from_store(db: str | Path, law: str, count_embeddings: bool = False):
         if law in FRONTIER_LAWS:
             df = compute_frontier(df)
         return df
-    return runs_from_store(db, count_embeddings)
+    df = runs_from_store(db, count_embeddings)
+    if keep is not None:
+        df = df[df["run"].isin(keep)].reset_index(drop=True)
+        if len(df) == 0:
+            raise UserError(f"results DB {db} has no finished runs among the selected ones")
+    return df
+
