@@ -615,6 +615,11 @@ def fig10(study: Study) -> Figure:
         for _, g in curve_groups(c):
             ax.plot(g["val_loss"], g["noise_scale"], "o-", ms=3, lw=0.8, color=color(g["n_params"].iloc[0]), alpha=0.8)
         ax.plot([], [], "o-", color="0.4", ms=3, label="noise scale B_simple (measured)")
+    if fb is not None and fb.get("levels"):
+        lv = [x for x in fb["levels"] if x.get("identified")]
+        if lv:
+            ax.plot([x["L"] for x in lv], [x["B_crit"] for x in lv], "D", color="tab:red", ms=7, zorder=4,
+                    label="B_crit from the batch scan (Fig. 18)")
     if fb is not None:
         lo = c["val_loss"].min() if not c.empty else 2.0
         hi = c["val_loss"].max() if not c.empty else 6.0
@@ -777,6 +782,9 @@ def fig16(study: Study) -> Figure:
     plan="[[grid]]\nn_layer = [2]\nd_model = [64]\nbatch_size = [4, 8, 16, 32, 64]",
 )
 def fig18(study: Study) -> Figure:
+    from scalinglab.errors import UserError
+    from scalinglab.laws.transforms import batch_scan_levels, steps_to_reach
+
     d = study.full_data()
     if d.empty:
         raise NotMeasured("no finished runs")
@@ -786,45 +794,35 @@ def fig18(study: Study) -> Figure:
     n = counts.idxmax()
     scan = d[d["n_params"] == n]
     c = study.done_curves
-    c = c[c["run_id"].isin(scan["run_id"])]
-    start = c.groupby("run_id")["val_loss"].max().min()
-    end = scan["val_loss"].max()
-    if not start > end:
-        raise NotMeasured("the batch-scan curves share no range of loss")
-    targets = np.linspace(start, end, 6)[1:-1]
+    c = c[c["run_id"].isin(scan["run_id"]) & (c["step"] > 0)]
+    cols = {"run": c["run_id"].to_numpy(), "B": (c["batch_size"] * c["n_ctx"]).to_numpy(float),
+            "S": c["step"].to_numpy(float), "L": c["val_loss"].to_numpy(float)}
+    try:
+        levels = batch_scan_levels(cols, n_levels=5)
+    except UserError as e:
+        raise NotMeasured(f"the batch scan at N = {n:.3g} gives no usable loss levels ({e})") from None
+    if not levels:
+        raise NotMeasured("no loss level is reached at ≥ 3 batch sizes")
     import matplotlib as mpl
-    from scipy.optimize import curve_fit
 
     cmap = mpl.colormaps["plasma"]
     fig, (ax,) = panels(1, width=6.4)
-    for i, t in enumerate(targets):
+    for i, lv in enumerate(levels):
+        col = cmap(i / max(1, len(levels)))
         pts = []
         for _, g in curve_groups(c):
-            s = tokens_to_reach(g, t, x="step")
-            if np.isfinite(s):
-                pts.append((s, s * g["batch_size"].iloc[0] * g["n_ctx"].iloc[0]))
-        if len(pts) < 3:
-            continue
-        S, E = np.array(pts).T
-        col = cmap(i / len(targets))
-        ax.plot(E, S, "o", color=col)
-
-        def hyper(e, log_smin, log_emin):
-            smin, emin = np.exp(log_smin), np.exp(log_emin)
-            return np.log(smin * e / np.maximum(e - emin, 1e-12 * e))
-
-        try:
-            p, _ = curve_fit(hyper, E, np.log(S), p0=(np.log(S.min() * 0.7), np.log(E.min() * 0.7)),
-                             bounds=([-np.inf, -np.inf], [np.log(S.min()), np.log(E.min())]), maxfev=5000)
-            smin, emin = np.exp(p)
-            es = np.geomspace(emin * 1.02, E.max() * 2, 60)
-            ax.plot(es, smin * es / (es - emin), "-", color=col,
-                    label=f"L={t:.3f}: B_crit = {emin / smin:.3g} tokens")
-        except (RuntimeError, ValueError):
-            ax.plot([], [], "o", color=col, label=f"L={t:.3f} (hyperbola fit failed)")
+            s_ = steps_to_reach(g["step"].to_numpy(float), g["val_loss"].to_numpy(float), lv["L"])
+            if np.isfinite(s_):
+                pts.append((s_ * g["batch_size"].iloc[0] * g["n_ctx"].iloc[0], s_))
+        E, S = np.array(pts).T
+        ax.plot(E, S, "o", color=col, zorder=3)
+        Bs = np.geomspace(lv["B_crit"] / 30, lv["B_crit"] * 30, 80)
+        Sh = lv["S_min"] * (1 + lv["B_crit"] / Bs)
+        tag = "" if lv["identified"] else " (B_crit outside the scanned range)"
+        ax.plot(Bs * Sh, Sh, "-", color=col, lw=1.2, label=f"L={lv['L']:.3f}: B_crit = {lv['B_crit']:.3g} tokens{tag}")
     loglog(ax, "tokens processed E = B·S", "steps S", logy=True)
-    ax.set_title(f"batch scan at N = {n:.3g}")
-    ax.legend(fontsize=8)
+    ax.set_title(f"N = {n:.3g}; lines: (S/S_min − 1)(E/E_min − 1) = 1", fontsize=10)
+    ax.legend(fontsize=7)
     return fig
 
 
