@@ -130,8 +130,15 @@ def test_other_config_in_same_folder_refused_unless_overwrite(learnable_corpus, 
     proc = run_cli(*base, "--seed", "1")
     assert_clean_error(proc, "different config", "seed", "--overwrite")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-    r = _json_line(run_cli(*base, "--seed", "1", "--overwrite", check=True))
-    assert r["config"]["seed"] == 1 if "config" in r else json.loads((out / "config.json").read_text())["seed"] == 1
+    db = tmp_path / "results.db"
+    r = _json_line(run_cli(*base, "--seed", "1", "--overwrite", "--db", db, check=True))
+    assert r["status"] == "done" and r["steps"] == 3
+    assert json.loads((out / "config.json").read_text())["seed"] == 1
+    from scalinglab.store.db import load_evals, load_runs
+
+    runs, evals = load_runs(db), load_evals(db)
+    assert list(runs["status"]) == ["done"] and runs["val_loss"].iloc[0] == pytest.approx(r["val_loss"])
+    assert sorted(evals["step"]) == [1, 2, 3]
 
 
 def test_diverged_run_exits_3_with_status(learnable_corpus, tmp_path):

@@ -88,6 +88,9 @@ class TrainConfig(BaseModel):
     eval_every: int | Literal["log"] = "log"
     eval_tokens: int = Field(default=32768, gt=0, description="held-out tokens per evaluation")
     noise_scale_micro_batches: int = Field(default=2, ge=1, description="≥ 2 enables the noise-scale estimate")
+    noise_scale_every: int = Field(
+        default=4, ge=1, description="split the batch into micro-batches on every K-th step only (the rest run whole)"
+    )
     checkpoint_every_steps: int = Field(default=200, ge=0, description="0 = only at the end")
     early_stop: bool = False
     patience: int = Field(default=3, gt=0, description="evaluations without improvement before stopping")

@@ -65,6 +65,7 @@ def train(
     eval_every: Annotated[str, typer.Option("--eval-every", help="'log' (steps ~1.5× apart, plus the last) or every K steps.")] = "log",
     eval_tokens: Annotated[int, typer.Option("--eval-tokens", help="Held-out tokens per evaluation (fixed windows).")] = 32768,
     micro_batches: Annotated[int, typer.Option("--noise-scale-micro-batches", help="Micro-batches per step for the gradient noise scale (1 = off).")] = 2,
+    noise_every: Annotated[int, typer.Option("--noise-scale-every", help="Measure the noise scale on every K-th step (the others run the batch whole).")] = 4,
     checkpoint_every: Annotated[int, typer.Option("--checkpoint-every-steps", help="Checkpoint every K steps (0 = only at the end).")] = 200,
     early_stop: Annotated[bool, typer.Option("--early-stop", help="Stop when val loss has not improved for --patience evaluations.")] = False,
     patience: Annotated[int, typer.Option("--patience", help="Evaluations without improvement before an early stop.")] = 3,
@@ -92,7 +93,7 @@ def train(
         warmup=_number(warmup, "--warmup"), schedule=schedule,
         min_lr_ratio=min_lr_ratio, weight_decay=weight_decay, grad_clip=grad_clip, seed=seed,
         eval_every=_int_or(eval_every, "log", "--eval-every"), eval_tokens=eval_tokens,
-        noise_scale_micro_batches=micro_batches, checkpoint_every_steps=checkpoint_every,
+        noise_scale_micro_batches=micro_batches, noise_scale_every=noise_every, checkpoint_every_steps=checkpoint_every,
         early_stop=early_stop, patience=patience, threads=threads, device=device,
     )
     from scalinglab.train import run_training

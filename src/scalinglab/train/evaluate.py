@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 from scalinglab.data.loader import fixed_windows, windows
 
-LOGITS_BUDGET = 1 << 25  # floats of logits per evaluation forward pass (128 MiB in float32)
+LOGITS_BUDGET = 1 << 22  # floats of logits per evaluation forward pass (16 MiB in float32)
+TOKENS_PER_PASS = 2048  # cache-sized passes: on CPU, 16×128-token passes ran 1.5× faster per token than 128×128
 
 
 class Evaluator:
@@ -34,7 +35,8 @@ class Evaluator:
             starts = fixed_windows(tokens, n_ctx, max_tokens)
             x, y = windows(tokens, starts, n_ctx)
             self.data[name] = (x.to(self.device), y.to(self.device))
-        self.batch = max(1, LOGITS_BUDGET // (n_ctx * vocab_size))
+        per_pass = TOKENS_PER_PASS if self.device.type == "cpu" else 32 * TOKENS_PER_PASS
+        self.batch = max(1, min(LOGITS_BUDGET // (n_ctx * vocab_size), per_pass // n_ctx))
 
     @property
     def tokens_per_eval(self) -> int:
