@@ -64,3 +64,22 @@ def test_early_stop_on_val_loss_and_on_eval_records(tmp_path):
     assert seen == lines == r["curve"]
     assert [c["step"] for c in lines] == list(range(5, r["steps"] + 1, 5))
     assert np.all(np.diff([c["epochs"] for c in lines]) > 0)
+
+
+def test_nan_run_is_marked_diverged_not_raised(tmp_path):
+    """An absurd LR turns the weights to inf/NaN after one update: status "diverged" with a reason, no exception."""
+    from scalinglab.config import TrainConfig
+    from scalinglab.data.corpus import write_corpus
+    from scalinglab.train import run_training
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    write_corpus(corpus, markov_tokens(20_000, 64, 1), markov_tokens(3_000, 64, 1), vocab_size=64, eot_token=63,
+                 source="synthetic", documents={"train": 1, "val": 1})
+    cfg = TrainConfig(corpus=str(corpus), n_layer=1, d_model=32, n_ctx=16, batch_size=8, steps=20, lr=1e30,
+                      warmup=0, grad_clip=0, eval_tokens=512, threads=1)
+    r = run_training(cfg, tmp_path / "run", progress=False)
+    assert r["status"] == "diverged" and "nan" in r["reason"].lower() and r["steps"] < 20
+    assert r["val_loss"] is None  # NaN is stored as null (JSON has no NaN)
+    stored = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert stored["status"] == "diverged" and stored["reason"] == r["reason"]
