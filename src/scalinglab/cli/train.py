@@ -107,10 +107,14 @@ def train(
     if json_:
         emit_json(short)
     else:
+        def f(x, spec: str = ".4f") -> str:
+            return "n/a" if x is None else format(x, spec)
+
         typer.echo(
-            f"{result['status']}: {result['steps']} steps, {result['tokens']:,} tokens, N={result['n_params']:,}, "
-            f"val loss {result['val_loss']} (best {result['best_val_loss']} at step {result['best_step']}), "
-            f"B_simple {result['noise_scale']} tokens, {result['tokens_per_s']:,.0f} tokens/s → {out}"
+            f"{result['status']}{' (early stop)' if result.get('early_stopped') else ''}: {result['steps']} steps, "
+            f"{result['tokens']:,} tokens, N={result['n_params']:,}, val loss {f(result['val_loss'])} "
+            f"(best {f(result['best_val_loss'])} at step {result['best_step']}), "
+            f"B_simple {f(result['noise_scale'], '.3g')} tokens, {result['tokens_per_s']:,.0f} tokens/s -> {out}"
         )
     if result["status"] == "diverged":
         from scalinglab.errors import RunDiverged
