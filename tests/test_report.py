@@ -65,6 +65,8 @@ def make_store(path: Path, extras: bool = True) -> Path:
                     for dt in (2e4, 1e5, 5e5) for nl, dm in ((2, 32), (4, 64))]
         results += [_result(rng, n_layer=2, d_model=32, schedule=s, steps=600) for s in ("constant", "linear")]
         results += [_result(rng, n_layer=1, d_model=32, arch="lstm"), _result(rng, n_layer=2, d_model=64, arch="lstm")]
+        # a shape scan at N ≈ 25k beside the (2, 32) run: aspect ratios 2, 16 and 45
+        results += [_result(rng, n_layer=nl, d_model=dm, steps=600) for nl, dm in ((8, 16), (1, 45))]
     for r in results:
         record_result(path, r, plan="synthetic")
     diverged = _result(rng, n_layer=3, d_model=16)
@@ -118,9 +120,9 @@ def test_each_figure_is_drawn_exactly_when_its_data_exist(store):
         for ax in fig.axes:  # every panel labelled (colour bars included)
             assert ax.get_xlabel() or ax.get_ylabel(), (spec.number, ax)
         plt.close(fig)
-    assert drawn == {"1", "2/19", "4", "6", "7", "8/24", "10", "13/14", "16", "18", "20/21", "22", "23"}
-    # no shapes at fixed N, no recurrent runs, no kaplan-nd / bcrit / L(C)+L(D) fits: said, not invented
-    assert set(missing) == {"5", "9", "11", "15", "17"}
+    assert drawn == {"1", "2/19", "4", "5", "6", "7", "8/24", "10", "13/14", "16", "18", "20/21", "22", "23"}
+    # no recurrent runs, no kaplan-nd / bcrit / L(C)+L(D) fits: said, not invented
+    assert set(missing) == {"9", "11", "15", "17"}
     assert all(missing.values())
     assert "recurrent" in missing["17"] and "kaplan-nd" in missing["9"]
 
@@ -132,7 +134,10 @@ def test_study_keeps_only_finished_runs_and_parses_json(store):
     assert len(s.runs) == len(s.done) + 1  # the diverged run is listed but never drawn
     assert isinstance(s.done["val_loss_per_position"].iloc[0], list)
     assert s.eval_set_names() == ["shifted"]
-    assert set(s.main_family()["run_id"]) == _main_ids(store)
+    main = s.main_family()
+    # batch scans, schedules, D-subsets, LSTMs and all but one shape of the shape scan are not in L(N)
+    assert set(main["run_id"]) <= _main_ids(store)
+    assert sorted(zip(main["n_layer"], main["d_model"], strict=True)) == sorted([(1, 45), *MAIN[:2], *MAIN[3:]])
 
 
 def test_figures_without_data_are_listed_with_the_plan_entry(tmp_path):
@@ -170,7 +175,7 @@ def test_html_report_is_static_and_complete(store, kaplan_n_fit, tmp_path):
 
     study = Study.from_db(store, fits={"kaplan-n": kaplan_n_fit},
                           plans=[{"compute_pf_days": 1.0, "N_opt": 1.2e9, "L_pred": 2.5, "sources": {}}])
-    rep = build_report(study, tmp_path / "rep", only=["1", "23", "5"])
+    rep = build_report(study, tmp_path / "rep", only=["1", "23", "17"])
     assert [f.spec.number for f in rep.drawn] == ["1", "23"]
     out = tmp_path / "rep"
     text = (out / "index.html").read_text()
@@ -190,7 +195,7 @@ def test_html_report_is_static_and_complete(store, kaplan_n_fit, tmp_path):
     assert "1.200e+09" in text  # planner row
     assert text.count("<tr>") >= len(Study.from_db(store).runs)  # every run in the runs table
     missing = text[text.index('id="missing"'):text.index('id="runs"')]
-    assert "Figure 5" in missing and "n_layer = 16" in missing  # listed with the plan entry that would measure it
+    assert "Figure 17" in missing and "universal" in missing  # listed with the plan entry that would measure it
 
 
 def test_markdown_report(store, tmp_path):

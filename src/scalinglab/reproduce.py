@@ -24,7 +24,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ class LawJob:
     """Fit `law` on the runs matching `select` (column → value; None = empty) with bootstrap/hold-out."""
 
     law: str
-    select: dict[str, Any] = field(default_factory=dict)
+    select: dict[str, Any] | str = "main"  # "main": the report's L(N)/L(C) family (Study.main_family)
     bootstrap: int = 200
     holdout: int = 0
 
@@ -53,8 +53,9 @@ class PresetSettings:
     note: str = ""
 
 
-# The full-data transformer family at the preset's default batch and schedule: what L(N), L(C) are fitted on.
-_MAIN = {"arch": "transformer", "data_tokens": None, "schedule": "cosine", "batch_size": 16}
+# L(N), L(C) and L(N, S) are fitted on the report's main family (Study.main_family): full-data transformer runs
+# at the study's usual batch size and schedule, one shape per size — the same runs the figures draw.
+_MAIN = "main"
 
 PRESETS: dict[str, PresetSettings] = {
     "tiny": PresetSettings(
@@ -66,9 +67,9 @@ PRESETS: dict[str, PresetSettings] = {
     "cpu": PresetSettings(
         corpus={"source": "stdlib", "vocab_size": 2048, "max_tokens": 4_000_000},
         laws=(
-            LawJob("kaplan-n", {**_MAIN, "batch_size": 32}, 500, 1),
-            LawJob("kaplan-c", {**_MAIN, "batch_size": 32}, 200),
-            LawJob("kaplan-ns", {**_MAIN, "batch_size": 32}, 0),
+            LawJob("kaplan-n", _MAIN, 500, 1),
+            LawJob("kaplan-c", _MAIN, 200),
+            LawJob("kaplan-ns", _MAIN, 0),
             LawJob("kaplan-nd", {"arch": "transformer", "schedule": "cosine", "batch_size": 32, "n_layer": 2,
                                  "d_model": [32, 64]}, 200),
             LawJob("kaplan-d", {"arch": "transformer", "schedule": "cosine", "batch_size": 32, "n_layer": 2,
@@ -82,9 +83,9 @@ PRESETS: dict[str, PresetSettings] = {
     "gpu": PresetSettings(
         corpus={"source": "stdlib", "vocab_size": 8192, "max_tokens": 30_000_000},
         laws=(
-            LawJob("kaplan-n", {**_MAIN, "batch_size": 64}, 1000, 1),
-            LawJob("kaplan-c", {**_MAIN, "batch_size": 64}, 500),
-            LawJob("kaplan-ns", {**_MAIN, "batch_size": 64}, 0),
+            LawJob("kaplan-n", _MAIN, 1000, 1),
+            LawJob("kaplan-c", _MAIN, 500),
+            LawJob("kaplan-ns", _MAIN, 0),
             LawJob("kaplan-nd", {"arch": "transformer", "schedule": "cosine", "batch_size": 64,
                                  "n_layer": [4, 6], "d_model": [256, 384]}, 500),
             LawJob("bcrit-scan", {"arch": "transformer", "data_tokens": None, "schedule": "cosine", "n_layer": 4,
@@ -96,7 +97,7 @@ PRESETS: dict[str, PresetSettings] = {
 }
 DEFAULT_SETTINGS = PresetSettings(
     corpus={"source": "stdlib", "vocab_size": 2048, "max_tokens": 2_000_000},
-    laws=(LawJob("kaplan-n", {"data_tokens": None}, 200, 0), LawJob("kaplan-c", {"data_tokens": None}, 200)),
+    laws=(LawJob("kaplan-n", _MAIN, 200, 0), LawJob("kaplan-c", _MAIN, 200)),
 )
 
 
@@ -196,10 +197,16 @@ def law_frame(db: Path, job: LawJob):
     from scalinglab.laws import data as ld
     from scalinglab.store.db import load_runs
 
-    runs = load_runs(db)
-    if "early_stop" not in runs and "config" in runs:
-        runs["early_stop"] = runs["config"].map(lambda c: json.loads(c).get("early_stop") if isinstance(c, str) else None)
-    ids = set(runs.loc[_matches(runs, job.select) & (runs["status"] == "done"), "run_id"].astype(str))
+    if job.select == "main":
+        from scalinglab.report.study import Study
+
+        ids = set(Study.from_db(db).main_family()["run_id"].astype(str))
+    else:
+        runs = load_runs(db)
+        if "early_stop" not in runs and "config" in runs:
+            runs["early_stop"] = runs["config"].map(
+                lambda c: json.loads(c).get("early_stop") if isinstance(c, str) else None)
+        ids = set(runs.loc[_matches(runs, job.select) & (runs["status"] == "done"), "run_id"].astype(str))
     if not ids:
         raise UserError(f"{job.law}: no finished runs match {job.select}")
     if job.law in ld.CURVE_LAWS or job.law in ld.FRONTIER_LAWS:
@@ -235,7 +242,7 @@ def fit_laws(db: Path, jobs: tuple[LawJob, ...], log: Callable[[str], None]) -> 
             log(f"fit {job.law}: skipped ({e})")
             continue
         d = law.to_dict(include_samples=True)
-        d["selection"] = {k: v for k, v in job.select.items()}
+        d["selection"] = job.select if isinstance(job.select, str) else dict(job.select)
         fits[job.law] = d
         save_fit(db, job.law, d)
         ps = ", ".join(f"{k}={v:.4g}" for k, v in d["params"].items())

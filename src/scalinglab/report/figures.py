@@ -126,8 +126,9 @@ def loglog(ax, xlabel: str, ylabel: str = LOSS, logy: bool = True) -> None:
 
 
 def _log_ticks(axis, lim: tuple[float, float]) -> None:
+    """Up to 3 decades: 3–8 labelled ticks at 1-2-5 style steps (plain numbers); wider: powers of ten."""
     from matplotlib.ticker import (
-        FormatStrFormatter,
+        FixedLocator,
         FuncFormatter,
         LogFormatterSciNotation,
         LogLocator,
@@ -135,13 +136,21 @@ def _log_ticks(axis, lim: tuple[float, float]) -> None:
     )
 
     lo, hi = sorted(lim)
-    decades = np.log10(hi / lo) if lo > 0 else 10.0
-    if decades < 1.2:
-        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0), numticks=8))
-        axis.set_major_formatter(FuncFormatter(_human) if hi >= 1e4 else FormatStrFormatter("%.3g"))
-    else:
+    if not lo > 0 or np.log10(hi / lo) >= 3:
         axis.set_major_locator(LogLocator(base=10, numticks=8))
         axis.set_major_formatter(LogFormatterSciNotation())
+    else:
+        ticks: list[float] = []
+        for subs in ((1,), (1, 3), (1, 2, 5), (1, 1.5, 2, 3, 5, 7), (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8),
+                     tuple(np.round(np.arange(1, 10, 0.1), 1))):
+            decades = range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)
+            ticks = [m * 10.0**d for d in decades for m in subs if lo <= m * 10.0**d <= hi]
+            if len(ticks) >= 3:
+                break
+        if len(ticks) > 8:
+            ticks = ticks[:: int(np.ceil(len(ticks) / 8))]
+        axis.set_major_locator(FixedLocator(ticks))
+        axis.set_major_formatter(FuncFormatter(_human))
     axis.set_minor_formatter(NullFormatter())
 
 
@@ -408,7 +417,7 @@ def fig04(study: Study) -> Figure:
     plan="[[run]]\nn_layer = 1\nd_model = 128\n[[run]]\nn_layer = 4\nd_model = 64\n[[run]]\nn_layer = 16\nd_model = 32",
 )
 def fig05(study: Study) -> Figure:
-    d = study.main_family()
+    d = study.main_family(one_shape=False)
     if d.empty:
         raise NotMeasured("no finished transformer runs")
     d = d.assign(aspect=d["d_model"] / d["n_layer"], ff_ratio=d["d_ff"] / d["d_model"],

@@ -92,10 +92,24 @@ class Study:
         d = d[d["data_tokens"].isna()]
         return _modal(d, ("schedule", "n_ctx"))
 
-    def main_family(self) -> pd.DataFrame:
+    def main_family(self, one_shape: bool = True) -> pd.DataFrame:
         """The L(N) / L(C) family: full-data transformer runs at the study's usual batch size too
-        (batch scans, schedule and D-subset runs are other figures' data)."""
-        return _modal(self.full_data(), ("batch_size",))
+        (batch scans, schedule and D-subset runs are other figures' data). Of a shape scan (≥ 3 shapes
+        at the same N, Fig. 5) only the shape nearest the family's usual aspect ratio stays in."""
+        d = _modal(self.full_data(), ("batch_size",))
+        if not one_shape or len(d) < 4:
+            return d
+        logn = np.log(d["n_params"].astype(float))
+        aspect = np.log(d["d_model"].astype(float) / d["n_layer"].astype(float))
+        drop: set = set()
+        for i in d.index:
+            near = d.index[(logn - logn[i]).abs() < np.log(1.2)]
+            if len(near) >= 3 and aspect[near].nunique() >= 3:
+                others = aspect.drop(near)
+                target = others.median() if len(others) else aspect.median()
+                keep = (aspect[near] - target).abs().idxmin()
+                drop.update(j for j in near if j != keep)
+        return d.drop(index=sorted(drop))
 
     def fit(self, *names: str) -> dict | None:
         """First fitted law among `names` that has parameters."""
