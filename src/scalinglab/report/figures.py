@@ -446,6 +446,7 @@ def fig05(study: Study) -> Figure:
             pct = 100 * (g["val_loss"] / g["val_loss"].min() - 1)
             ax.plot(g[key], pct, "o-", label=f"N ≈ {g['n_params'].median():.2g}")
         ax.set_xscale("log")
+        _log_ticks(ax.xaxis, ax.get_xlim())
         ax.set_xlabel(label)
         ax.set_ylabel("loss increase over best shape (%)")
         ax.grid(True, alpha=0.3)
