@@ -515,18 +515,22 @@ def _arch_compare(study: Study, arch: str, name: str) -> Figure:
     need_runs(other, 2, f"≥ 2 finished {name} runs")
     base = need_runs(study.main_family(), 2, "≥ 2 transformer runs to compare with")
     fig, (a, b) = panels(2, width=5.0)
+    n_other = other["n_params"].max()
     for df, label, col in ((base, "Transformer", "tab:blue"), (other, name, "tab:orange")):
         g = df.sort_values("n_params")
         a.plot(g["n_params"], g["val_loss"], "o-", color=col, label=label)
-        top = g.iloc[-1]
+        # per-position loss at comparable size: the largest other-arch model and the transformer nearest it
+        top = g.loc[(np.log(g["n_params"]) - np.log(n_other)).abs().idxmin()]
         pp = top.get("val_loss_per_position")
-        if isinstance(pp, list) and len(pp) > 1:
-            pos = np.arange(1, len(pp) + 1)
-            b.plot(pos, pp, color=col, label=f"{label}, N={top['n_params']:.2g}")
+        if isinstance(pp, list) and len(pp) > 2:
+            edges = position_bins(len(pp))
+            centres = [np.sqrt(lo * hi) for lo, hi in edges]
+            b.plot(centres, bin_positions(np.asarray(pp, dtype=float), edges), "o-", ms=3, color=col,
+                   label=f"{label}, N={top['n_params']:.2g}")
     loglog(a, NLABEL)
     a.legend(fontsize=8)
     if b.lines:
-        loglog(b, "token position in context")
+        loglog(b, "token position in context (log-spaced bins)")
         b.legend(fontsize=8)
     else:
         note(b, "per-position loss not recorded")
