@@ -253,5 +253,5 @@ def _links(text: str) -> dict[str, list[str]]:
 def test_number_formatting():
     from scalinglab.report.html import fmt
 
-    assert fmt(12768) == "12,768" and fmt(3312) == "3312" and fmt(2.5e9) == "2.500e+09" and fmt(0.0761234) == "0.07612"
+    assert fmt(12768) == "12,768" and fmt(3312) == "3312" and fmt(np.int64(335712)) == "335,712" and fmt(2.5e9) == "2.500e+09" and fmt(0.0761234) == "0.07612"
     assert fmt(float("nan")) == "" and fmt(None) == "" and not math.isnan(float(fmt(1e-4)))

@@ -62,6 +62,11 @@ def fmt(x: Any) -> str:
     """Numbers as a reader wants them: 4 significant digits, scientific beyond 1e5 or below 1e-3."""
     if x is None:
         return ""
+    if hasattr(x, "item") and not isinstance(x, (str, bytes)):  # numpy scalars
+        try:
+            x = x.item()
+        except (ValueError, TypeError):
+            pass
     if isinstance(x, bool):
         return str(x)
     if isinstance(x, (int, float)) and not isinstance(x, bool):
