@@ -30,7 +30,7 @@ def learnable_corpus(tmp_path_factory) -> Path:
     stream = markov_tokens(110_000, VOCAB, 7)
     write_corpus(out, stream[:100_000], stream[100_000:], vocab_size=VOCAB, eot_token=VOCAB - 1,
                  source="synthetic:markov", documents={"train": 1, "val": 1},
-                 eval_sets={"other": (markov_tokens(5_000, VOCAB, 8), "synthetic:markov-other")})
+                 eval_sets={"other": (markov_tokens(5_000, VOCAB, 8, chain=1), "synthetic:markov-other")})
     return out
 
 
