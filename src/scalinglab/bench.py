@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from scalinglab.config import ModelConfig
 from scalinglab.errors import UserError
+from scalinglab.train.optim import resolve_device
 
 
 def _sync(device: torch.device) -> None:
@@ -176,17 +177,6 @@ def validate_bench_args(batch_size: int, steps: int, warmup_steps: int, threads:
         raise UserError(f"--threads must be positive (got {threads})")
 
 
-def _device(device: str) -> torch.device:
-    try:
-        dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                           ("cpu" if device == "auto" else device))
-    except RuntimeError as e:
-        raise UserError(f"unknown --device {device!r}: {e}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {device} asked for CUDA but torch sees no GPU")
-    if dev.type not in ("cpu", "cuda"):
-        raise UserError(f"--device must be auto, cpu or cuda[:N] (got {device!r})")
-    return dev
 
 
 def bench_train(
@@ -216,7 +206,7 @@ def bench_train(
     from scalinglab.train.optim import make_optimizer
 
     validate_bench_args(batch_size, steps, warmup_steps, threads)
-    dev = _device(device)
+    dev = resolve_device(device, what="--device")
     if baseline and cfg.arch == "lstm":
         raise UserError("--baseline compares with a plain nanoGPT loop; use it with --arch transformer or universal")
     default_threads = torch.get_num_threads()  # torch's own choice, before we set ours

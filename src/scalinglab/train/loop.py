@@ -89,16 +89,6 @@ def _prepare_out(out: Path, cfg_dict: dict, overwrite: bool) -> dict | None:
     return None
 
 
-def _device(name: str) -> torch.device:
-    try:
-        device = resolve_device(name)
-    except RuntimeError as e:
-        raise UserError(f"unknown device {name!r}: {e}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device {name} asked for CUDA but torch sees no GPU")
-    if device.type not in ("cpu", "cuda"):
-        raise UserError(f"device must be auto, cpu or cuda[:N] (got {name!r})")
-    return device
 
 
 class _Reporter:
@@ -155,7 +145,7 @@ def run_training(
     corpus = Corpus.open(cfg.corpus)
     mcfg = cfg.model(corpus.vocab_size)
     cfg_dict = json.loads(cfg.model_dump_json())
-    device = _device(cfg.device)
+    device = resolve_device(cfg.device)
 
     # Everything that can reject the input happens before the run folder is touched.
     loader = WindowLoader(corpus.tokens("train"), cfg.n_ctx, cfg.batch_size, seed=cfg.seed, data_tokens=cfg.data_tokens)

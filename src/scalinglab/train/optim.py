@@ -12,10 +12,24 @@ import os
 import torch
 
 
-def resolve_device(device: str = "auto") -> torch.device:
+def resolve_device(device: str = "auto", what: str = "device") -> torch.device:
+    """'auto' → CUDA when present else CPU; anything but an available cpu/cuda[:N] is a UserError.
+
+    `what` names the setting in the message (e.g. '--device' for a CLI flag).
+    """
+    from scalinglab.errors import UserError
+
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise UserError(f"unknown {what} {device!r}: {e}") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise UserError(f"{what} must be auto, cpu or cuda[:N] (got {device!r})")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"{what} {device} asked for CUDA but torch sees no GPU")
+    return dev
 
 
 def set_threads(threads: int | None) -> int:
