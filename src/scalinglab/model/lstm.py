@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from scalinglab.config import ModelConfig
+from scalinglab.model.lm import LanguageModel
 
 
 def lstm_layer_params(d_model: int) -> int:
@@ -45,7 +45,7 @@ def lstm_flops_per_token_forward(n_layer: int, d_model: int) -> int:
     return 2 * lstm_params(n_layer, d_model) + n_layer * LSTM_ELEMENTWISE_PER_D * d_model
 
 
-class LSTMLM(nn.Module):
+class LSTMLM(LanguageModel):
     """LSTM language model. `forward(idx, targets)` returns (logits, mean loss); every sequence starts from
     a zero state, so windows are independent exactly as for the Transformer."""
 
@@ -92,24 +92,3 @@ class LSTMLM(nn.Module):
         x = self.drop(self.wte(idx))
         out, _ = self.lstm(x)
         return self.ln_f(self.drop(out))
-
-    def logits(self, h: torch.Tensor) -> torch.Tensor:
-        if self.lm_head is None:
-            return F.linear(h, self.wte.weight)
-        return self.lm_head(h)
-
-    def forward(
-        self, idx: torch.Tensor, targets: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        logits = self.logits(self.hidden(idx))
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
-        return logits, loss
-
-    @torch.no_grad()
-    def loss_per_token(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy of every position, shape (B, T), in nats (Fig. 7's loss vs position in context)."""
-        logits = self.logits(self.hidden(idx))
-        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), reduction="none")
-        return loss.view(targets.shape)

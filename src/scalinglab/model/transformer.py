@@ -15,6 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from scalinglab.config import ModelConfig
+from scalinglab.model.lm import LanguageModel
 
 
 class CausalSelfAttention(nn.Module):
@@ -65,7 +66,7 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 
-class GPT(nn.Module):
+class GPT(LanguageModel):
     """Decoder-only Transformer LM. `forward(idx, targets)` returns (logits, mean loss)."""
 
     def __init__(self, cfg: ModelConfig):
@@ -115,24 +116,3 @@ class GPT(nn.Module):
         for block in self.blocks():
             x = block(x)
         return self.ln_f(x)
-
-    def logits(self, h: torch.Tensor) -> torch.Tensor:
-        if self.lm_head is None:
-            return F.linear(h, self.wte.weight)
-        return self.lm_head(h)
-
-    def forward(
-        self, idx: torch.Tensor, targets: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        logits = self.logits(self.hidden(idx))
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
-        return logits, loss
-
-    @torch.no_grad()
-    def loss_per_token(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy of every position, shape (B, T), in nats; for per-position loss (Fig. 20)."""
-        logits = self.logits(self.hidden(idx))
-        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), reduction="none")
-        return loss.view(targets.shape)
