@@ -82,8 +82,9 @@ def test_fit_needs_exactly_one_source(tmp_path):
     assert_clean_error(run_cli("fit", "--law", "kaplan-n"), "--csv")
 
 
-def _store_db(path, corpus):
-    """A results store with finished runs whose final loss follows L = (N_c/N)^alpha_N, plus one failed run."""
+def _store_db(path, corpus, eval_sets=("other",)):
+    """A results store with finished runs whose final loss follows L = (N_c/N)^alpha_N, plus one failed run.
+    Each extra eval set i measures L + 0.3·(i + 1) (a constant offset, Fig. 8/24)."""
     from scalinglab.store import db
 
     for d_model in (16, 24, 32, 48, 64, 96, 128):
@@ -97,7 +98,8 @@ def _store_db(path, corpus):
         final = curve[-1]
         res = {"status": "done", "steps": 100, "tokens": 12_800, "n_params": n,
                "n_params_with_embeddings": n + 300 * d_model, "flops": final["flops"], "val_loss": final["val_loss"],
-               "noise_scale": 100.0, "config": cfg, "curve": curve}
+               "noise_scale": 100.0, "config": cfg, "curve": curve,
+               "eval_losses": {name: final["val_loss"] + 0.3 * (i + 1) for i, name in enumerate(eval_sets)}}
         db.record_result(path, res)
     bad = {"corpus": str(corpus), "n_layer": 3, "d_model": 16, "n_ctx": 32, "steps": 100, "batch_size": 4}
     db.record_result(path, {"status": "failed", "reason": "test", "n_params": 5, "val_loss": 99.0, "config": bad})
@@ -125,6 +127,23 @@ def test_fit_from_store(tmp_path, synthetic_corpus):
     assert set(frame_from_store(dbp, "kaplan-n", run_ids=some)["run"]) == set(some)
     assert set(frame_from_store(dbp, "bcrit", run_ids=some)["run"]) == set(some)
     assert_clean_error(run_cli("fit", "--db", tmp_path / "nope.db", "--law", "kaplan-n"), "not found")
+
+
+def test_fit_ood_offset_from_store(tmp_path, synthetic_corpus):
+    """The loss on the extra eval set becomes L_ood; with several sets the user names one (or gets exit 2)."""
+    one = _store_db(tmp_path / "one.db", synthetic_corpus)
+    d = json.loads(run_cli("fit", "--db", one, "--law", "ood-offset", "--bootstrap", "50", "--json", "-",
+                           check=True).stdout)
+    assert d["n_points"] == 7 and d["params"]["offset"] == pytest.approx(0.3, abs=1e-6)
+    d = json.loads(run_cli("fit", "--db", one, "--law", "ood-linear", "--json", "-", check=True).stdout)
+    assert d["params"]["slope"] == pytest.approx(1.0, abs=1e-3)
+    two = _store_db(tmp_path / "two.db", synthetic_corpus, eval_sets=("a", "b"))
+    assert_clean_error(run_cli("fit", "--db", two, "--law", "ood-offset"), "--col L_ood=")
+    d = json.loads(run_cli("fit", "--db", two, "--law", "ood-offset", "--col", "L_ood=L:b", "--json", "-",
+                           check=True).stdout)
+    assert d["params"]["offset"] == pytest.approx(0.6, abs=1e-6)
+    none = _store_db(tmp_path / "none.db", synthetic_corpus, eval_sets=())
+    assert_clean_error(run_cli("fit", "--db", none, "--law", "ood-offset"), "no losses on extra eval sets")
 
 
 def test_fit_bcrit_scan_csv(tmp_path):

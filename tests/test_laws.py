@@ -124,6 +124,24 @@ def test_log_law_and_power_law_compared():
     _close(fitted_log.params_, {"a": 8.0, "b": 0.25}, (), rtol=0.03)
 
 
+def test_ood_laws_recover_offset_and_slope():
+    """Fig. 8/24: L_ood = L + offset (the paper's constant offset) and L_ood = intercept + slope·L."""
+    L = np.linspace(3.0, 5.0, 15)
+    f = fit_law("ood-offset", _noisy("ood-offset", {"offset": 0.4}, {"L": L}), bootstrap=100)
+    assert f.params_["offset"] == pytest.approx(0.4, abs=0.01)
+    lo, hi = f.ci95_["offset"]
+    assert lo < 0.4 < hi and hi - lo < 0.05
+    g = fit_law("ood-linear", _noisy("ood-linear", {"intercept": 1.5, "slope": 0.7}, {"L": L}), bootstrap=100)
+    _close(g.params_, {"intercept": 1.5, "slope": 0.7}, (), rtol=0.05)
+    assert g.ci95_["slope"][1] < 1.0  # a widening gap is told apart from a constant offset
+    assert g.predict(L=[4.0])[0] == pytest.approx(1.5 + 0.7 * 4.0, rel=0.01)
+    back = Law.from_dict(g.to_dict())
+    assert back.law_name == "ood-linear" and back.params_ == g.params_
+    # --holdout leaves out the best (lowest-loss) models
+    h = fit_law("ood-offset", _noisy("ood-offset", {"offset": 0.4}, {"L": L}), holdout=3).holdout_
+    assert h["k"] == 3 and h["max_abs_rel_error"] < 0.02
+
+
 def test_batch_tradeoff_recovery():
     B = np.geomspace(1e3, 1e7, 12)
     true = {"S_min": 5e3, "B_crit": 2e5}
@@ -176,7 +194,7 @@ def test_to_dict_round_trip_and_predict():
 def test_registry_and_errors():
     names = law_names()
     for n in ("kaplan-n", "kaplan-d", "kaplan-c", "kaplan-cmin", "kaplan-nd", "kaplan-ns", "bcrit", "bcrit-scan",
-              "chinchilla", "kaplan-n-e", "log-n"):
+              "chinchilla", "kaplan-n-e", "log-n", "ood-offset", "ood-linear"):
         assert n in names
     assert get_law("kaplan-nd").param_names == ("alpha_N", "alpha_D", "N_c", "D_c")
     assert get_law("kaplan-ns").param_names == ("alpha_N", "alpha_S", "N_c", "S_c")
@@ -193,7 +211,8 @@ def test_registry_and_errors():
 def test_analytic_gradients_match_finite_differences():
     rng = np.random.default_rng(0)
     cols = {"N": np.geomspace(1e6, 1e10, 7), "D": np.geomspace(1e7, 1e11, 7), "S": np.geomspace(1e2, 1e5, 7),
-            "C": np.geomspace(1e16, 1e20, 7), "B": np.geomspace(1e3, 1e6, 7), "L": np.linspace(2, 4, 7)}
+            "C": np.geomspace(1e16, 1e20, 7), "B": np.geomspace(1e3, 1e6, 7), "L": np.linspace(2, 4, 7),
+            "L_ood": np.linspace(2.5, 4.3, 7)}
     for name in law_names():
         if name == "bcrit-scan":
             continue

@@ -255,3 +255,34 @@ def test_number_formatting():
 
     assert fmt(12768) == "12,768" and fmt(3312) == "3312" and fmt(np.int64(335712)) == "335,712" and fmt(2.5e9) == "2.500e+09" and fmt(0.0761234) == "0.07612"
     assert fmt(float("nan")) == "" and fmt(None) == "" and not math.isnan(float(fmt(1e-4)))
+
+
+def test_shape_scans_vary_one_dimension_with_the_others_held():
+    """Fig. 5: a d_ff scan's runs (whose aspect ratio moves with d_model) and a head scan's runs must not land in
+    the aspect-ratio panel; a schedule study's decay-to-zero run is not a shape."""
+    import pandas as pd
+
+    from scalinglab.report.study import Study
+
+    def row(n_layer, d_model, d_ff=None, n_heads=1, min_lr_ratio=0.1, loss=4.5):
+        d_ff = d_ff or 4 * d_model
+        n = n_layer * (4 * d_model**2 + 2 * d_model * d_ff)
+        return dict(run_id=f"{n_layer}x{d_model}ff{d_ff}h{n_heads}m{min_lr_ratio}", status="done", arch="transformer",
+                    n_layer=n_layer, d_model=d_model, d_ff=d_ff, d_attn=d_model, n_heads=n_heads, n_ctx=64,
+                    batch_size=32, schedule="cosine", min_lr_ratio=min_lr_ratio, data_tokens=None, n_params=n,
+                    val_loss=loss + 0.01 * n_layer + 0.001 * n_heads)
+
+    aspect = [row(14, 24), row(8, 32), row(5, 40), row(2, 64), row(1, 96)]
+    ff = [row(2, 88, 88), row(2, 80, 160), row(2, 48, 384), row(2, 40, 640)]
+    heads = [row(2, 64, n_heads=h) for h in (2, 4, 8)]
+    floor = [row(2, 64, min_lr_ratio=0.0, loss=4.0)]
+    far = [row(4, 96)]  # 4× the N: a size of its own, in no scan
+    scans = Study(runs=pd.DataFrame(aspect + ff + heads + floor + far)).shape_scans()
+    shapes = {k: [sorted(zip(g["n_layer"], g["d_model"], g["d_ff"], g["n_heads"], strict=True)) for g in gs]
+              for k, gs in scans.items()}
+    two_by_64 = (2, 64, 256, 1)  # the reference shape belongs to every scan
+    assert shapes["aspect"] == [sorted((r["n_layer"], r["d_model"], r["d_ff"], 1) for r in aspect)]
+    assert shapes["ff_ratio"] == [sorted([(2, 88, 88, 1), (2, 80, 160, 1), two_by_64, (2, 48, 384, 1),
+                                         (2, 40, 640, 1)])]
+    assert shapes["head_dim"] == [sorted([two_by_64, (2, 64, 256, 2), (2, 64, 256, 4), (2, 64, 256, 8)])]
+    assert all(g["val_loss"].min() > 4.1 for gs in scans.values() for g in gs)  # the floor-0 run is in none

@@ -112,3 +112,22 @@ def test_reproduce_end_to_end_and_resume(tmp_path):
     # nothing redone: corpus, runs, fits and report untouched (only the marker and the store's WAL files move)
     assert changed <= {"reproduce.json", "runs.db", "runs.db-wal", "runs.db-shm", "runs.db.lock"}, changed
     assert second["fits"]["kaplan-n"]["params"] == first["fits"]["kaplan-n"]["params"]
+
+
+def test_comparisons_law_jobs_select_their_families(tmp_path):
+    """The comparisons preset's fits: one law on several families under its own key, LR ranges, skips said."""
+    import pandas as pd
+
+    from scalinglab.reproduce import PRESETS, _matches, fit_laws
+    from tests.test_report import make_store
+
+    runs = pd.DataFrame({"arch": ["lstm", "lstm", "transformer"], "lr": [1e-3, 5e-3, 1e-3]})
+    assert _matches(runs, {"arch": "lstm", "lr": {"max": 3e-3}}).tolist() == [True, False, False]
+    assert _matches(runs, {"lr": {"min": 2e-3}}).tolist() == [False, True, False]
+
+    db = make_store(tmp_path / "runs.db")
+    fits, skipped = fit_laws(db, PRESETS["comparisons"].laws, lambda _: None)
+    assert {"kaplan-n", "log-n", "kaplan-c", "ood-offset", "ood-linear"} <= set(fits)
+    assert set(skipped) == {"kaplan-n:lstm"} and "at least 3" in skipped["kaplan-n:lstm"]  # the store has 2 LSTMs
+    assert fits["ood-offset"]["params"]["offset"] == pytest.approx(0.4, abs=1e-3)  # its "shifted" set is L + 0.4
+    assert fits["ood-linear"]["params"]["slope"] == pytest.approx(1.0, abs=0.02)

@@ -37,12 +37,19 @@ MARKER = "reproduce.json"
 
 @dataclass(frozen=True)
 class LawJob:
-    """Fit `law` on the runs matching `select` (column → value; None = empty) with bootstrap/hold-out."""
+    """Fit `law` on the runs matching `select` with bootstrap/hold-out; saved as `key` (default: the law's name).
+
+    `select` maps a run column to a value, a list of values, None (empty) or {"min": a, "max": b} (a range)."""
 
     law: str
     select: dict[str, Any] | str = "main"  # "main": the report's L(N)/L(C) family (Study.main_family)
     bootstrap: int = 200
     holdout: int = 0
+    key: str = ""  # name in fits.json when one law is fitted on several families, e.g. "kaplan-n:lstm"
+
+    @property
+    def name(self) -> str:
+        return self.key or self.law
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,21 @@ PRESETS: dict[str, PresetSettings] = {
         ),
         budgets_pf_days=(1e-4, 1e-2, 1.0),
         note="sized for one modern GPU for a few hours (bf16 autocast / compile where the trainer uses them)",
+    ),
+    "comparisons": PresetSettings(
+        corpus={"source": "stdlib", "vocab_size": 2048, "max_tokens": 2_000_000},
+        laws=(
+            LawJob("kaplan-n", _MAIN, 500, 1),
+            LawJob("log-n", _MAIN, 500, 1),  # Fig. 23: the logarithm on the same points
+            LawJob("kaplan-c", _MAIN, 200),
+            # Fig. 7: the LSTMs' own L(N) at the Transformer's LR(N) (the 3×-LR check is left out by the range)
+            LawJob("kaplan-n", {"arch": "lstm", "lr": {"max": 3e-3}}, 500, 0, key="kaplan-n:lstm"),
+            # Fig. 8/24: is the loss on held-out stdlib tests the training loss plus a constant?
+            LawJob("ood-offset", _MAIN, 500, 1),
+            LawJob("ood-linear", _MAIN, 500, 1),
+        ),
+        budgets_pf_days=(1e-6, 1e-3, 1.0),
+        note="shape at fixed N, LSTM and recurrent baselines, LR schedules at fixed area, generalisation; ≤ 45 min",
     ),
 }
 DEFAULT_SETTINGS = PresetSettings(
@@ -174,6 +196,7 @@ def ensure_corpus(out: Path, settings: dict[str, Any], marker: dict, log: Callab
 
 
 def _matches(runs, select: dict[str, Any]):
+    import numpy as np
     import pandas as pd
 
     mask = pd.Series(True, index=runs.index)
@@ -183,6 +206,9 @@ def _matches(runs, select: dict[str, Any]):
         col = runs[k]
         if v is None:
             mask &= col.isna()
+        elif isinstance(v, dict):
+            num = pd.to_numeric(col, errors="coerce")
+            mask &= num.ge(v.get("min", -np.inf)) & num.le(v.get("max", np.inf))
         elif isinstance(v, (list, tuple)):
             mask &= col.isin(list(v))
         elif isinstance(v, bool):
@@ -209,21 +235,7 @@ def law_frame(db: Path, job: LawJob):
         ids = set(runs.loc[_matches(runs, job.select) & (runs["status"] == "done"), "run_id"].astype(str))
     if not ids:
         raise UserError(f"{job.law}: no finished runs match {job.select}")
-    if job.law in ld.CURVE_LAWS or job.law in ld.FRONTIER_LAWS:
-        from scalinglab.laws.frontier import compute_frontier
-        from scalinglab.laws.transforms import c_min, s_min
-
-        df = ld.curves_from_store(db)
-        df = df[df["run"].isin(ids)]
-        if job.law.startswith("kaplan-cmin"):
-            df = df.assign(C=c_min(df["C"].to_numpy(), df["B"].to_numpy(), ld._bcrit_tokens(df)))
-        if job.law.startswith("kaplan-ns"):
-            df = df.assign(S=s_min(df["S"].to_numpy(), df["B"].to_numpy(), ld._bcrit_tokens(df)))
-        if job.law in ld.FRONTIER_LAWS:
-            df = compute_frontier(df)
-        return df
-    df = ld.runs_from_store(db)
-    return df[df["run"].isin(ids)].reset_index(drop=True)
+    return ld.frame_from_store(db, job.law, run_ids=ids)
 
 
 def fit_laws(db: Path, jobs: tuple[LawJob, ...], log: Callable[[str], None]) -> tuple[dict, dict]:
@@ -238,15 +250,15 @@ def fit_laws(db: Path, jobs: tuple[LawJob, ...], log: Callable[[str], None]) -> 
             df = law_frame(db, job)
             law = fit_law(job.law, df, bootstrap=job.bootstrap, holdout=job.holdout, seed=0)
         except UserError as e:
-            skipped[job.law] = str(e)
-            log(f"fit {job.law}: skipped ({e})")
+            skipped[job.name] = str(e)
+            log(f"fit {job.name}: skipped ({e})")
             continue
         d = law.to_dict(include_samples=True)
         d["selection"] = job.select if isinstance(job.select, str) else dict(job.select)
-        fits[job.law] = d
-        save_fit(db, job.law, d)
+        fits[job.name] = d
+        save_fit(db, job.name, d)
         ps = ", ".join(f"{k}={v:.4g}" for k, v in d["params"].items())
-        log(f"fit {job.law}: {ps} on {d['n_points']} points in {time.perf_counter() - t0:.1f} s")
+        log(f"fit {job.name}: {ps} on {d['n_points']} points in {time.perf_counter() - t0:.1f} s")
     return fits, skipped
 
 

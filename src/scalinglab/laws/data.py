@@ -1,13 +1,14 @@
 """Getting data into a law: CSV reading, column mapping, validation, and the results-store mapping.
 
 Canonical columns: N (non-embedding parameters), D (tokens), C (training FLOPs), S (steps), B (batch size in
-tokens), L (loss, nats/token). `law_columns(law, df)` checks that the columns a law needs are present, numeric,
+tokens), L (loss, nats/token), L_ood (loss on another distribution). `law_columns(law, df)` checks that the columns a law needs are present, numeric,
 finite and positive, and returns them as float arrays; every problem is a one-line `UserError`.
 
 `frame_from_store(db, law, count_embeddings=False)` maps the results store onto canonical columns:
 N = n_params (n_params_with_embeddings with count_embeddings), D = data_tokens when set else tokens, C = flops
 (FLOPs; kaplan-c/kaplan-cmin convert to PF-days inside the law), S = steps, B = batch_size·n_ctx tokens,
-L = val_loss; only runs with status "done". Laws of learning curves (bcrit-scan, kaplan-ns, kaplan-c,
+L = val_loss, L:<name> = final loss on each extra eval set (L_ood too when there is exactly one); only runs
+with status "done". Laws of learning curves (bcrit-scan, kaplan-ns, kaplan-c,
 kaplan-cmin) read every eval point of every curve (`curves_from_store`); kaplan-c/kaplan-cmin use the
 compute-efficient frontier of those curves (paper §6); kaplan-cmin and kaplan-ns use C_min and S_min from
 the measured gradient noise scale (the proxy for B_crit) when the store has it, else the paper's eq 1.4; bcrit
@@ -24,7 +25,7 @@ import numpy as np
 
 from scalinglab.errors import UserError
 
-CANONICAL = ("N", "D", "C", "S", "B", "L")
+CANONICAL = ("N", "D", "C", "S", "B", "L", "L_ood")
 CURVE_LAWS = ("bcrit-scan", "kaplan-ns", "kaplan-ns-e")
 FRONTIER_LAWS = ("kaplan-c", "kaplan-cmin", "kaplan-c-e", "kaplan-cmin-e", "log-c")
 
@@ -156,7 +157,28 @@ def runs_from_store(db: str | Path, count_embeddings: bool = False):
     df["L"] = runs["val_loss"].to_numpy(dtype=float)
     df["noise_scale"] = (pd.to_numeric(runs["noise_scale"], errors="coerce").to_numpy(dtype=float)
                          if "noise_scale" in runs.columns else np.nan)
+    extra = [_json_dict(v) for v in runs.get("eval_losses", pd.Series([None] * len(runs)))]
+    names = sorted({k for e in extra for k in e})
+    for name in names:
+        df[f"L:{name}"] = [float(e[name]) if e.get(name) is not None else np.nan for e in extra]
+    if len(names) == 1:  # the out-of-distribution loss of the ood-* laws (Fig. 8/24)
+        df["L_ood"] = df[f"L:{names[0]}"]
     return df
+
+
+def _json_dict(value: Any) -> dict:
+    """A store JSON column (text, dict or missing) as a dict."""
+    import json
+
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str) and value:
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            return {}
+        return parsed if isinstance(parsed, dict) else {}
+    return {}
 
 
 def curves_from_store(db: str | Path, count_embeddings: bool = False):
@@ -223,6 +245,9 @@ def frame_from_store(db: str | Path, law: str, count_embeddings: bool = False, r
             df = compute_frontier(df)
         return df
     df = runs_from_store(db, count_embeddings)
+    if law.startswith("ood-") and not any(str(c).startswith("L:") for c in df.columns):
+        raise UserError(f"results DB {db} has no losses on extra eval sets for {law}; prepare the corpus with "
+                        "--eval-set NAME=SOURCE (the stdlib source has one) and train on it")
     if keep is not None:
         df = df[df["run"].isin(keep)].reset_index(drop=True)
         if len(df) == 0:

@@ -16,7 +16,8 @@ Registry (`get_law(name)`): kaplan-n, kaplan-d, kaplan-c, kaplan-cmin (C in PF-d
 data unless c_unit="pf-days"), each with an irreducible variant (kaplan-n-e: L = E + (N_c/N)^alpha_N, ...),
 kaplan-nd (eq 1.5), kaplan-ns (eq 1.6), bcrit (eq 1.4), bcrit-scan (batch-size scans -> eq 1.4),
 batch-tradeoff (S(B) = S_min·(1 + B_crit/B)), chinchilla, and logarithmic alternatives log-n, log-d, log-c
-(L = a − b·ln X, Fig. 23) so a power law and a logarithm can be compared on the same points.
+(L = a − b·ln X, Fig. 23) so a power law and a logarithm can be compared on the same points, and ood-offset /
+ood-linear (loss on another distribution against the training loss, Figs. 8/24; laws/generalisation.py).
 """
 
 from __future__ import annotations
@@ -639,9 +640,12 @@ _REGISTRY: dict[str, tuple[type[Law], dict[str, Any]]] = {
 
 def _lazy_registry() -> dict[str, tuple[type[Law], dict[str, Any]]]:
     if "bcrit-scan" not in _REGISTRY:
+        from scalinglab.laws.generalisation import OODOffset
         from scalinglab.laws.transforms import BcritScan
 
         _REGISTRY["bcrit-scan"] = (BcritScan, {})
+        _REGISTRY["ood-offset"] = (OODOffset, {"free_slope": False})
+        _REGISTRY["ood-linear"] = (OODOffset, {"free_slope": True})
     return _REGISTRY
 
 

@@ -417,34 +417,17 @@ def fig04(study: Study) -> Figure:
     plan="[[run]]\nn_layer = 1\nd_model = 128\n[[run]]\nn_layer = 4\nd_model = 64\n[[run]]\nn_layer = 16\nd_model = 32",
 )
 def fig05(study: Study) -> Figure:
-    d = study.main_family(one_shape=False)
-    if d.empty:
-        raise NotMeasured("no finished transformer runs")
-    d = d.assign(aspect=d["d_model"] / d["n_layer"], ff_ratio=d["d_ff"] / d["d_model"],
-                 head_dim=d["d_attn"] / d["n_heads"].fillna(1), logN=np.log(d["n_params"]))
-    groups = []
-    for _, row in d.sort_values("n_params").iterrows():
-        for grp in groups:
-            if abs(row["logN"] - grp[0]["logN"]) < np.log(1.2):
-                grp.append(row)
-                break
-        else:
-            groups.append([row])
+    scans = study.shape_scans()
     dims = [("aspect", "aspect ratio d_model / n_layer"), ("ff_ratio", "feed-forward ratio d_ff / d_model"),
             ("head_dim", "attention head dimension d_attn / n_heads")]
-    used = []
-    for key, label in dims:
-        gs = [pd.DataFrame(g) for g in groups if pd.DataFrame(g)[key].nunique() >= 3]
-        if gs:
-            used.append((key, label, gs))
+    used = [(key, label, scans[key]) for key, label in dims if key in scans]
     if not used:
-        raise NotMeasured("needs ≥ 3 shapes at the same N (within ±20%); the study has none")
+        raise NotMeasured("needs ≥ 3 shapes of (nearly) the same N that differ in one dimension only")
     fig, axes = panels(len(used), width=4.8)
     for ax, (key, label, gs) in zip(axes, used, strict=True):
         for g in gs:
-            g = g.sort_values(key)
             pct = 100 * (g["val_loss"] / g["val_loss"].min() - 1)
-            ax.plot(g[key], pct, "o-", label=f"N ≈ {g['n_params'].median():.2g}")
+            ax.plot(g[key], pct, "o-", label=f"N ≈ {g['n_params'].median():.2g}, {_held(key, g)}")
         ax.set_xscale("log")
         _log_ticks(ax.xaxis, ax.get_xlim())
         ax.set_xlabel(label)
@@ -452,6 +435,16 @@ def fig05(study: Study) -> Figure:
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
     return fig
+
+
+def _held(key: str, g: pd.DataFrame) -> str:
+    """What a Fig. 5 scan held fixed, for its legend."""
+    r = g.iloc[0]
+    if key == "aspect":
+        return f"d_ff = {r['d_ff'] / r['d_model']:.3g}·d_model"
+    if key == "ff_ratio":
+        return f"{int(r['n_layer'])} layers"
+    return f"{int(r['n_layer'])}×{int(r['d_model'])}"
 
 
 @figure(
@@ -516,9 +509,23 @@ def _arch_compare(study: Study, arch: str, name: str) -> Figure:
     base = need_runs(study.main_family(), 2, "≥ 2 transformer runs to compare with")
     fig, (a, b) = panels(2, width=5.0)
     n_other = other["n_params"].max()
-    for df, label, col in ((base, "Transformer", "tab:blue"), (other, name, "tab:orange")):
+    for df, label, col, law in ((base, "Transformer", "tab:blue", "kaplan-n"),
+                                (other, name, "tab:orange", f"kaplan-n:{arch}")):
         g = df.sort_values("n_params")
-        a.plot(g["n_params"], g["val_loss"], "o-", color=col, label=label)
+        # a run far off the family's learning rate (e.g. an LR check) is shown hollow, not as the family
+        lr_ratio = pd.to_numeric(g["lr"], errors="coerce") / pd.to_numeric(g["lr"], errors="coerce").median()
+        odd = (lr_ratio > 1.5) | (lr_ratio < 1 / 1.5)
+        for _, r in g[odd].iterrows():
+            a.plot(r["n_params"], r["val_loss"], "o", mfc="none", color=col,
+                   label=f"{label}, LR {r['lr']:.2g} ({lr_ratio[r.name]:.1f}× the family's)")
+        g = g[~odd]
+        a.plot(g["n_params"], g["val_loss"], "o", color=col, label=label)
+        fn = study.fit(law)
+        if fn is not None:  # the family's own L(N) fit (reproduce fits kaplan-n:<arch> where the preset has one)
+            xs = np.geomspace(g["n_params"].min() / 1.2, g["n_params"].max() * 1.2, 50)
+            a.plot(xs, law_predict(fn, N=xs), "--", color=col, lw=1, label=fit_label(fn, ("alpha_N",)))
+        else:
+            a.plot(g["n_params"], g["val_loss"], "-", color=col, lw=1)
         # per-position loss at comparable size: the largest other-arch model and the transformer nearest it
         top = g.loc[(np.log(g["n_params"]) - np.log(n_other)).abs().idxmin()]
         pp = top.get("val_loss_per_position")
@@ -556,16 +563,28 @@ def fig08(study: Study) -> Figure:
     fig, (a, b) = panels(2, width=5.0)
     a.plot(d["n_params"], d["val_loss"], "o-", color="k", label="training distribution (val)")
     lo, hi = d["val_loss"].min(), d["val_loss"].max()
+    # the ood-* laws are fitted on L_ood, which the store fills when there is exactly one extra eval set
+    offset, linear = (study.fit(n) if len(names) == 1 else None for n in ("ood-offset", "ood-linear"))
+    xs = np.linspace(lo, hi, 10)
     for i, name in enumerate(names):
         y = d["eval_losses"].map(lambda e, n=name: (e or {}).get(n, np.nan) if isinstance(e, dict) else np.nan)
         y = pd.to_numeric(y, errors="coerce")
         ok = np.isfinite(y)
         a.plot(d["n_params"][ok], y[ok], "o-", color=cmap(i + 1), label=name)
-        off = float(np.mean(y[ok] - d["val_loss"][ok]))
-        b.plot(d["val_loss"][ok], y[ok], "o", color=cmap(i + 1), label=f"{name} (mean offset {off:+.3f})")
-        xs = np.linspace(lo, hi, 10)
-        b.plot(xs, xs + off, "-", color=cmap(i + 1), lw=1, alpha=0.6)
+        if offset is not None:
+            off, ci = offset["params"]["offset"], (offset.get("ci95") or {}).get("offset")
+            desc = f"fitted offset {off:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "")
+        else:
+            off = float(np.mean(y[ok] - d["val_loss"][ok]))
+            desc = f"mean offset {off:+.3f}"
+        b.plot(d["val_loss"][ok], y[ok], "o", color=cmap(i + 1), label=name)
+        b.plot(xs, xs + off, "-", color=cmap(i + 1), lw=1, alpha=0.6, label=f"L + offset: {desc}")
         lo, hi = min(lo, y[ok].min()), max(hi, y[ok].max())
+    if linear is not None:
+        p, ci = linear["params"], (linear.get("ci95") or {}).get("slope")
+        b.plot(xs, p["intercept"] + p["slope"] * xs, "--", color="k", lw=1,
+               label=f"free slope: {p['slope']:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+               + " (1 = constant offset)")
     b.plot([lo, hi], [lo, hi], ":", color="0.5", label="equal loss")
     loglog(a, NLABEL)
     b.set_xlabel("loss on the training distribution (nats/token)")
@@ -957,7 +976,11 @@ def fig23(study: Study) -> Figure:
         power = k * N**s
         plabel = "power law (log-log least squares)"
         pfun = lambda x: k * x**s  # noqa: E731
-    b, a0 = np.polyfit(np.log(N), L, 1)
+    flog = study.fit("log-n")
+    if flog is not None:
+        a0, b = flog["params"]["a"], -flog["params"]["b"]
+    else:
+        b, a0 = np.polyfit(np.log(N), L, 1)
     logfit = a0 + b * np.log(N)
     rms_p = float(np.sqrt(np.mean((power - L) ** 2)))
     rms_l = float(np.sqrt(np.mean((logfit - L) ** 2)))

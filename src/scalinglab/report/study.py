@@ -85,19 +85,24 @@ class Study:
         return d[d["arch"].fillna("transformer") == arch] if not d.empty else d
 
     def full_data(self) -> pd.DataFrame:
-        """Transformer runs on the full data (no D-subset) with the study's usual schedule and context."""
+        """Transformer runs on the full data (no D-subset) with the study's usual schedule (decay floor
+        included: a schedule study's decay-to-zero cosine runs are not the family's) and context."""
         d = self.transformers()
         if d.empty:
             return d
         d = d[d["data_tokens"].isna()]
-        return _modal(d, ("schedule", "n_ctx"))
+        return _modal(d, ("schedule", "min_lr_ratio", "n_ctx"))
 
     def main_family(self, one_shape: bool = True) -> pd.DataFrame:
         """The L(N) / L(C) family: full-data transformer runs at the study's usual batch size too
         (batch scans, schedule and D-subset runs are other figures' data). Of a shape scan (≥ 3 shapes
-        at the same N, Fig. 5) only the shape nearest the family's usual aspect ratio stays in."""
+        at the same N, Fig. 5) only the shape nearest the family's usual aspect ratio stays in, and runs
+        off the family's usual d_ff/d_model, d_attn/d_model and head rule (the other shape scans) are left out."""
         d = _modal(self.full_data(), ("batch_size",))
-        if not one_shape or len(d) < 4:
+        if not one_shape:
+            return d
+        d = d.loc[_modal(_with_shape_ratios(d), ("ff_ratio", "attn_ratio", "default_heads")).index]
+        if len(d) < 4:
             return d
         logn = np.log(d["n_params"].astype(float))
         aspect = np.log(d["d_model"].astype(float) / d["n_layer"].astype(float))
@@ -110,6 +115,30 @@ class Study:
                 keep = (aspect[near] - target).abs().idxmin()
                 drop.update(j for j in near if j != keep)
         return d.drop(index=sorted(drop))
+
+    def shape_scans(self) -> dict[str, list[pd.DataFrame]]:
+        """Fig. 5's sub-studies, keyed by shape dimension ("aspect", "ff_ratio", "head_dim"): sets of ≥ 3
+        full-data transformer runs at (nearly) the same N (±20%) that differ in that dimension only.
+
+        Each dimension holds its own controls fixed, as the paper's scans do: the aspect-ratio scan keeps
+        d_ff/d_model, d_attn/d_model and the default heads; the feed-forward scan keeps n_layer and the
+        attention; the head scan keeps n_layer, d_model, d_ff and d_attn. Without this a d_ff scan's runs
+        (whose aspect ratio moves with d_model) would land in the aspect panel and confound it."""
+        d = self.main_family(one_shape=False)
+        d = _with_shape_ratios(d.dropna(subset=["n_layer", "d_model", "d_ff", "d_attn", "n_heads"]))
+        if d.empty:
+            return {}
+        controls = {"aspect": ["ff_ratio", "attn_ratio", "default_heads"],
+                    "ff_ratio": ["n_layer", "attn_ratio", "default_heads"],
+                    "head_dim": ["n_layer", "d_model", "d_ff", "d_attn"]}
+        scans: dict[str, list[pd.DataFrame]] = {}
+        for size in _size_groups(d["n_params"]):
+            g = d.loc[size]
+            for key, held in controls.items():
+                for _, sub in g.groupby(held, sort=False):
+                    if sub[key].nunique() >= 3:
+                        scans.setdefault(key, []).append(sub.sort_values(key))
+        return scans
 
     def fit(self, *names: str) -> dict | None:
         """First fitted law among `names` that has parameters."""
@@ -125,6 +154,37 @@ class Study:
             if isinstance(v, dict):
                 names.update(k for k, x in v.items() if _finite(x))
         return sorted(names)
+
+
+def _with_shape_ratios(d: pd.DataFrame) -> pd.DataFrame:
+    """d plus the shape ratios Fig. 5 varies: aspect, ff_ratio, head_dim, attn_ratio and default_heads."""
+    if d.empty:
+        return d.assign(aspect=[], ff_ratio=[], head_dim=[], attn_ratio=[], default_heads=[])
+    return d.assign(aspect=d["d_model"] / d["n_layer"], ff_ratio=(d["d_ff"] / d["d_model"]).round(4),
+                    head_dim=d["d_attn"] / d["n_heads"], attn_ratio=(d["d_attn"] / d["d_model"]).round(4),
+                    default_heads=[_default_heads(a, h) for a, h in zip(d["d_attn"], d["n_heads"], strict=True)])
+
+
+def _default_heads(d_attn: float, n_heads: float) -> bool:
+    """Whether n_heads is what `ModelConfig` picks when none is given (heads of width 64, at least one);
+    unknown (NaN) counts as the default."""
+    if not (np.isfinite(d_attn) and np.isfinite(n_heads)):
+        return True
+    n = max(1, int(d_attn) // 64)
+    return int(n_heads) == (n if int(d_attn) % n == 0 else 1)
+
+
+def _size_groups(n_params: pd.Series) -> list[pd.Index]:
+    """Runs grouped by N: sorted by N, a run joins the previous group when it is within 20% of that group's
+    largest run and within 50% of its smallest (shape scans solved for one target N scatter by ±15%)."""
+    logn = np.log(n_params.astype(float)).sort_values()
+    groups: list[list] = []
+    for i, v in logn.items():
+        if groups and v - logn[groups[-1][-1]] < np.log(1.2) and v - logn[groups[-1][0]] < np.log(1.5):
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return [pd.Index(g) for g in groups]
 
 
 def _modal(d: pd.DataFrame, cols: tuple[str, ...]) -> pd.DataFrame:
