@@ -262,13 +262,20 @@ def fit_laws(db: Path, jobs: tuple[LawJob, ...], log: Callable[[str], None]) -> 
     return fits, skipped
 
 
-def _digest(db: Path) -> str:
-    """What the fits depend on: the finished runs and their final losses."""
+def _digest(db: Path, jobs: tuple[LawJob, ...]) -> str:
+    """What the fits depend on: the finished runs and their final losses, the law jobs, and the fitting code
+    (so a rerun after an upgrade of laws/ refits instead of keeping fits an older version made)."""
     from scalinglab.store.db import load_runs
 
     runs = load_runs(db)
     rows = sorted(f"{r.run_id}:{r.status}:{r.val_loss}" for r in runs.itertuples())
-    return hashlib.sha256("\n".join(rows).encode()).hexdigest()[:16]
+    laws_dir = resources.files("scalinglab").joinpath("laws")
+    code = sorted(f.read_bytes() for f in laws_dir.iterdir() if f.name.endswith(".py"))
+    h = hashlib.sha256("\n".join(rows).encode())
+    h.update(repr(jobs).encode())
+    for c in code:
+        h.update(c)
+    return h.hexdigest()[:16]
 
 
 @dataclass
@@ -345,7 +352,7 @@ def reproduce(preset: str, out: str | Path, *, workers: int = 2, plan_file: str 
     sweep = {k: getattr(summary, k) for k in ("total", "already_done", "ran", "done", "diverged", "failed",
                                               "resumed")} | {"wall_s": round(summary.wall_s, 1)}
 
-    digest = _digest(db)
+    digest = _digest(db, settings.laws)
     stages = marker["stages"]
     fits_path, plans_path, report_index = out / "fits.json", out / "plans.json", out / "report" / "index.html"
     if stages.get("fits") == digest and fits_path.is_file():
