@@ -286,3 +286,15 @@ def test_shape_scans_vary_one_dimension_with_the_others_held():
                                          (2, 40, 640, 1)])]
     assert shapes["head_dim"] == [sorted([two_by_64, (2, 64, 256, 2), (2, 64, 256, 4), (2, 64, 256, 8)])]
     assert all(g["val_loss"].min() > 4.1 for gs in scans.values() for g in gs)  # the floor-0 run is in none
+
+
+def test_fit_table_holdout_and_paper_columns():
+    """The hold-out shows the law's own target (L_ood for ood-offset, not its input L); a family fitted under its
+    own key (kaplan-n:lstm) gets no paper constants, the paper's kaplan-n does."""
+    from scalinglab.report.html import fit_rows, holdout_text
+
+    h = {"k": 1, "points": [{"L": 4.391, "L_ood": 4.869, "predicted": 4.772, "rel_error": 4.772 / 4.869 - 1}]}
+    assert holdout_text(h) == "1 largest held out; predicted 4.772 vs 4.869 measured (-1.99%)"
+    fit = {"law": "kaplan-n", "params": {"alpha_N": 0.06, "N_c": 1e16}, "ci95": {}, "n_points": 5}
+    rows = fit_rows({"kaplan-n": fit, "kaplan-n:lstm": fit})
+    assert [r["paper"] for r in rows] == ["0.076", "8.800e+13", "", ""]

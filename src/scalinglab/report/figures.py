@@ -547,7 +547,8 @@ def _arch_compare(study: Study, arch: str, name: str) -> Figure:
 @figure(
     "8/24", "Generalisation to other distributions",
     caption="Loss on extra evaluation sets (text the model never trained on) against N (left) and against the "
-            "training-distribution loss (right). Paper: the other losses track it with a roughly constant offset.",
+            "training-distribution loss (right), with the ood-offset (L + offset) and ood-linear (free slope) fits "
+            "when the study has them. Paper: the other losses track it with a roughly constant offset.",
     needs="extra evaluation sets in the corpus and ≥ 2 finished runs",
     plan="corpus prepared with --eval-set NAME=SOURCE (the stdlib corpus ships one)",
 )
