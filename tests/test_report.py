@@ -298,3 +298,14 @@ def test_fit_table_holdout_and_paper_columns():
     fit = {"law": "kaplan-n", "params": {"alpha_N": 0.06, "N_c": 1e16}, "ci95": {}, "n_points": 5}
     rows = fit_rows({"kaplan-n": fit, "kaplan-n:lstm": fit})
     assert [r["paper"] for r in rows] == ["0.076", "8.800e+13", "", ""]
+
+
+@pytest.mark.parametrize("n_ctx", [1, 2, 3, 64, 100, 256, 1024])
+def test_position_bins_cover_the_context_without_a_lone_last_position(n_ctx):
+    from scalinglab.report.figures import position_bins
+
+    edges = position_bins(n_ctx)
+    assert edges[0][0] == 1 and edges[-1][1] == n_ctx
+    assert all(b[0] == a[1] + 1 for a, b in zip(edges, edges[1:], strict=False))
+    if n_ctx >= 64:  # the last bin (Figs. 7, 20) averages many positions, not position n_ctx alone
+        assert edges[-1][1] - edges[-1][0] + 1 >= n_ctx // 4

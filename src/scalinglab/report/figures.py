@@ -904,12 +904,15 @@ def fig20(study: Study) -> Figure:
 
 
 def position_bins(n_ctx: int) -> list[tuple[int, int]]:
-    """Log-spaced position bins 1, 2–3, 4–7, … (1-based, inclusive): per-position losses are noisy alone."""
+    """Log-spaced position bins 1, 2–3, 4–7, … (1-based, inclusive): per-position losses are noisy alone.
+    A last bin shorter than half its doubling (e.g. position 64 alone at n_ctx 64) joins the one before it."""
     edges, lo = [], 1
     while lo <= n_ctx:
         hi = min(2 * lo - 1, n_ctx)
         edges.append((lo, hi))
         lo = hi + 1
+    if len(edges) > 2 and edges[-1][1] - edges[-1][0] + 1 < edges[-1][0] / 2:
+        edges[-2:] = [(edges[-2][0], n_ctx)]
     return edges
 
 
