@@ -382,6 +382,14 @@ class KaplanCmin(KaplanC):
     base_name = "kaplan-cmin"
 
 
+def log_of_linear(pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """log of a prediction that is linear in its parameters, and d log/d pred = 1/pred; a non-positive
+    prediction is clipped (log 1e-12) with zero gradient, so the optimiser backs off instead of failing."""
+    ok = pred > 1e-12
+    safe = np.where(ok, pred, 1e-12)
+    return np.log(safe), np.where(ok, 1.0 / safe, 0.0)
+
+
 class LogLaw(Law):
     """Logarithmic alternative L = a − b·ln X (Kaplan Fig. 23 compares it with the power law)."""
 
@@ -412,15 +420,8 @@ class LogLaw(Law):
 
     def _logpred(self, theta, X, grad=True):
         x = X[None, :, 0]
-        pred = theta[:, 0:1] - theta[:, 1:2] * x
-        ok = pred > 1e-12
-        safe = np.where(ok, pred, 1e-12)
-        f = np.log(safe)
-        if not grad:
-            return f, None
-        inv = np.where(ok, 1.0 / safe, 0.0)
-        J = [inv, -x * inv]
-        return f, J
+        f, inv = log_of_linear(theta[:, 0:1] - theta[:, 1:2] * x)
+        return (f, [inv, -x * inv]) if grad else (f, None)
 
     def _grid(self, X, y):
         x = X[:, 0]

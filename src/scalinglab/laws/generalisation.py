@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from scalinglab.laws.forms import Law
+from scalinglab.laws.forms import Law, log_of_linear
 
 
 class OODOffset(Law):
@@ -57,13 +57,9 @@ class OODOffset(Law):
 
     def _logpred(self, theta, X, grad=True):
         x = X[None, :, 0]
-        pred = theta[:, 0:1] + (theta[:, 1:2] * x if self.free_slope else x)
-        ok = pred > 1e-12
-        safe = np.where(ok, pred, 1e-12)
-        f = np.log(safe)
+        f, inv = log_of_linear(theta[:, 0:1] + (theta[:, 1:2] * x if self.free_slope else x))
         if not grad:
             return f, None
-        inv = np.where(ok, 1.0 / safe, 0.0)
         return f, ([inv, x * inv] if self.free_slope else [inv])
 
     def _grid(self, X, y):
