@@ -118,7 +118,7 @@ class Study:
 
     def shape_scans(self) -> dict[str, list[pd.DataFrame]]:
         """Fig. 5's sub-studies, keyed by shape dimension ("aspect", "ff_ratio", "head_dim"): sets of ≥ 3
-        full-data transformer runs at (nearly) the same N (±20%) that differ in that dimension only.
+        full-data transformer runs at (nearly) the same N (`_size_groups`) that differ in that dimension only.
 
         Each dimension holds its own controls fixed, as the paper's scans do: the aspect-ratio scan keeps
         d_ff/d_model, d_attn/d_model and the default heads; the feed-forward scan keeps n_layer and the
