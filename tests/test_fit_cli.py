@@ -123,6 +123,7 @@ def test_fit_from_store(tmp_path, synthetic_corpus):
 
     df = frame_from_store(dbp, "kaplan-n")
     assert set("NDCSBL") <= set(df.columns) and (df["B"] == 4 * 32).all()
+    assert list(df["run"]) == sorted(df["run"])  # row order (→ bootstrap weights) independent of finishing order
     some = df["run"].iloc[:3].tolist()
     assert set(frame_from_store(dbp, "kaplan-n", run_ids=some)["run"]) == set(some)
     assert set(frame_from_store(dbp, "bcrit", run_ids=some)["run"]) == set(some)

@@ -143,6 +143,9 @@ def runs_from_store(db: str | Path, count_embeddings: bool = False):
         runs = runs[runs["status"] == "done"]
     if len(runs) == 0:
         raise UserError(f"results DB {p} has no finished runs")
+    # by run id, not by finishing order: bootstrap weights go to rows, so a fit must not depend on which
+    # of two parallel runs happened to finish first
+    runs = runs.sort_values("run_id", kind="stable")
     ncol = "n_params_with_embeddings" if count_embeddings else "n_params"
     df = pd.DataFrame({"run": runs["run_id"].astype(str).to_numpy()})
     df["N"] = runs[ncol].to_numpy(dtype=float)

@@ -85,6 +85,7 @@ def lbfgs_batched(fg: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.nd
     gamma = np.where(gnorm > 0, 0.1 / np.maximum(gnorm, 1e-300), 1.0)
     active = np.isfinite(f)
     converged = np.zeros(P, dtype=bool)
+    fresh = np.ones(P, dtype=bool)  # no curvature pairs yet (at the start, or after a restart)
     for it in range(maxiter):
         idx = np.flatnonzero(active)
         if idx.size == 0:
@@ -136,8 +137,16 @@ def lbfgs_batched(fg: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.nd
         x[idx], f[idx], g[idx] = x_new, f_new, g_new
         pg = np.abs(x_new - np.clip(x_new - g_new, lo, hi)).max(axis=1)
         small_dec = (f_old - f_new) <= ftol * np.maximum(np.abs(f_old), 1e-300)
-        done = (pg <= gtol) | (accepted & small_dec) | ~accepted
-        # a failed line search after 40 halvings means no descent is left: a numerical stationary point
+        # A failed line search (40 halvings) with curvature pairs in memory often means the quasi-Newton model
+        # went stale at a kink of the Huber loss: restart from a scaled steepest-descent step. Only a failure
+        # right after a restart means no descent is left (a numerical stationary point).
+        restart = ~accepted & ~fresh[idx]
+        if restart.any():
+            r_idx = idx[restart]
+            rho[r_idx] = 0.0
+            gamma[r_idx] = 0.1 / np.maximum(np.abs(g[r_idx]).max(axis=1), 1e-300)
+        fresh[idx] = restart
+        done = (pg <= gtol) | (accepted & small_dec) | (~accepted & ~restart)
         converged[idx] = done
         active[idx[done]] = False
     return x, f, converged
@@ -210,9 +219,24 @@ def _percentile_ci(samples: np.ndarray) -> list[list[float]]:
     return [[float(a), float(b)] for a, b in zip(np.atleast_1d(lo), np.atleast_1d(hi), strict=True)]
 
 
+def _whitening(law: Law, X: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """T such that θ = θ̂ + T·z makes the Gauss–Newton matrix JᵀJ of the log predictions at θ̂ the identity in z.
+
+    Power-law parameters are strongly correlated (α and ln N_c move together along a long, narrow valley); in the
+    whitened coordinates that valley is round, so refits started at θ̂ walk along it instead of stalling."""
+    f, J = law._logpred(theta[None, :], X)
+    Jm = np.column_stack([np.broadcast_to(j, f.shape)[0] for j in J])
+    H = Jm.T @ Jm
+    d = np.sqrt(np.diag(H))
+    d = np.where(d > 0, d, 1.0)
+    e, V = np.linalg.eigh(H / np.outer(d, d))
+    return (V / np.sqrt(np.maximum(e, 1e-12))) / d[:, None]
+
+
 def bootstrap_fits(law: Law, X: np.ndarray, y: np.ndarray, theta: np.ndarray, k: int, seed: int,
                    threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """K resamples as multinomial weights, optimised together from `theta`; returns natural params (K, p), converged.
+    """K resamples as multinomial weights, optimised together from `theta` (in whitened coordinates, see
+    `_whitening`); returns natural params (K, p), converged.
 
     The resamples are split into one block per CPU thread (numpy releases the GIL inside its loops, so the
     blocks run in parallel); the weights are drawn up front so the result does not depend on the split.
@@ -228,16 +252,19 @@ def bootstrap_fits(law: Law, X: np.ndarray, y: np.ndarray, theta: np.ndarray, k:
     threads = threads or min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     blocks = [b for b in np.array_split(np.arange(k), max(1, min(threads, k // 50 or 1))) if len(b)]
 
+    lo, hi = bounds[:, 0], bounds[:, 1]
+    T = _whitening(law, X, theta)
+    free = np.full(len(theta), np.inf)
+
     def run(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         W = W_all[block]
 
-        def fg(x: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            o, g = objective(law, x, X, y, W[idx], delta)
-            return o * scale, g * scale
+        def fg(z: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            o, g = objective(law, np.clip(theta + z @ T.T, lo, hi), X, y, W[idx], delta)
+            return o * scale, (g * scale) @ T
 
-        xs, _, ok = lbfgs_batched(fg, np.repeat(theta[None, :], len(block), axis=0), bounds[:, 0], bounds[:, 1],
-                                  maxiter=500)
-        return law.params_from_theta(xs), ok
+        zs, _, ok = lbfgs_batched(fg, np.zeros((len(block), len(theta))), -free, free, maxiter=500)
+        return law.params_from_theta(np.clip(theta + zs @ T.T, lo, hi)), ok
 
     if len(blocks) == 1:
         results = [run(blocks[0])]
