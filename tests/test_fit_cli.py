@@ -155,3 +155,11 @@ def test_fit_bcrit_scan_csv(tmp_path):
     d = json.loads(run_cli("fit", "--csv", tmp_path / "scan.csv", "--law", "bcrit-scan", "--json", "-",
                            check=True).stdout)
     assert d["params"]["alpha_B"] == pytest.approx(0.3, rel=0.05) and len(d["levels"]) >= 5
+
+
+def test_fit_summary_warns_about_a_parameter_at_its_bound(tmp_path):
+    csv = tmp_path / "flat.csv"
+    pd.DataFrame({"L": np.linspace(3.0, 5.0, 10), "B": np.full(10, 1000.0)}).to_csv(csv, index=False)
+    out = run_cli("fit", "--csv", csv, "--law", "bcrit", "--json", tmp_path / "f.json", check=True).stdout
+    assert "warning: alpha_B is at a bound of its search range" in out
+    assert json.loads((tmp_path / "f.json").read_text())["at_bounds"] == ["alpha_B"]

@@ -321,3 +321,13 @@ def test_bootstrap_refits_reach_each_resamples_optimum():
     lo, hi = np.percentile(ref_alpha, [2.5, 97.5])
     got_lo, got_hi = np.percentile(samples[:, 0], [2.5, 97.5])
     assert got_hi - got_lo >= 0.8 * (hi - lo), ((got_lo, got_hi), (lo, hi))  # was 1/20 of it
+
+
+def test_parameters_left_at_a_bound_are_flagged():
+    """B_crit flat in L (as at tiny scale) sends alpha_B to the end of its range: flagged, not reported as measured."""
+    L = np.linspace(3.0, 5.0, 10)
+    flat = fit_law("bcrit", pd.DataFrame({"L": L, "B": np.full(10, 1000.0)}))
+    assert flat.params_at_bounds() == ["alpha_B"] and flat.to_dict()["at_bounds"] == ["alpha_B"]
+    assert Law.from_dict(flat.to_dict()).params_at_bounds() == ["alpha_B"]
+    ok = fit_law("bcrit", _noisy("bcrit", {"B_star": 2e8, "alpha_B": 0.21}, {"L": L}))
+    assert ok.params_at_bounds() == [] and ok.to_dict()["at_bounds"] == []

@@ -298,6 +298,8 @@ def test_fit_table_holdout_and_paper_columns():
     fit = {"law": "kaplan-n", "params": {"alpha_N": 0.06, "N_c": 1e16}, "ci95": {}, "n_points": 5}
     rows = fit_rows({"kaplan-n": fit, "kaplan-n:lstm": fit})
     assert [r["paper"] for r in rows] == ["0.076", "8.800e+13", "", ""]
+    flat = {"law": "bcrit", "params": {"B_star": 900.0, "alpha_B": 10.0}, "at_bounds": ["alpha_B"]}
+    assert [r["value"] for r in fit_rows({"bcrit": flat})] == ["900", "10 (at bound: not determined)"]
 
 
 @pytest.mark.parametrize("n_ctx", [1, 2, 3, 64, 100, 256, 1024])

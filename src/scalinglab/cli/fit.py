@@ -80,6 +80,8 @@ def summary(result: dict) -> str:
             lines.append(f"  {k:>8} = {v:.5g}" + (f"   95% CI [{ci[0]:.5g}, {ci[1]:.5g}]" if ci else "") + "  (derived)")
     lines.append(f"  residual rms (log) = {result['residual_rms']:.4g}, objective = {result['objective']:.6g}, "
                  f"converged = {result['converged']}")
+    for k in result.get("at_bounds") or []:
+        lines.append(f"  warning: {k} is at a bound of its search range; the data do not determine it")
     if result.get("bootstrap"):
         b = result["bootstrap"]
         lines.append(f"  bootstrap: {b['k']} resamples, {100 * b['converged_fraction']:.1f}% converged")

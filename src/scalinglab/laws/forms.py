@@ -156,6 +156,16 @@ class Law:
         mask = np.array(self.log_params)
         return np.where(mask, np.exp(np.where(mask, theta, 0.0)), theta)
 
+    def params_at_bounds(self, rtol: float = 1e-6) -> list[str]:
+        """Parameters the fit left at an end of their search range: the data do not pin them down, so their
+        value (and its CI) says where the search stopped, not what was measured."""
+        if self.params_ is None:
+            return []
+        theta, b = self.theta_from_params(self.params_), self.bounds()
+        tol = rtol * (b[:, 1] - b[:, 0])
+        near = (theta - b[:, 0] <= tol) | (b[:, 1] - theta <= tol)
+        return [p for p, n in zip(self.param_names, near, strict=True) if n]
+
     def derived(self, params: dict[str, float]) -> dict[str, float]:
         """Quantities computed from the parameters that deserve their own CI (e.g. the N_opt exponent)."""
         return {}
@@ -190,6 +200,7 @@ class Law:
             "residual_rms": self.residual_rms_,
             "residual_rms_note": "RMS of log(prediction) - log(observed)",
             "converged": self.converged_,
+            "at_bounds": self.params_at_bounds(),
             "objective": self.objective_,
             "huber_delta": self.huber_delta,
             "holdout": self.holdout_,

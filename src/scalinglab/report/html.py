@@ -104,9 +104,11 @@ def fit_rows(fits: dict[str, dict]) -> list[dict[str, str]]:
         ci = f.get("ci95") or {}
         hold = holdout_text(f.get("holdout"))
         paper = PAPER.get(name, {})  # by key: "kaplan-n:lstm" (a family of its own) has no paper constants
+        at_bounds = set(f.get("at_bounds") or [])
         for i, (k, v) in enumerate(f["params"].items()):
             rows.append({
-                "law": name if i == 0 else "", "param": k, "value": fmt(v), "ci95": _ci(ci.get(k)),
+                "law": name if i == 0 else "", "param": k,
+                "value": fmt(v) + (" (at bound: not determined)" if k in at_bounds else ""), "ci95": _ci(ci.get(k)),
                 "paper": fmt(paper.get(k)),
                 "n": fmt(f.get("n_points")) if i == 0 else "",
                 "rms": fmt(f.get("residual_rms")) if i == 0 else "",
