@@ -311,3 +311,15 @@ def test_position_bins_cover_the_context_without_a_lone_last_position(n_ctx):
     assert all(b[0] == a[1] + 1 for a, b in zip(edges, edges[1:], strict=False))
     if n_ctx >= 64:  # the last bin (Figs. 7, 20) averages many positions, not position n_ctx alone
         assert edges[-1][1] - edges[-1][0] + 1 >= n_ctx // 4
+
+
+def test_planner_rows_say_how_far_they_extrapolate(store, kaplan_n_fit):
+    from scalinglab.report.html import plan_rows
+    from scalinglab.report.study import Study, plan_budgets
+
+    study = Study.from_db(store, fits={"kaplan-n": kaplan_n_fit})
+    largest = study.done["pf_days"].max()
+    rows = plan_budgets(study, [largest * 10, largest * 1e4])
+    assert [r["x_largest_run"] for r in rows] == pytest.approx([10.0, 1e4])
+    cols, _ = plan_rows(rows)
+    assert cols[:2] == ["compute_pf_days", "x_largest_run"]

@@ -137,7 +137,7 @@ def holdout_text(h: Any) -> str:
 
 
 def plan_rows(plans: list[dict]) -> tuple[list[str], list[list[str]]]:
-    keys = ["compute_pf_days", "compute_flops", "N_opt", "D", "B_crit", "S_min", "L_pred", "law"]
+    keys = ["compute_pf_days", "x_largest_run", "compute_flops", "N_opt", "D", "B_crit", "S_min", "L_pred", "law"]
     present = [k for k in keys if any(k in p for p in plans)]
     extra = sorted({k for p in plans for k, v in p.items()
                     if k not in present and isinstance(v, (int, float, str)) and k != "contradiction"})
@@ -239,6 +239,9 @@ def _html(study: Study, figs: list[FigureResult], title: str) -> str:
     parts.append('<h2 id="plan">Planner: compute-efficient allocation</h2>')
     if study.plans:
         cols, prow = plan_rows(study.plans)
+        parts.append('<p class="muted">x_largest_run: the budget over the study\'s largest run. Far beyond 1 the '
+                     "row is what the fitted laws imply when extrapolated that far, not a measurement; small-scale "
+                     "exponents drift, so read rows of 100× and more as rough.</p>")
         parts.append(_table(cols, [[e(c) for c in r] for r in prow], left=0))
         contra = next((p.get("contradiction") for p in study.plans if isinstance(p.get("contradiction"), dict)), None)
         if contra and contra.get("available") is False:

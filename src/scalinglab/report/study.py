@@ -288,12 +288,16 @@ def plan_budgets(study: Study, budgets: list[float] | None = None) -> list[dict]
     if not study.fits:
         return []
     nopt = frontier_nopt(study)
+    done = study.done
+    largest = float(pd.to_numeric(done["pf_days"], errors="coerce").max()) if "pf_days" in done else float("nan")
     rows = []
     for b in budgets or default_budgets(study):
+        # how far the answer extrapolates the fits: the budget over the largest run the study trained
+        reach = {"x_largest_run": b / largest} if np.isfinite(largest) and largest > 0 else {}
         try:
             ans = plan_allocation(b * 8.64e19, fits=study.fits)
         except Exception as e:  # noqa: BLE001 - a planner that cannot use these fits is reported, not fatal
-            rows.append({"compute_pf_days": b, "note": f"planner: {str(e).splitlines()[0][:120]}"})
+            rows.append({"compute_pf_days": b, **reach, "note": f"planner: {str(e).splitlines()[0][:120]}"})
             continue
         if hasattr(ans, "to_dict"):
             ans = ans.to_dict()
@@ -303,7 +307,7 @@ def plan_budgets(study: Study, budgets: list[float] | None = None) -> list[dict]
             ans.update(N_opt=n, D=b * 8.64e19 / (6 * n))
             ans.setdefault("sources", {}).update(N_opt=f"frontier N_opt ∝ C^{nopt['exponent']:.3f}",
                                                  D="C/(6·N_opt)")
-        rows.append({"compute_pf_days": b, **ans})
+        rows.append({"compute_pf_days": b, **reach, **ans})
     return rows
 
 
