@@ -1047,6 +1047,9 @@ def render_figures(study: Study, out_dir: str | Path, dpi: int = 110, only: list
                 for ext in ("png", "svg"):
                     atomic_write_with(out / f"{spec.key}.{ext}",
                                       lambda f, e=ext, fg=fig: fg.savefig(f, format=e, dpi=dpi), binary=True)
+                    # the PNG's draw placed every axis; keep that layout for the SVG instead of solving it again
+                    # (the constrained-layout solve is about half of each save)
+                    fig.set_layout_engine("none")
             finally:
                 plt.close(fig)
             results.append(FigureResult(spec, True, png=f"{spec.key}.png", svg=f"{spec.key}.svg"))
