@@ -1,15 +1,16 @@
 """Getting data into a law: CSV reading, column mapping, validation, and the results-store mapping.
 
 Canonical columns: N (non-embedding parameters), D (tokens), C (training FLOPs), S (steps), B (batch size in
-tokens), L (loss, nats/token), L_ood (loss on another distribution). `law_columns(law, df)` checks that the columns a law needs are present, numeric,
-finite and positive, and returns them as float arrays; every problem is a one-line `UserError`.
+tokens), L (loss, nats/token), L_ood (loss on another distribution). `law_columns(law, df)` checks that the
+columns a law needs are present, numeric, finite and positive, and returns them as float arrays; every problem
+is a one-line `UserError`.
 
 `frame_from_store(db, law, count_embeddings=False)` maps the results store onto canonical columns:
 N = n_params (n_params_with_embeddings with count_embeddings), D = data_tokens when set else tokens, C = flops
 (FLOPs; kaplan-c/kaplan-cmin convert to PF-days inside the law), S = steps, B = batch_size·n_ctx tokens,
 L = val_loss, L:<name> = final loss on each extra eval set (L_ood too when there is exactly one); only runs
-with status "done". Laws of learning curves (bcrit-scan, kaplan-ns, kaplan-c,
-kaplan-cmin) read every eval point of every curve (`curves_from_store`); kaplan-c/kaplan-cmin use the
+with status "done", ordered by run id. Laws of learning curves (bcrit-scan, kaplan-ns, kaplan-c, kaplan-cmin)
+read every eval point of every curve (`curves_from_store`); kaplan-c/kaplan-cmin use the
 compute-efficient frontier of those curves (paper §6); kaplan-cmin and kaplan-ns use C_min and S_min from
 the measured gradient noise scale (the proxy for B_crit) when the store has it, else the paper's eq 1.4; bcrit
 fits eq 1.4 to (L, noise scale in tokens) along every curve. For a CSV, kaplan-cmin reads C_min from column C
