@@ -84,6 +84,18 @@ def panels(n: int, width: float = 5.2, height: float = 4.0):
     return fig, list(axes[0])
 
 
+def scan_at_one_size(runs: pd.DataFrame, column: str, k: int, what: str) -> tuple[float, pd.DataFrame]:
+    """The model size (N) with the most distinct values of `column` and its runs: one size's scan of that
+    setting (batch sizes, schedules); NotMeasured when no size has `k` of them."""
+    if runs.empty:
+        raise NotMeasured("no finished runs")
+    counts = runs.groupby("n_params")[column].nunique()
+    if counts.max() < k:
+        raise NotMeasured(f"needs one model size {what} (most seen: {int(counts.max())})")
+    n = counts.idxmax()
+    return n, runs[runs["n_params"] == n]
+
+
 def need_runs(df: pd.DataFrame, k: int, what: str, by: str = "n_params") -> pd.DataFrame:
     if df is None or df.empty or (df[by].nunique() if by in df else 0) < k:
         have = 0 if df is None or df.empty or by not in df else df[by].nunique()
@@ -819,14 +831,7 @@ def fig18(study: Study) -> Figure:
     from scalinglab.errors import UserError
     from scalinglab.laws.transforms import batch_scan_levels, steps_to_reach
 
-    d = study.full_data()
-    if d.empty:
-        raise NotMeasured("no finished runs")
-    counts = d.groupby("n_params")["batch_size"].nunique()
-    if counts.max() < 3:
-        raise NotMeasured(f"needs one model size at ≥ 3 batch sizes (most seen: {int(counts.max())})")
-    n = counts.idxmax()
-    scan = d[d["n_params"] == n]
+    n, scan = scan_at_one_size(study.full_data(), "batch_size", 3, "at ≥ 3 batch sizes")
     c = study.done_curves
     c = c[c["run_id"].isin(scan["run_id"]) & (c["step"] > 0)]
     cols = {"run": c["run_id"].to_numpy(), "B": (c["batch_size"] * c["n_ctx"]).to_numpy(float),
@@ -928,14 +933,7 @@ def bin_positions(values: np.ndarray, edges: list[tuple[int, int]]) -> np.ndarra
     plan="[[grid]]\nn_layer = [2]\nd_model = [64]\nschedule = [\"cosine\", \"linear\", \"constant\"]",
 )
 def fig22(study: Study) -> Figure:
-    d = study.transformers()
-    if d.empty:
-        raise NotMeasured("no finished runs")
-    counts = d.groupby("n_params")["schedule"].nunique()
-    if counts.max() < 2:
-        raise NotMeasured("needs one model size trained with ≥ 2 LR schedules")
-    n = counts.idxmax()
-    g0 = d[d["n_params"] == n]
+    n, g0 = scan_at_one_size(study.transformers(), "schedule", 2, "trained with ≥ 2 LR schedules")
     c = study.done_curves
     c = c[c["run_id"].isin(g0["run_id"])]
     import matplotlib as mpl
