@@ -24,7 +24,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -311,8 +311,11 @@ def _holdout_brief(fit: dict) -> dict | None:
 
 def reproduce(preset: str, out: str | Path, *, workers: int = 2, plan_file: str | Path | None = None,
               only: list[str] | None = None, log: Callable[[str], None] = _log,
-              progress: bool | None = None) -> ReproduceResult:
-    """Run the whole pipeline for a preset (or a custom plan file whose corpus is 'corpus') into `out`."""
+              progress: bool | None = None, corpus_overrides: dict[str, Any] | None = None) -> ReproduceResult:
+    """Run the whole pipeline for a preset (or a custom plan file whose corpus is 'corpus') into `out`.
+
+    `corpus_overrides` (e.g. {"max_tokens": ..., "vocab_size": ...}) replace the preset's corpus settings for
+    this call only; the presets themselves are never changed."""
     from scalinglab.report.html import build_report
     from scalinglab.report.study import Study, plan_budgets
     from scalinglab.sweep.plan import load_plan
@@ -331,6 +334,8 @@ def reproduce(preset: str, out: str | Path, *, workers: int = 2, plan_file: str 
     if workers < 1:
         raise UserError(f"--workers must be at least 1 (got {workers})")
     settings = settings_for(preset)
+    if corpus_overrides:
+        settings = replace(settings, corpus={**settings.corpus, **corpus_overrides})
     out = Path(out)
     marker = check_out(out, label) or {}
     out.mkdir(parents=True, exist_ok=True)

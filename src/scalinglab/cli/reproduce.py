@@ -30,8 +30,6 @@ def reproduce(
     json_: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout at the end.")] = False,
 ) -> None:
     """From nothing to a report of the paper's figures: prepare the corpus, run the sweep, fit, plan, report."""
-    from dataclasses import replace
-
     from scalinglab import reproduce as rp
     from scalinglab.errors import UserError
 
@@ -41,19 +39,13 @@ def reproduce(
     rp.preset_text(preset)  # unknown preset → exit 2 listing the presets, before anything else
     if out is None:
         raise UserError("--out DIR is required (the folder that will hold the corpus, runs, fits and report)")
-    settings = rp.settings_for(preset)
-    corpus = dict(settings.corpus)
-    if max_tokens is not None:
-        corpus["max_tokens"] = max_tokens
-    if vocab_size is not None:
-        corpus["vocab_size"] = vocab_size
-    rp.PRESETS[preset] = replace(settings, corpus=corpus)
+    overrides = {k: v for k, v in (("max_tokens", max_tokens), ("vocab_size", vocab_size)) if v is not None}
     only = [f.strip() for f in figures.split(",") if f.strip()] if figures else None
     if only:
         from scalinglab.report.figures import select_figures
 
         select_figures(only)
-    res = rp.reproduce(preset, out, workers=workers, plan_file=plan, only=only)
+    res = rp.reproduce(preset, out, workers=workers, plan_file=plan, only=only, corpus_overrides=overrides)
     d = res.to_dict()
     if json_:
         emit_json(d)
