@@ -10,7 +10,7 @@ import pytest
 from scalinglab.config import ModelConfig
 from scalinglab.model import build_model
 from scalinglab.model.counting import count_non_embedding, flops_per_token_train
-from tests.conftest import assert_clean_error, run_cli
+from tests.helpers import assert_clean_error, run_cli
 
 SMALL = ("--n-layer", "1", "--d-model", "32", "--n-ctx", "16", "--batch-size", "2", "--vocab", "64",
          "--steps", "3", "--warmup-steps", "1", "--peak-sizes", "128,256")

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import SHARED_DATA, assert_clean_error, run_cli
+from tests.helpers import SHARED_DATA, assert_clean_error, run_cli
 
 
 def _kaplan_n_csv(path, n=20, names=("N", "L")):

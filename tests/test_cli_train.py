@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import assert_clean_error, markov_tokens, run_cli
+from tests.helpers import assert_clean_error, markov_tokens, run_cli
 
 VOCAB = 256
 SHAPE = ["--n-layer", "2", "--d-model", "32", "--n-ctx", "32", "--batch-size", "8", "--threads", "1",

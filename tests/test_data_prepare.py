@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import assert_clean_error, run_cli
+from tests.helpers import assert_clean_error, run_cli
 
 
 def make_texts(n: int, seed: int, words_per_doc: tuple[int, int] = (40, 400)) -> list[str]:

@@ -11,7 +11,7 @@ import pytest
 from scalinglab.errors import UserError
 from scalinglab.laws import Law, fit_law, get_law, law_names
 from scalinglab.laws.fit import huber, lbfgs_batched
-from tests.conftest import SHARED_DATA
+from tests.helpers import SHARED_DATA
 
 RNG_NOISE = 0.004  # multiplicative noise on the target (0.4%)
 

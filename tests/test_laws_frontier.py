@@ -19,7 +19,7 @@ from scalinglab.laws.frontier import (
 )
 from scalinglab.laws.plan import paper_contradiction
 from scalinglab.laws.transforms import bcrit_at, c_min, s_min, steps_to_reach
-from tests.conftest import SHARED_DATA
+from tests.helpers import SHARED_DATA
 
 
 def _chinchilla_curves(alpha=0.34, beta=0.28, n_sizes=40):

@@ -11,7 +11,7 @@ import pytest
 from scalinglab.errors import UserError
 from scalinglab.laws import fit_law, get_law
 from scalinglab.laws.plan import PF_DAY, plan_allocation
-from tests.conftest import assert_clean_error, run_cli
+from tests.helpers import assert_clean_error, run_cli
 
 
 def test_paper_plan_constants():

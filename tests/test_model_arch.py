@@ -25,7 +25,7 @@ from scalinglab.model.counting import (
 )
 from scalinglab.model.lstm import LSTMLM, lstm_flops_per_token_forward, lstm_params
 from scalinglab.model.transformer import GPT
-from tests.conftest import assert_clean_error, run_cli
+from tests.helpers import assert_clean_error, run_cli
 
 
 def cfg(**kw) -> ModelConfig:

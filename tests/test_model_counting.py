@@ -18,7 +18,7 @@ from scalinglab.model.counting import (
     flops_per_token_train,
     n_params_closed_form,
 )
-from tests.conftest import assert_clean_error, run_cli
+from tests.helpers import assert_clean_error, run_cli
 
 
 def cfg(**kw) -> ModelConfig:

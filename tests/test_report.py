@@ -14,65 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import assert_clean_error, run_cli
-
-N_CTX, VOCAB = 64, 512
-
-
-def _result(rng, *, n_layer, d_model, batch=16, steps=400, data_tokens=None, schedule="cosine", arch="transformer",
-            early_stop=False) -> dict:
-    """One run's result dict (as `run_training` returns it) with a synthetic learning curve."""
-    n = 12 * n_layer * d_model**2 + 13 * n_layer * d_model
-    if arch == "lstm":
-        n = 8 * n_layer * d_model**2
-    bt = batch * N_CTX
-    l_inf = (1e7 / n) ** 0.3 + 2.0 + (0.3 if arch == "lstm" else 0.0)
-    curve, losses = [], []
-    for s in np.unique(np.geomspace(1, steps, 12).astype(int)):
-        smin = s / (1 + 2000.0 / bt)
-        loss = l_inf + (300 / smin) ** 0.6 + rng.normal(0, 0.005)
-        if data_tokens:
-            loss += 0.3 * max(0.0, s * bt / data_tokens - 1) ** 0.5
-        losses.append(loss)
-        flops = 6.0 * n * s * bt
-        curve.append(dict(step=int(s), tokens=int(s * bt), examples=int(s * batch), flops=flops, pf_days=flops / 8.64e19,
-                          wall_s=s * 0.01, lr=1e-3 * (0.5 if schedule == "constant" else 1 - s / steps / 2),
-                          train_loss=loss - 0.05 - (0.2 if data_tokens else 0.0), val_loss=loss,
-                          noise_scale=2000.0 * (loss / 3) ** -4, eval_losses={"shifted": loss + 0.4}))
-    pos = np.arange(1, N_CTX + 1)
-    final = losses[-1]
-    config = dict(corpus="/nonexistent/synthetic", arch=arch, n_layer=n_layer, d_model=d_model, n_ctx=N_CTX,
-                  batch_size=batch, steps=steps, data_tokens=data_tokens, schedule=schedule, early_stop=early_stop)
-    return dict(config=config, status="done", steps=steps, tokens=steps * bt, n_params=n,
-                n_params_with_embeddings=n + (VOCAB + N_CTX) * d_model, flops=6.0 * n * steps * bt,
-                pf_days=6.0 * n * steps * bt / 8.64e19, val_loss=final, best_val_loss=min(losses),
-                train_loss=final - 0.05, noise_scale=2000.0, lr=1e-3, wall_s=steps * 0.01,
-                eval_losses={"shifted": final + 0.4},
-                val_loss_per_position=list(final + 0.8 * pos**-0.5 - 0.8 * np.mean(pos**-0.5)), curve=curve)
-
-
-MAIN = [(1, 16), (1, 32), (2, 32), (2, 64), (4, 64), (4, 128)]
-
-
-def make_store(path: Path, extras: bool = True) -> Path:
-    from scalinglab.store.db import record_result
-
-    rng = np.random.default_rng(0)
-    results = [_result(rng, n_layer=nl, d_model=dm, steps=600) for nl, dm in MAIN]
-    if extras:
-        results += [_result(rng, n_layer=2, d_model=32, batch=b, steps=1200) for b in (4, 8, 32, 64)]
-        results += [_result(rng, n_layer=nl, d_model=dm, data_tokens=dt, steps=600, early_stop=True)
-                    for dt in (2e4, 1e5, 5e5) for nl, dm in ((2, 32), (4, 64))]
-        results += [_result(rng, n_layer=2, d_model=32, schedule=s, steps=600) for s in ("constant", "linear")]
-        results += [_result(rng, n_layer=1, d_model=32, arch="lstm"), _result(rng, n_layer=2, d_model=64, arch="lstm")]
-        # a shape scan at N ≈ 25k beside the (2, 32) run: aspect ratios 2, 16 and 45
-        results += [_result(rng, n_layer=nl, d_model=dm, steps=600) for nl, dm in ((8, 16), (1, 45))]
-    for r in results:
-        record_result(path, r, plan="synthetic")
-    diverged = _result(rng, n_layer=3, d_model=16)
-    diverged.update(status="diverged", reason="loss became nan", val_loss=float("nan"), curve=[])
-    record_result(path, diverged, plan="synthetic")
-    return path
+from tests.helpers import MAIN, assert_clean_error, make_store, run_cli, synthetic_result
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +91,7 @@ def test_figures_without_data_are_listed_with_the_plan_entry(tmp_path):
     db = tmp_path / "one.db"
     from scalinglab.store.db import record_result
 
-    record_result(db, _result(np.random.default_rng(1), n_layer=1, d_model=32), plan="p")
+    record_result(db, synthetic_result(np.random.default_rng(1), n_layer=1, d_model=32), plan="p")
     results = render_figures(Study.from_db(db), tmp_path / "figs")
     assert len(results) == len(FIGURES)
     # one run measures only the noise scale along its curve (Fig. 10); nothing else is drawn

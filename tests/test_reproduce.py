@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from tests.conftest import assert_clean_error, run_cli
+from tests.helpers import assert_clean_error, run_cli
 
 MICRO_PLAN = """
 name = "micro"
@@ -119,7 +119,7 @@ def test_comparisons_law_jobs_select_their_families(tmp_path):
     import pandas as pd
 
     from scalinglab.reproduce import PRESETS, _matches, fit_laws
-    from tests.test_report import make_store
+    from tests.helpers import make_store
 
     runs = pd.DataFrame({"arch": ["lstm", "lstm", "transformer"], "lr": [1e-3, 5e-3, 1e-3]})
     assert _matches(runs, {"arch": "lstm", "lr": {"max": 3e-3}}).tolist() == [True, False, False]

@@ -13,7 +13,7 @@ from scalinglab.config import ModelConfig
 from scalinglab.errors import UserError
 from scalinglab.model.counting import flops_per_token_train, n_params_closed_form
 from scalinglab.sweep.plan import load_plan, solve_shape
-from tests.conftest import assert_clean_error, run_cli
+from tests.helpers import assert_clean_error, run_cli
 
 
 def _plan(tmp_path, body: str, corpus=None, name="p.toml"):

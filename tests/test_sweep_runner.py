@@ -17,7 +17,7 @@ import pytest
 from scalinglab.store import db as store
 from scalinglab.sweep.plan import load_plan
 from scalinglab.sweep.runner import _Lock
-from tests.conftest import assert_clean_error, run_cli
+from tests.helpers import assert_clean_error, run_cli
 
 TINY = """
 [train]

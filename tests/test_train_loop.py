@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from scalinglab.train.schedule import eval_steps, lr_at, lr_auto, warmup_steps
-from tests.conftest import markov_tokens
+from tests.helpers import markov_tokens
 
 
 def test_lr_auto_is_the_papers_rule():

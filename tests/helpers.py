@@ -1,0 +1,159 @@
+"""Helpers shared by the test modules (import them from here; test modules never import each other).
+
+- `run_cli`: the real `scalinglab` entry point in a subprocess, as a user runs it (one per command is enough to
+  test the entry point; everything else goes through `run_main`).
+- `run_main`: the same `main(argv)` in this process, with stdout, stderr and the exit status captured; bad-input
+  cases use it so that checking one error line costs no interpreter start.
+- `assert_clean_error`: exit 2, one stderr line naming the problem, no traceback (works on either result).
+- `markov_tokens`: learnable synthetic token streams; `make_store`: a results store of synthetic runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def run_cli(*args: str, cwd: str | Path | None = None, env: dict | None = None, timeout: float = 600,
+            check: bool | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m scalinglab ARGS` as a user would, capturing stdout/stderr as text."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", "scalinglab", *map(str, args)],
+        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"scalinglab {' '.join(map(str, args))} exited {proc.returncode}:\n{proc.stderr}")
+    return proc
+
+
+@dataclass
+class MainResult:
+    """What `run_main` saw: the same three fields as a finished subprocess."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_main(*args: str, check: bool | None = None) -> MainResult:
+    """Call `scalinglab.cli.main(ARGS)` in this process, capturing stdout, stderr and the exit status."""
+    from scalinglab.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code: int | str | None = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main([str(a) for a in args])
+        except SystemExit as e:
+            code = e.code
+    if not isinstance(code, int):  # SystemExit("message") prints the message and exits 1
+        err.write(f"{code}\n" if code is not None else "")
+        code = 0 if code is None else 1
+    res = MainResult(code, out.getvalue(), err.getvalue())
+    if check and res.returncode != 0:
+        raise AssertionError(f"scalinglab {' '.join(map(str, args))} exited {res.returncode}:\n{res.stderr}")
+    return res
+
+
+def assert_clean_error(proc: subprocess.CompletedProcess | MainResult, *needles: str) -> None:
+    """Exit 2, one line on stderr, no traceback, and the line names the problem."""
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for n in needles:
+        assert n.lower() in lines[0].lower(), (n, lines[0])
+
+
+def markov_tokens(n: int, vocab: int, seed: int, chain: int = 0) -> np.ndarray:
+    """A walk (seeded by `seed`) on a sparse random Markov chain (chosen by `chain`).
+
+    Walks on the same chain share their distribution, so a model that learns one generalises to another.
+    """
+    succ = np.random.default_rng([chain, 7]).integers(0, vocab, size=(vocab, 4))
+    rng = np.random.default_rng(seed)
+    out = np.empty(n, dtype=np.int64)
+    t = 0
+    choices = rng.integers(0, 4, size=n)
+    for i in range(n):
+        out[i] = t
+        t = succ[t, choices[i]]
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# A results store of synthetic runs (report, reproduce and browser tests). The store is filled through
+# `store.db.record_result` with result dicts shaped like the trainer's, whose learning curves follow
+# L = L_inf(N) + (S_c/S_min)^0.6 with noise (test data only; the report never invents data).
+
+N_CTX, VOCAB = 64, 512
+
+
+def synthetic_result(rng, *, n_layer, d_model, batch=16, steps=400, data_tokens=None, schedule="cosine",
+                     arch="transformer", early_stop=False) -> dict:
+    """One run's result dict (as `run_training` returns it) with a synthetic learning curve."""
+    n = 12 * n_layer * d_model**2 + 13 * n_layer * d_model
+    if arch == "lstm":
+        n = 8 * n_layer * d_model**2
+    bt = batch * N_CTX
+    l_inf = (1e7 / n) ** 0.3 + 2.0 + (0.3 if arch == "lstm" else 0.0)
+    curve, losses = [], []
+    for s in np.unique(np.geomspace(1, steps, 12).astype(int)):
+        smin = s / (1 + 2000.0 / bt)
+        loss = l_inf + (300 / smin) ** 0.6 + rng.normal(0, 0.005)
+        if data_tokens:
+            loss += 0.3 * max(0.0, s * bt / data_tokens - 1) ** 0.5
+        losses.append(loss)
+        flops = 6.0 * n * s * bt
+        curve.append(dict(step=int(s), tokens=int(s * bt), examples=int(s * batch), flops=flops,
+                          pf_days=flops / 8.64e19,
+                          wall_s=s * 0.01, lr=1e-3 * (0.5 if schedule == "constant" else 1 - s / steps / 2),
+                          train_loss=loss - 0.05 - (0.2 if data_tokens else 0.0), val_loss=loss,
+                          noise_scale=2000.0 * (loss / 3) ** -4, eval_losses={"shifted": loss + 0.4}))
+    pos = np.arange(1, N_CTX + 1)
+    final = losses[-1]
+    config = dict(corpus="/nonexistent/synthetic", arch=arch, n_layer=n_layer, d_model=d_model, n_ctx=N_CTX,
+                  batch_size=batch, steps=steps, data_tokens=data_tokens, schedule=schedule, early_stop=early_stop)
+    return dict(config=config, status="done", steps=steps, tokens=steps * bt, n_params=n,
+                n_params_with_embeddings=n + (VOCAB + N_CTX) * d_model, flops=6.0 * n * steps * bt,
+                pf_days=6.0 * n * steps * bt / 8.64e19, val_loss=final, best_val_loss=min(losses),
+                train_loss=final - 0.05, noise_scale=2000.0, lr=1e-3, wall_s=steps * 0.01,
+                eval_losses={"shifted": final + 0.4},
+                val_loss_per_position=list(final + 0.8 * pos**-0.5 - 0.8 * np.mean(pos**-0.5)), curve=curve)
+
+
+MAIN = [(1, 16), (1, 32), (2, 32), (2, 64), (4, 64), (4, 128)]
+
+
+def make_store(path: Path, extras: bool = True) -> Path:
+    """A store of the MAIN family plus (with `extras`) batch and D scans, schedules, LSTMs and a diverged run."""
+    from scalinglab.store.db import record_result
+
+    rng = np.random.default_rng(0)
+    res = synthetic_result
+    results = [res(rng, n_layer=nl, d_model=dm, steps=600) for nl, dm in MAIN]
+    if extras:
+        results += [res(rng, n_layer=2, d_model=32, batch=b, steps=1200) for b in (4, 8, 32, 64)]
+        results += [res(rng, n_layer=nl, d_model=dm, data_tokens=dt, steps=600, early_stop=True)
+                    for dt in (2e4, 1e5, 5e5) for nl, dm in ((2, 32), (4, 64))]
+        results += [res(rng, n_layer=2, d_model=32, schedule=s, steps=600) for s in ("constant", "linear")]
+        results += [res(rng, n_layer=1, d_model=32, arch="lstm"), res(rng, n_layer=2, d_model=64, arch="lstm")]
+        # a shape scan at N ≈ 25k beside the (2, 32) run: aspect ratios 2, 16 and 45
+        results += [res(rng, n_layer=nl, d_model=dm, steps=600) for nl, dm in ((8, 16), (1, 45))]
+    for r in results:
+        record_result(path, r, plan="synthetic")
+    diverged = res(rng, n_layer=3, d_model=16)
+    diverged.update(status="diverged", reason="loss became nan", val_loss=float("nan"), curve=[])
+    record_result(path, diverged, plan="synthetic")
+    return path
