@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.helpers import SHARED_DATA, assert_clean_error, run_cli
+from scalinglab.datasets import path as dataset_path
+from tests.helpers import assert_clean_error, run_cli
 
 
 def _kaplan_n_csv(path, n=20, names=("N", "L")):
@@ -20,7 +21,7 @@ def _kaplan_n_csv(path, n=20, names=("N", "L")):
 
 def test_fit_csv_json_and_summary(tmp_path):
     out = tmp_path / "fit.json"
-    proc = run_cli("fit", "--csv", SHARED_DATA / "chinchilla_epoch_fig4.csv", "--law", "chinchilla",
+    proc = run_cli("fit", "--csv", dataset_path("chinchilla_epoch_fig4"), "--law", "chinchilla",
                    "--query", "in_epoch_fit", "--bootstrap", "100", "--holdout", "5", "--json", out, check=True)
     assert "alpha" in proc.stdout and "95% CI" in proc.stdout and "hold-out" in proc.stdout
     d = json.loads(out.read_text())

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from scalinglab.datasets import load as load_dataset
 from scalinglab.errors import UserError
 from scalinglab.laws import Law, fit_law, get_law, law_names
 from scalinglab.laws.fit import huber, lbfgs_batched
-from tests.helpers import SHARED_DATA
 
 RNG_NOISE = 0.004  # multiplicative noise on the target (0.4%)
 
@@ -244,7 +244,7 @@ def test_batched_lbfgs_solves_independent_problems():
 # ---- published data: Epoch AI's refit of Chinchilla Fig. 4 -------------------------------------------
 @pytest.fixture(scope="module")
 def epoch():
-    return pd.read_csv(SHARED_DATA / "chinchilla_epoch_fig4.csv")
+    return load_dataset("chinchilla_epoch_fig4")
 
 
 def test_epoch_refit_240_points(epoch):

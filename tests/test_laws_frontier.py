@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from scalinglab.datasets import load as load_dataset
 from scalinglab.errors import UserError
 from scalinglab.laws import fit_law
 from scalinglab.laws.frontier import (
@@ -19,7 +20,6 @@ from scalinglab.laws.frontier import (
 )
 from scalinglab.laws.plan import paper_contradiction
 from scalinglab.laws.transforms import bcrit_at, c_min, s_min, steps_to_reach
-from tests.helpers import SHARED_DATA
 
 
 def _chinchilla_curves(alpha=0.34, beta=0.28, n_sizes=40):
@@ -51,7 +51,7 @@ def test_frontier_needs_columns():
 
 def test_isoflop_llama3():
     """Llama 3 Fig. 2: their fit gives D* ∝ C^0.53 with coefficient 0.29."""
-    o = isoflop_optima(pd.read_csv(SHARED_DATA / "llama3_fig2_isoflops.csv"))
+    o = isoflop_optima(load_dataset("llama3_fig2_isoflops"))
     assert len(o) == 10 and o["convex"].all() and o["inside"].all()
     s = fit_isoflop_scaling(o)
     assert s["b"] == pytest.approx(0.53, abs=0.02) and s["a"] == pytest.approx(0.47, abs=0.02)
@@ -60,7 +60,7 @@ def test_isoflop_llama3():
 
 def test_isoflop_openathena_chinchilla():
     """Chinchilla approach 2 published a = 0.49 on these budgets."""
-    oa = pd.read_csv(SHARED_DATA / "openathena_isoflops.csv")
+    oa = load_dataset("openathena_isoflops")
     g = oa[oa["experiment"] == "epochai_chinchilla__massivetext__chinchilla"]
     s = fit_isoflop_scaling(isoflop_optima(g))
     assert s["a"] == pytest.approx(0.49, abs=0.03)
@@ -123,7 +123,7 @@ def test_bcrit_scan_needs_several_batch_sizes():
 
 def test_frontier_on_published_learning_curves():
     """(Mis)Fitting checkpoints: 4852 learning-curve points (C as big integers) -> frontier and N_opt(C)."""
-    m = pd.read_csv(SHARED_DATA / "misfitting_checkpoints.csv")
+    m = load_dataset("misfitting_checkpoints")
     m["run"] = m["model"] + "_" + m["sweep"].astype(str) + "_" + m["peak_lr"].astype(str)
     front = compute_frontier(m[["run", "N", "C", "L"]])
     assert front["L"].min() == pytest.approx(m["L"].min(), rel=1e-6)  # the best checkpoint is on it

@@ -4,6 +4,7 @@ from scalinglab.cli import (
     bench,  # noqa: F401
     corpus,  # noqa: F401
     count,  # noqa: F401
+    datasets,  # noqa: F401
     fit,  # noqa: F401
     plan,  # noqa: F401
     report,  # noqa: F401

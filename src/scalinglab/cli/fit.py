@@ -15,6 +15,8 @@ def fit(
                                      "kaplan-ns, bcrit, bcrit-scan, chinchilla, *-e variants, log-n, ...).")],
     csv: Annotated[str | None, typer.Option("--csv", help="CSV with canonical columns N, D, C, S, B, L.")] = None,
     db: Annotated[str | None, typer.Option("--db", help="Results store (SQLite) to read finished runs from.")] = None,
+    dataset: Annotated[str | None, typer.Option("--dataset", help="A packaged table (`scalinglab datasets list`): "
+                                                "shorthand for --csv of its file.")] = None,
     col: Annotated[list[str] | None, typer.Option("--col", help="Map a canonical column: N=params (repeatable).")] = None,
     query: Annotated[str | None, typer.Option("--query", help="Select rows (pandas query), e.g. 'in_epoch_fit'.")] = None,
     bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples for 95% CIs (0: none).")] = 0,
@@ -33,8 +35,12 @@ def fit(
     from scalinglab.laws.fit import fit_law
     from scalinglab.laws.forms import KaplanC, get_law
 
-    if (csv is None) == (db is None):
-        raise UserError("give exactly one of --csv FILE or --db DB")
+    if sum(x is not None for x in (csv, db, dataset)) != 1:
+        raise UserError("give exactly one of --csv FILE, --db DB or --dataset NAME")
+    if dataset is not None:
+        from scalinglab.datasets import path as dataset_path
+
+        csv = str(dataset_path(dataset))
     if bootstrap < 0:
         raise UserError(f"--bootstrap must be >= 0, got {bootstrap}")
     if holdout < 0:
@@ -48,7 +54,7 @@ def fit(
     col_map = parse_col_maps(col)
     if csv is not None:
         df = load_csv(csv, col_map, query)
-        source = csv
+        source = f"dataset:{dataset}" if dataset is not None else csv
     else:
         df = apply_mapping(frame_from_store(db, law, count_embeddings=count_embeddings), col_map, query,
                            what=f"DB {db}")
