@@ -1,8 +1,9 @@
-"""Atomic file writes: temp file in the same folder, fsync, rename. A crash never leaves half a file."""
+"""Atomic file writes (temp file in the same folder, fsync, rename: a crash never leaves half a file), strict JSON."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -67,3 +68,21 @@ def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
         return json.loads(p.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"{what} {p} is not valid JSON: {e}") from None
+
+
+def json_safe(obj: Any) -> Any:
+    """A copy of `obj` that strict JSON (and SQLite) accepts: NaN/inf become None (a diverged loss is 'no value'),
+    numpy/torch scalars and arrays become plain numbers and lists, tuples become lists, keys become strings."""
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, bool | int | str) or obj is None:
+        return obj
+    if isinstance(obj, float):
+        return float(obj) if math.isfinite(obj) else None
+    if hasattr(obj, "tolist"):  # numpy / torch arrays and scalars
+        return json_safe(obj.tolist())
+    if hasattr(obj, "item"):
+        return json_safe(obj.item())
+    return obj

@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from typing import Annotated
 
 import typer
 
 from scalinglab.cli.core import app, emit_json
+from scalinglab.io import json_safe
 
 # What `runs --json` reports per run (besides `config` and, with --curves, `curve`).
 JSON_FIELDS = ("run_id", "plan", "status", "reason", "val_loss", "best_val_loss", "train_loss", "n_params",
                "n_params_with_embeddings", "n_embedding", "steps", "tokens", "examples", "flops", "flops_no_context",
                "pf_days", "noise_scale", "lr", "wall_s", "threads", "host", "started_at", "finished_at", "attempts")
-
-
-def _val(v):
-    """pandas/numpy cell → plain JSON value (NaN → None)."""
-    if v is None:
-        return None
-    if hasattr(v, "item"):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
 
 
 @app.command()
@@ -68,13 +57,13 @@ def _as_json(df, evals) -> list[dict]:
     out = []
     by_run = {} if evals is None else {k: g for k, g in evals.groupby("run_id", sort=False)}
     for rec in df.to_dict("records"):
-        row = {k: _val(rec.get(k)) for k in JSON_FIELDS}
+        row = {k: json_safe(rec.get(k)) for k in JSON_FIELDS}
         row["eval_losses"] = json.loads(rec["eval_losses"]) if isinstance(rec.get("eval_losses"), str) else {}
         row["config"] = json.loads(rec["config"])
         if evals is not None:
             g = by_run.get(rec["run_id"])
             pts = [] if g is None else g.drop(columns=["run_id"]).to_dict("records")
-            row["curve"] = [{k: (json.loads(v) if k == "eval_losses" and isinstance(v, str) else _val(v))
+            row["curve"] = [{k: (json.loads(v) if k == "eval_losses" and isinstance(v, str) else json_safe(v))
                              for k, v in p.items() if not k.startswith("eval_") or k == "eval_losses"} for p in pts]
         out.append(row)
     return out
@@ -104,13 +93,13 @@ def _print_table(df, db: str) -> None:
     for col in ("run_id", "plan", "status", "n_layer", "d_model", "N", "steps", "tokens", "FLOPs", "val_loss", "wall"):
         t.add_column(col)
     for r in df.to_dict("records"):
-        vl = _val(r["val_loss"])
-        n = _val(r["n_params"])
-        tok = _val(r["tokens"])
-        fl = _val(r["flops"])
-        wall = _val(r["wall_s"])
+        vl = json_safe(r["val_loss"])
+        n = json_safe(r["n_params"])
+        tok = json_safe(r["tokens"])
+        fl = json_safe(r["flops"])
+        wall = json_safe(r["wall_s"])
         t.add_row(r["run_id"], str(r["plan"] or "-"), r["status"], str(r["n_layer"]), str(r["d_model"]),
-                  f"{int(n):,}" if n is not None else "-", str(_val(r["steps"]) or "-"),
+                  f"{int(n):,}" if n is not None else "-", str(json_safe(r["steps"]) or "-"),
                   f"{int(tok):,}" if tok is not None else "-", f"{fl:.3g}" if fl is not None else "-",
                   f"{vl:.4f}" if vl is not None else "-", f"{wall:.1f} s" if wall is not None else "-")
     con = Console() if sys.stdout.isatty() else Console(width=160, no_color=True)

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from scalinglab.cli.core import app, emit_json
+from scalinglab.io import json_safe
 
 
 def _console():
@@ -41,8 +42,9 @@ def sweep(
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of tables.")] = False,
 ) -> None:
     """Run a sweep plan; rerunning finishes what is missing and duplicates nothing (exit 0 even if runs diverged)."""
+    from scalinglab.cores import available_cores
     from scalinglab.errors import UserError
-    from scalinglab.sweep.executors import EXECUTORS, available_cores
+    from scalinglab.sweep.executors import EXECUTORS
     from scalinglab.sweep.plan import load_plan
 
     if executor not in EXECUTORS:
@@ -64,25 +66,13 @@ def sweep(
     summary = run_sweep(p, db, executor=executor, workers=workers, threads=threads, address=address,
                         retry_failed=retry_failed)
     if json_:
-        emit_json(_clean(summary.to_dict()))
+        emit_json(json_safe(summary.to_dict()))
     else:
         _print_summary(summary)
     if summary.failed:
         typer.echo(f"error: {summary.failed} run(s) failed; see `scalinglab runs --db {db}`, "
                    "rerun with --retry-failed", err=True)
         raise SystemExit(1)
-
-
-def _clean(obj):
-    import math
-
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def _dry_run(plan, db: str | None, threads: int, workers: int, estimate: bool, json_: bool) -> None:
@@ -104,7 +94,7 @@ def _dry_run(plan, db: str | None, threads: int, workers: int, estimate: bool, j
            "n_runs": len(rows), "n_todo": len(todo), "duplicates": plan.duplicates, "workers": workers,
            "threads": threads, "total_flops": sum(r["flops"] for r in rows), "est_wall_s": total_est}
     if json_:
-        emit_json(_clean(out))
+        emit_json(json_safe(out))
         return
     from rich.table import Table
 

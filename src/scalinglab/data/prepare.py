@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scalinglab.cores import available_cores
 from scalinglab.data.corpus import FORMAT, MANIFEST, Corpus, token_dtype, write_corpus
 from scalinglab.data.sources import Document, Source, describe_python, open_source
 from scalinglab.errors import UserError
@@ -83,21 +84,10 @@ class Reporter:
         if not self.bar:
             yield lambda n: None
             return
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            Progress,
-            SpinnerColumn,
-            TaskProgressColumn,
-            TextColumn,
-            TimeElapsedColumn,
-        )
+        from scalinglab.progress import Progress
 
-        columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-                   TimeElapsedColumn()]
-        with Progress(*columns, console=Console(file=self.stream), transient=True) as p:
-            task = p.add_task(description, total=total)
-            yield lambda n: p.advance(task, n)
+        with Progress(description, total, enabled=True, count=False, stream=self.stream) as p:
+            yield p.advance
 
     def log(self, message: str) -> None:
         if not self.quiet:
@@ -256,7 +246,7 @@ def prepare_corpus(
         os.environ["RAYON_NUM_THREADS"] = str(workers)  # tokenizers' thread pool, read on first use
     if tokenizer is None and vocab_size < 257:
         raise UserError(f"--vocab-size must be at least 257 (256 bytes + end-of-document), got {vocab_size}")
-    n_workers = workers or os.cpu_count() or 1
+    n_workers = workers or available_cores()
 
     out = Path(out).expanduser()
     src = open_source(source, text_field, n_workers)

@@ -21,12 +21,12 @@ Public API: `fit_law(name_or_law, df, bootstrap=0, holdout=0, huber_delta=1e-3, 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from scalinglab.cores import available_cores
 from scalinglab.errors import UserError
 from scalinglab.laws.forms import Law, get_law
 
@@ -249,7 +249,7 @@ def bootstrap_fits(law: Law, X: np.ndarray, y: np.ndarray, theta: np.ndarray, k:
     scale = 1.0 / (delta * n)
     bounds = law.bounds()
     W_all = rng.multinomial(n, np.full(n, 1.0 / n), size=k).astype(float)
-    threads = threads or min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    threads = threads or min(4, available_cores())
     blocks = [b for b in np.array_split(np.arange(k), max(1, min(threads, k // 50 or 1))) if len(b)]
 
     lo, hi = bounds[:, 0], bounds[:, 1]

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from scalinglab.errors import UserError
+from scalinglab.io import json_safe
 
 PF_DAY = 8.64e19  # FLOPs in one petaflop/s-day (same constant as model/counting.py)
 EXP_BOUNDS = (1e-6, 10.0)  # exponents
@@ -213,7 +214,7 @@ class Law:
                 boot["samples"] = [[float(f"{v:.10g}") for v in row] for row in self.bootstrap_samples_]
             out["bootstrap"] = boot
         out.update(self._extra_dict())
-        return _jsonable(out)
+        return json_safe(out)
 
     def _extra_dict(self) -> dict[str, Any]:
         return {}
@@ -262,24 +263,6 @@ class Law:
             return f"{type(self).__name__}({self.get_options()})"
         ps = ", ".join(f"{k}={v:.4g}" for k, v in self.params_.items())
         return f"{type(self).__name__}<{self.law_name}>({ps})"
-
-
-def _jsonable(obj: Any) -> Any:
-    """Plain Python types; NaN/inf become None so the JSON is strict."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.bool_, bool)):
-        return bool(obj)
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        v = float(obj)
-        return v if math.isfinite(v) else None
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    return obj
 
 
 def _anchor_scale(x: np.ndarray, y: np.ndarray, alphas: np.ndarray, offsets: np.ndarray) -> np.ndarray:

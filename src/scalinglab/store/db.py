@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import socket
 import sqlite3
@@ -45,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from scalinglab.errors import UserError
+from scalinglab.io import json_safe
 
 STATUSES = ("queued", "running", "done", "diverged", "failed")
 FINISHED = ("done", "diverged")  # deterministic outcomes: a rerun skips them
@@ -312,27 +312,8 @@ def run_id_for(config: Any) -> str:
 # writers (the sweep driver and `train --db`)
 
 
-def _finite(x: Any) -> Any:
-    """NaN/inf → None for JSON and SQL (SQLite has no NaN; a diverged loss is 'no value')."""
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
 def _json(obj: Any) -> str:
-    def clean(o: Any) -> Any:
-        if isinstance(o, dict):
-            return {str(k): clean(v) for k, v in o.items()}
-        if isinstance(o, list | tuple):
-            return [clean(v) for v in o]
-        if hasattr(o, "item") and not isinstance(o, str | bytes):  # numpy / torch scalars
-            try:
-                return clean(o.item())
-            except (TypeError, ValueError):
-                return str(o)
-        return _finite(o)
-
-    return json.dumps(clean(obj), sort_keys=True, allow_nan=False)
+    return json.dumps(json_safe(obj), sort_keys=True, allow_nan=False)
 
 
 def _config_json(config: Any) -> str:
@@ -419,8 +400,8 @@ def record_result(db_path_or_conn: DbLike, result: Mapping[str, Any], plan: str 
         raise UserError(f"result status {status!r} is not one of {', '.join(STATUSES)}")
     host = result.get("host") or hostname()
     finished = now()
-    wall = _finite(_num(result.get("wall_s")))
-    metrics = {k: _finite(_num(result.get(k))) if t != "TEXT" else result.get(k) for k, t in RUN_METRICS.items()}
+    wall = json_safe(_num(result.get("wall_s")))
+    metrics = {k: json_safe(_num(result.get(k))) if t != "TEXT" else result.get(k) for k, t in RUN_METRICS.items()}
     json_metrics = {k: (_json(result[k]) if result.get(k) is not None else None) for k in RUN_JSON_METRICS}
     stored = {k: v for k, v in result.items() if k != "curve"}
     cols = ["plan", "status", "reason", "host", "finished_at", "wall_s", "threads", "config", "result",
@@ -472,7 +453,7 @@ def _upsert_eval(conn: sqlite3.Connection, run_id: str, point: Mapping[str, Any]
     if point.get("step") is None:
         raise UserError(f"run {run_id}: a learning-curve point has no 'step'")
     cols = ["run_id", "step", *EVAL_COLUMNS, "eval_losses"]
-    vals = [run_id, int(point["step"]), *(_finite(_num(point.get(k))) for k in EVAL_COLUMNS),
+    vals = [run_id, int(point["step"]), *(json_safe(_num(point.get(k))) for k in EVAL_COLUMNS),
             _json(point["eval_losses"]) if point.get("eval_losses") is not None else None]
     updates = ", ".join(f"{c} = excluded.{c}" for c in cols[2:])
     conn.execute(

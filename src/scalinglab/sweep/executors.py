@@ -16,14 +16,9 @@ import time
 import traceback
 from typing import Any
 
+from scalinglab.cores import available_cores
+
 EXECUTORS = ("local", "ray")
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS
-        return os.cpu_count() or 1
 
 
 def execute_run(task: dict[str, Any]) -> dict[str, Any]:

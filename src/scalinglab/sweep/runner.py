@@ -28,9 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scalinglab.cores import available_cores
 from scalinglab.errors import UserError
+from scalinglab.progress import Progress
 from scalinglab.store import db as store
-from scalinglab.sweep.executors import available_cores, make_executor
+from scalinglab.sweep.executors import make_executor
 from scalinglab.sweep.plan import Plan, RunSpec
 
 
@@ -104,45 +106,6 @@ class _Lock:
             os.close(self.fd)
 
 
-class _Progress:
-    """rich progress bar (runs done/total, ETA) on a terminal, one log line per event otherwise."""
-
-    def __init__(self, total: int, enabled: bool | None, log: Callable[[str], None]):
-        self.log_fn = log
-        self.bar = None
-        tty = sys.stderr.isatty() if enabled is None else enabled
-        if tty and total:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self.bar = Progress(TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
-                                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                                console=Console(stderr=True), transient=False)
-            self.task = self.bar.add_task("sweep", total=total)
-            self.bar.start()
-
-    def log(self, msg: str) -> None:
-        if self.bar is not None:
-            self.bar.console.log(msg)
-        else:
-            self.log_fn(msg)
-
-    def advance(self) -> None:
-        if self.bar is not None:
-            self.bar.advance(self.task)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-
 def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -203,7 +166,7 @@ def _drive(plan: Plan, todo: list[RunSpec], db_path: Path, conn, summary: SweepS
            workers: int, threads: int, address: str | None, progress: bool | None, log) -> None:
     log(f"{plan.name}: running {len(todo)} runs on {executor} with {workers} worker(s) × {threads} thread(s)")
     ex = make_executor(executor, workers, threads, address)
-    bar = _Progress(len(todo), progress, log)
+    bar = Progress("sweep", len(todo), enabled=progress if todo else False, transient=False, fallback=log)
     queue = list(todo)
     inflight: dict[Any, RunSpec] = {}
     t0 = time.perf_counter()

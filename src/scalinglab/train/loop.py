@@ -21,6 +21,7 @@ a sweep goes on; the `train` command exits 3).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sys
@@ -34,8 +35,9 @@ from scalinglab.config import TrainConfig
 from scalinglab.data.corpus import Corpus
 from scalinglab.data.loader import WindowLoader
 from scalinglab.errors import UserError
-from scalinglab.io import atomic_write_json, atomic_write_text, read_json
+from scalinglab.io import atomic_write_json, atomic_write_text, json_safe, read_json
 from scalinglab.model import build_model
+from scalinglab.progress import Progress
 from scalinglab.train import runtime
 from scalinglab.train.accounting import Accounting
 from scalinglab.train.checkpoint import CHECKPOINT, load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -49,17 +51,6 @@ METRICS = "metrics.jsonl"
 RESULT = "result.json"
 BLOWUP_FACTOR = 3.0
 RESUME_IGNORES = ("threads",)  # may differ between an interrupted run and its continuation
-
-
-def _finite(x):
-    """JSON-safe copy: non-finite floats become None (JSON has no NaN)."""
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_finite(v) for v in x]
-    return x
 
 
 def _comparable(cfg: dict) -> dict:
@@ -90,41 +81,8 @@ def _prepare_out(out: Path, cfg_dict: dict, overwrite: bool) -> dict | None:
 
 
 
-
-class _Reporter:
-    """Rich progress bar on a terminal, one plain line per evaluation otherwise, or nothing."""
-
-    def __init__(self, progress: bool | None, total: int, start: int):
-        self.bar = None
-        self.lines = progress is None and not sys.stderr.isatty()
-        if progress or (progress is None and sys.stderr.isatty()):
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(
-                TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                TextColumn("{task.fields[info]}"), console=Console(stderr=True), transient=True,
-            )
-            self.task = self.bar.add_task("train", total=total, completed=start, info="")
-            self.bar.start()
-
-    def log(self, msg: str) -> None:
-        if self.bar is not None:
-            self.bar.console.print(msg)
-        elif self.lines:
-            print(msg, file=sys.stderr, flush=True)
-
-    def step(self, step: int, info: str | None = None) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, completed=step, **({"info": info} if info else {}))
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-
 def _write_metrics(out: Path, curve: list[dict]) -> None:
-    atomic_write_text(out / METRICS, "".join(json.dumps(_finite(r), allow_nan=False) + "\n" for r in curve))
+    atomic_write_text(out / METRICS, "".join(json.dumps(json_safe(r), allow_nan=False) + "\n" for r in curve))
 
 
 def run_training(
@@ -234,7 +192,9 @@ def run_training(
             st["early_stopped"] = bool(cfg.early_stop and st["bad_evals"] >= cfg.patience)
         return rec
 
-    rep = _Reporter(progress, total, st["step"])
+    lines = progress is None and not sys.stderr.isatty()  # piped: one plain line per evaluation
+    rep = Progress("train", total, enabled=progress, completed=st["step"],
+                   fallback=functools.partial(print, file=sys.stderr, flush=True) if lines else None)
     if st["resumed_from"] and st["resumed_from"][-1] == st["step"]:
         rep.log(f"resumed {out} from step {st['step']}")
     status, reason, lr = "done", None, lr_at(max(st["step"], 1), peak=peak, total_steps=total, warmup=warm,
@@ -302,14 +262,14 @@ def run_training(
                     f"tok/s {rec['tokens_per_s']:,.0f}"
                 )
                 if on_eval is not None:
-                    on_eval(_finite(rec))
+                    on_eval(json_safe(rec))
                 if not math.isfinite(rec["val_loss"]):
                     status, reason = "diverged", f"validation loss is {rec['val_loss']} at step {step}"
                     break
             if cfg.checkpoint_every_steps and step % cfg.checkpoint_every_steps == 0 and step < total:
                 tick()
                 checkpoint()
-            rep.step(step, info)
+            rep.update(step, info)
         tick()
         if status == "done":
             if not st["curve"] or st["curve"][-1]["step"] != st["step"]:
@@ -352,6 +312,6 @@ def run_training(
         "config": cfg_dict,
         "curve": st["curve"],
     }
-    result = _finite(result)
+    result = json_safe(result)
     atomic_write_json(out / RESULT, result)
     return result

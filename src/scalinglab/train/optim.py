@@ -7,7 +7,6 @@ torch build has one for the device and the multi-tensor (foreach) path otherwise
 from __future__ import annotations
 
 import inspect
-import os
 
 import torch
 
@@ -35,10 +34,9 @@ def resolve_device(device: str = "auto", what: str = "device") -> torch.device:
 def set_threads(threads: int | None) -> int:
     """Use `threads` intra-op threads (default: every core this process may use); returns the count."""
     if threads is None:
-        try:
-            threads = len(os.sched_getaffinity(0))
-        except AttributeError:  # pragma: no cover - macOS
-            threads = os.cpu_count() or 1
+        from scalinglab.cores import available_cores
+
+        threads = available_cores()
     torch.set_num_threads(int(threads))
     return int(threads)
 
