@@ -42,11 +42,6 @@ def _main_ids(db) -> set[str]:
 
 
 def test_each_figure_is_drawn_exactly_when_its_data_exist(store):
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
     from scalinglab.report.figures import FIGURES, NotMeasured
     from scalinglab.report.study import Study
 
@@ -61,7 +56,6 @@ def test_each_figure_is_drawn_exactly_when_its_data_exist(store):
         drawn.add(spec.number)
         for ax in fig.axes:  # every panel labelled (colour bars included)
             assert ax.get_xlabel() or ax.get_ylabel(), (spec.number, ax)
-        plt.close(fig)
     assert drawn == {"1", "2/19", "4", "5", "6", "7", "8/24", "10", "13/14", "16", "18", "20/21", "22", "23"}
     # no recurrent runs, no kaplan-nd / bcrit / L(C)+L(D) fits: said, not invented
     assert set(missing) == {"9", "11", "15", "17"}
@@ -265,3 +259,39 @@ def test_planner_rows_say_how_far_they_extrapolate(store, kaplan_n_fit):
     assert [r["x_largest_run"] for r in rows] == pytest.approx([10.0, 1e4])
     cols, _ = plan_rows(rows)
     assert cols[:2] == ["compute_pf_days", "x_largest_run"]
+
+
+def test_report_leaves_the_matplotlib_backend_and_pyplot_alone(store, tmp_path, monkeypatch):
+    """A notebook keeps its inline backend: building a report never calls matplotlib.use nor opens pyplot figures."""
+    import sys
+
+    import matplotlib
+
+    from scalinglab.report.html import build_report
+    from scalinglab.report.study import Study
+
+    monkeypatch.setitem(matplotlib.rcParams, "backend", "template")  # a backend the report would not pick itself
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    open_before = pyplot.get_fignums() if pyplot else []
+    rep = build_report(Study.from_db(store), tmp_path / "rep", only=["1", "6"])
+    assert len(rep.drawn) == 2 and (tmp_path / "rep" / "fig06.svg").is_file()
+    assert matplotlib.get_backend() == "template"
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    assert (pyplot.get_fignums() if pyplot else []) == open_before
+
+
+def test_report_never_imports_pyplot(store, tmp_path):
+    """In a fresh interpreter (so no other test's import hides it), drawing figures leaves pyplot unimported."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys, matplotlib; from scalinglab.report.html import build_report; "
+            "from scalinglab.report.study import Study; "
+            f"r = build_report(Study.from_db({str(store)!r}), {str(tmp_path / 'rep')!r}, only=['1', '20']); "
+            "assert len(r.drawn) == 2, r.to_dict(); "
+            "assert 'matplotlib.pyplot' not in sys.modules; print(matplotlib.rcParams['backend'])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "MPLBACKEND": "svg"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "svg"

@@ -1,0 +1,145 @@
+"""Section 5.1 and appendix B: critical batch size, S_min and batch-size scans (Figs. 10, 11, 18)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from scalinglab.report.figures.data import (
+    curve_groups,
+    law_predict,
+    need_runs,
+    scan_at_one_size,
+)
+from scalinglab.report.figures.registry import NotMeasured, figure
+from scalinglab.report.figures.style import (
+    LOSS,
+    fit_label,
+    loglog,
+    panels,
+    size_colorbar,
+    size_colors,
+)
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from scalinglab.report.study import Study
+
+
+@figure(
+    "10", "Critical batch size and gradient noise scale vs loss",
+    caption="Measured gradient noise scale B_simple (in tokens) along each learning curve against the loss, with the "
+            "fitted B_crit(L) where a batch scan was fitted. Paper: B_crit depends on L only, B_crit ∝ L^(−1/α_B), α_B≈0.21.",
+    needs="learning curves with the gradient noise scale recorded (or a bcrit fit)",
+    plan="[train]\nnoise_scale_micro_batches = 2",
+)
+def fig10(study: Study) -> Figure:
+    c = study.done_curves
+    fb = study.fit("bcrit", "bcrit-scan")
+    if c.empty or "noise_scale" not in c or not (c["noise_scale"] > 0).any():
+        if fb is None:
+            raise NotMeasured("no gradient noise scale was recorded and no bcrit fit exists")
+    fig, (ax,) = panels(1, width=6.4)
+    sm = None
+    if not c.empty and "noise_scale" in c and (c["noise_scale"] > 0).any():
+        c = c[(c["noise_scale"] > 0) & (c["step"] > 0)]
+        color, sm = size_colors(c["n_params"])
+        for _, g in curve_groups(c):
+            ax.plot(g["val_loss"], g["noise_scale"], "o-", ms=3, lw=0.8, color=color(g["n_params"].iloc[0]), alpha=0.8)
+        ax.plot([], [], "o-", color="0.4", ms=3, label="noise scale B_simple (measured)")
+    if fb is not None and fb.get("levels"):
+        lv = [x for x in fb["levels"] if x.get("identified")]
+        if lv:
+            ax.plot([x["L"] for x in lv], [x["B_crit"] for x in lv], "D", color="tab:red", ms=7, zorder=4,
+                    label="B_crit from the batch scan (Fig. 18)")
+    if fb is not None:
+        lo = c["val_loss"].min() if not c.empty else 2.0
+        hi = c["val_loss"].max() if not c.empty else 6.0
+        xs = np.geomspace(lo, hi, 50)
+        ax.plot(xs, law_predict(fb, L=xs), "r--", lw=1.5, label="B_crit(L) " + fit_label(fb, ("B_star", "alpha_B")))
+    loglog(ax, LOSS, "batch size (tokens)", logy=True)
+    ax.legend(fontsize=8)
+    if sm is not None:
+        size_colorbar(fig, sm, ax)
+    return fig
+
+
+@figure(
+    "11", "Loss vs S_min (steps at B ≫ B_crit)",
+    caption="Learning curves against S_min = S/(1 + B_crit(L)/B), using the fitted B_crit(L). "
+            "Paper: after this adjustment curves of all sizes follow eq. 1.6, L(N, S_min).",
+    needs="learning curves and a bcrit fit (from a batch-size scan)",
+    plan="[[grid]]\nn_layer = [2]\nd_model = [64]\nbatch_size = [4, 8, 16, 32, 64]",
+)
+def fig11(study: Study) -> Figure:
+    fb = study.fit("bcrit", "bcrit-scan")
+    if fb is None:
+        raise NotMeasured("needs a bcrit fit (from a batch-size scan) to convert S to S_min")
+    runs = need_runs(study.main_family(), 2, "learning curves of ≥ 2 sizes")
+    c = study.done_curves
+    c = c[c["run_id"].isin(runs["run_id"]) & (c["step"] > 0)]
+    color, sm = size_colors(runs["n_params"])
+    fig, (ax,) = panels(1, width=6.4)
+    fns = study.fit("kaplan-ns")
+    for _, g in curve_groups(c):
+        B = g["batch_size"].to_numpy(float) * g["n_ctx"].to_numpy(float)
+        smin = g["step"] / (1 + law_predict(fb, L=g["val_loss"].to_numpy(float)) / B)
+        n = g["n_params"].iloc[0]
+        ax.plot(smin, g["val_loss"], color=color(n), lw=1.2)
+        if fns is not None:
+            xs = np.geomspace(smin.min(), smin.max(), 40)
+            ax.plot(xs, law_predict(fns, N=np.full_like(xs, n), S=xs), "--", color=color(n), lw=1)
+    if fns is not None:
+        ax.plot([], [], "k--", label=fit_label(fns, ("alpha_N", "alpha_S")))
+        ax.legend(fontsize=8)
+    loglog(ax, "S_min (steps)")
+    size_colorbar(fig, sm, ax)
+    return fig
+
+
+@figure(
+    "18", "Batch-size scans: steps vs examples to reach a loss",
+    caption="For each target loss, steps S against tokens processed E = B·S across batch sizes, with the fitted "
+            "hyperbola (S/S_min − 1)(E/E_min − 1) = 1. Paper: every scan follows it; B_crit = E_min/S_min.",
+    needs="learning curves of one model size at ≥ 3 batch sizes",
+    plan="[[grid]]\nn_layer = [2]\nd_model = [64]\nbatch_size = [4, 8, 16, 32, 64]",
+)
+def fig18(study: Study) -> Figure:
+    from scalinglab.errors import UserError
+    from scalinglab.laws.transforms import batch_scan_levels, steps_to_reach
+
+    n, scan = scan_at_one_size(study.full_data(), "batch_size", 3, "at ≥ 3 batch sizes")
+    c = study.done_curves
+    c = c[c["run_id"].isin(scan["run_id"]) & (c["step"] > 0)]
+    cols = {"run": c["run_id"].to_numpy(), "B": (c["batch_size"] * c["n_ctx"]).to_numpy(float),
+            "S": c["step"].to_numpy(float), "L": c["val_loss"].to_numpy(float)}
+    try:
+        levels = batch_scan_levels(cols, n_levels=5)
+    except UserError as e:
+        raise NotMeasured(f"the batch scan at N = {n:.3g} gives no usable loss levels ({e})") from None
+    if not levels:
+        raise NotMeasured("no loss level is reached at ≥ 3 batch sizes")
+    import matplotlib as mpl
+
+    cmap = mpl.colormaps["plasma"]
+    fig, (ax,) = panels(1, width=6.4)
+    for i, lv in enumerate(levels):
+        col = cmap(i / max(1, len(levels)))
+        pts = []
+        for _, g in curve_groups(c):
+            s_ = steps_to_reach(g["step"].to_numpy(float), g["val_loss"].to_numpy(float), lv["L"])
+            if np.isfinite(s_):
+                pts.append((s_ * g["batch_size"].iloc[0] * g["n_ctx"].iloc[0], s_))
+        E, S = np.array(pts).T
+        ax.plot(E, S, "o", color=col, zorder=3)
+        Bs = np.geomspace(lv["B_crit"] / 30, lv["B_crit"] * 30, 80)
+        Sh = lv["S_min"] * (1 + lv["B_crit"] / Bs)
+        tag = "" if lv["identified"] else " (B_crit outside the scanned range)"
+        ax.plot(Bs * Sh, Sh, "-", color=col, lw=1.2, label=f"L={lv['L']:.3f}: B_crit = {lv['B_crit']:.3g} tokens{tag}")
+    loglog(ax, "tokens processed E = B·S", "steps S", logy=True)
+    ax.set_title(f"N = {n:.3g}; lines: (S/S_min − 1)(E/E_min − 1) = 1", fontsize=10)
+    ax.legend(fontsize=7)
+    return fig
+
