@@ -187,7 +187,7 @@ def _links(text: str) -> dict[str, list[str]]:
 
 
 def test_number_formatting():
-    from scalinglab.report.html import fmt
+    from scalinglab.report.content import fmt
 
     assert fmt(12768) == "12,768" and fmt(3312) == "3312" and fmt(np.int64(335712)) == "335,712" and fmt(2.5e9) == "2.500e+09" and fmt(0.0761234) == "0.07612"
     assert fmt(float("nan")) == "" and fmt(None) == "" and not math.isnan(float(fmt(1e-4)))
@@ -227,7 +227,7 @@ def test_shape_scans_vary_one_dimension_with_the_others_held():
 def test_fit_table_holdout_and_paper_columns():
     """The hold-out shows the law's own target (L_ood for ood-offset, not its input L); a family fitted under its
     own key (kaplan-n:lstm) gets no paper constants, the paper's kaplan-n does."""
-    from scalinglab.report.html import fit_rows, holdout_text
+    from scalinglab.report.content import fit_rows, holdout_text
 
     h = {"k": 1, "points": [{"L": 4.391, "L_ood": 4.869, "predicted": 4.772, "rel_error": 4.772 / 4.869 - 1}]}
     assert holdout_text(h) == "1 largest held out; predicted 4.772 vs 4.869 measured (-1.99%)"
@@ -250,7 +250,7 @@ def test_position_bins_cover_the_context_without_a_lone_last_position(n_ctx):
 
 
 def test_planner_rows_say_how_far_they_extrapolate(store, kaplan_n_fit):
-    from scalinglab.report.html import plan_rows
+    from scalinglab.report.content import plan_rows
     from scalinglab.report.study import Study, plan_budgets
 
     study = Study.from_db(store, fits={"kaplan-n": kaplan_n_fit})
