@@ -6,6 +6,7 @@ from scalinglab.cli import (
     count,  # noqa: F401
     datasets,  # noqa: F401
     fit,  # noqa: F401
+    import_runs,  # noqa: F401
     plan,  # noqa: F401
     report,  # noqa: F401
     reproduce,  # noqa: F401
