@@ -52,50 +52,61 @@ class ModelConfig(BaseModel):
 class TrainConfig(BaseModel):
     """One training run, flat so that CLI flags, plan keys and the run id hash all use the same names.
 
+    `scalinglab train` generates one option per field from this model (name, type, default and description), so a
+    field added here is a flag, a plan key and a `--set` key at once.
+
     Exactly one of `steps` or `tokens` sets the length; `tokens` = steps · batch_size · n_ctx.
     `batch_size` counts sequences: the paper's B in tokens is batch_size · n_ctx.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    corpus: str = Field(description="prepared corpus folder")
+    corpus: str = Field(description="Prepared corpus folder (`scalinglab corpus prepare`).")
     # model shape
-    arch: Arch = "transformer"
-    n_layer: int = Field(gt=0)
-    d_model: int = Field(gt=0)
-    d_ff: int | None = Field(default=None, gt=0)
-    d_attn: int | None = Field(default=None, gt=0)
-    n_heads: int | None = Field(default=None, gt=0)
-    n_ctx: int = Field(default=128, gt=0)
-    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
-    tie_embeddings: bool = False
+    arch: Arch = Field(default="transformer", description="transformer | lstm | universal (weight-shared).")
+    n_layer: int = Field(gt=0, description="Number of layers (blocks).")
+    d_model: int = Field(gt=0, description="Residual stream width d_model.")
+    d_ff: int | None = Field(default=None, gt=0, description="Feed-forward width (default 4·d_model).")
+    d_attn: int | None = Field(default=None, gt=0, description="Attention width (default d_model).")
+    n_heads: int | None = Field(default=None, gt=0, description="Attention heads (default d_attn/64, at least 1).")
+    n_ctx: int = Field(default=128, gt=0, description="Context length in tokens.")
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="Dropout probability (the paper: 0.1).")
+    tie_embeddings: bool = Field(default=False, description="Share input and output embeddings.")
     # length and data
-    batch_size: int = Field(default=16, gt=0, description="sequences per step")
-    steps: int | None = Field(default=None, gt=0)
-    tokens: int | None = Field(default=None, gt=0)
-    data_tokens: int | None = Field(default=None, gt=0, description="train on a fixed D-token subset")
+    batch_size: int = Field(default=16, gt=0, description="Sequences per step (B in tokens = batch·n_ctx).")
+    steps: int | None = Field(default=None, gt=0, description="Optimisation steps (or give tokens).")
+    tokens: int | None = Field(default=None, gt=0, description="Training tokens; steps = ceil(T / (batch·n_ctx)).")
+    data_tokens: int | None = Field(default=None, gt=0,
+                                    description="Train on a fixed D-token subset (L(N, D) runs).")
     # optimisation (paper §2.2, App. D)
-    lr: float | Literal["auto"] = "auto"
-    warmup: float = Field(default=0.05, ge=0, description="steps if ≥ 1, else a fraction of the run")
-    schedule: Literal["cosine", "constant", "linear"] = "cosine"
-    min_lr_ratio: float = Field(default=0.1, ge=0.0, le=1.0, description="final LR as a fraction of peak")
-    weight_decay: float = Field(default=0.1, ge=0.0)
-    beta1: float = Field(default=0.9, ge=0.0, lt=1.0)
-    beta2: float = Field(default=0.95, ge=0.0, lt=1.0)
-    grad_clip: float = Field(default=1.0, ge=0.0, description="max global grad norm (0 = off)")
-    seed: int = Field(default=0, ge=0)
+    lr: float | Literal["auto"] = Field(
+        default="auto", description="Peak learning rate, or 'auto' for the paper's LR(N) = 0.003239 − "
+        "0.0001395·ln(N) (N = non-embedding params; ~1.6e-3 at N=1e5; floored at 1e-5).")
+    warmup: float = Field(default=0.05, ge=0, description="Linear warmup: steps if ≥ 1, else a fraction of the run.")
+    schedule: Literal["cosine", "constant", "linear"] = Field(
+        default="cosine", description="cosine | constant | linear (decay after warmup).")
+    min_lr_ratio: float = Field(default=0.1, ge=0.0, le=1.0,
+                                description="Final LR as a fraction of the peak (0 = decay to zero).")
+    weight_decay: float = Field(default=0.1, ge=0.0, description="AdamW weight decay on matrices.")
+    beta1: float = Field(default=0.9, ge=0.0, lt=1.0, description="AdamW beta1.")
+    beta2: float = Field(default=0.95, ge=0.0, lt=1.0, description="AdamW beta2.")
+    grad_clip: float = Field(default=1.0, ge=0.0, description="Max global gradient norm (0 = off).")
+    seed: int = Field(default=0, ge=0, description="Seeds the init, the data order and dropout.")
     # measurement
-    eval_every: int | Literal["log"] = "log"
-    eval_tokens: int = Field(default=32768, gt=0, description="held-out tokens per evaluation")
-    noise_scale_micro_batches: int = Field(default=2, ge=1, description="≥ 2 enables the noise-scale estimate")
+    eval_every: int | Literal["log"] = Field(
+        default="log", description="'log' (steps ~1.5× apart, plus the last) or every K steps.")
+    eval_tokens: int = Field(default=32768, gt=0, description="Held-out tokens per evaluation (fixed windows).")
+    noise_scale_micro_batches: int = Field(
+        default=2, ge=1, description="Micro-batches per step for the gradient noise scale (1 = off).")
     noise_scale_every: int = Field(
-        default=4, ge=1, description="split the batch into micro-batches on every K-th step only (the rest run whole)"
-    )
-    checkpoint_every_steps: int = Field(default=200, ge=0, description="0 = only at the end")
-    early_stop: bool = False
-    patience: int = Field(default=3, gt=0, description="evaluations without improvement before stopping")
-    threads: int | None = Field(default=None, gt=0, description="torch threads (default: all cores)")
-    device: str = "auto"
+        default=4, ge=1, description="Measure the noise scale on every K-th step (the others run the batch whole).")
+    checkpoint_every_steps: int = Field(default=200, ge=0,
+                                        description="Checkpoint every K steps (0 = only at the end).")
+    early_stop: bool = Field(default=False,
+                             description="Stop when val loss has not improved for `patience` evaluations.")
+    patience: int = Field(default=3, gt=0, description="Evaluations without improvement before an early stop.")
+    threads: int | None = Field(default=None, gt=0, description="Torch threads (default: all cores).")
+    device: str = Field(default="auto", description="auto | cpu | cuda.")
 
     @model_validator(mode="after")
     def _length(self) -> TrainConfig:

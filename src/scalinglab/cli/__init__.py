@@ -1,5 +1,5 @@
 """Command-line interface: `scalinglab COMMAND`. Each command is a few lines over a library function."""
 
-from scalinglab.cli.core import app, main
+from scalinglab.cli.app import app, main
 
 __all__ = ["app", "main"]

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from scalinglab.cli.core import app, emit_json
+from scalinglab.cli.core import emit_json, new_app
 from scalinglab.cli.options import (
     DFF,
     ArchOpt,
@@ -21,8 +21,7 @@ from scalinglab.cli.options import (
     model_config,
 )
 
-bench_app = typer.Typer(no_args_is_help=True, help="Measure training speed (tokens/s, MFU) on this machine.")
-app.add_typer(bench_app, name="bench")
+bench_app = new_app(no_args_is_help=True, help="Measure training speed (tokens/s, MFU) on this machine.")
 
 
 @bench_app.command("train")

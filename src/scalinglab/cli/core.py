@@ -1,14 +1,15 @@
-"""The typer app and the one error mechanism every command shares.
+"""The one error mechanism every command shares, and the helpers command modules use.
 
-Commands live in sibling modules (count.py, corpus.py, ...) and register themselves on `app`.
-`main()` runs the app without click's standalone mode so that every kind of bad input, whether a usage
-error, a validation error or a `UserError` from the library, ends as exit status 2 with one line on stderr.
+Command modules (count.py, corpus.py, ...) each own a typer app; cli/app.py imports them and adds them to the
+root app. `run(app, argv)` runs an app without click's standalone mode so that every kind of bad input, whether a
+usage error, a validation error or a `UserError` from the library, ends as exit status 2 with one line on stderr.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,34 +20,14 @@ try:  # recent typer ships its own copy of click
 except ImportError:  # pragma: no cover - older typer on top of click
     from click.exceptions import NoArgsIsHelpError, UsageError
 
-from scalinglab import __version__
 from scalinglab.errors import RunDiverged, UserError
 
 Abort = typer.Abort
 
-app = typer.Typer(
-    name="scalinglab",
-    help="Scaling laws for neural language models: train, fit, plan and report (Kaplan et al., 2020).",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
 
-
-def _version_callback(value: bool) -> None:
-    if value:
-        typer.echo(f"scalinglab {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    version: bool = typer.Option(
-        False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
-    ),
-) -> None:
-    """Scaling laws for neural language models: train, fit, plan and report."""
+def new_app(**settings: Any) -> typer.Typer:
+    """A typer app with the settings every scalinglab (sub-)app shares: plain help, no completion, no rich tracebacks."""
+    return typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None, **settings)
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -56,18 +37,28 @@ def fail(message: str, code: int = 2) -> None:
     raise SystemExit(code)
 
 
-def pydantic_message(err: Any) -> str:
-    """First problem of a pydantic ValidationError as one line naming the field."""
+def pydantic_message(err: Any, names: Mapping[str, str] | None = None) -> str:
+    """The first problem of a pydantic ValidationError as one line naming the field (spelt as in `names`, e.g. the
+    command-line flag it came from). The errors of one value against each member of a union are joined."""
     try:
-        first = err.errors()[0]
+        errors = err.errors()
+        first = errors[0]
     except Exception:  # pragma: no cover - defensive
         return str(err).splitlines()[0]
-    loc = ".".join(str(p) for p in first.get("loc", ()) if p != "__root__")
-    msg = first.get("msg", "invalid value")
-    msg = msg.removeprefix("Value error, ")
+    loc = tuple(p for p in first.get("loc", ()) if p != "__root__")
+    msgs = [first.get("msg", "invalid value").removeprefix("Value error, ")]
+    union = [e for e in errors[1:] if tuple(e.get("loc", ()))[:-1] == loc[:-1] and e.get("input") == first.get("input")]
+    if len(loc) > 1 and union:  # `lr: float | "auto"` reports one error per member; the member names end the loc
+        loc = loc[:-1]
+        msgs = [m.split(",")[0] for m in msgs + [e["msg"] for e in union]]
+        msgs = [msgs[0]] + [m.removeprefix("Input should be ") for m in msgs[1:]]
+    parts = [str(p) for p in loc]
+    if parts and names:
+        parts[0] = names.get(parts[0], parts[0])
     value = first.get("input")
     shown = "" if isinstance(value, dict) or value is None else f" (got {value!r})"
-    return f"{loc}: {msg}{shown}" if loc else f"{msg}{shown}"
+    msg = " or ".join(dict.fromkeys(msgs))
+    return f"{'.'.join(parts)}: {msg}{shown}" if parts else f"{msg}{shown}"
 
 
 def emit_json(obj: Any, dest: str | None = None) -> None:
@@ -80,12 +71,9 @@ def emit_json(obj: Any, dest: str | None = None) -> None:
         atomic_write_json(Path(dest), obj)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the `scalinglab` command."""
+def run(app: typer.Typer, argv: list[str] | None = None) -> None:
+    """Run `app` on `argv` (default: sys.argv) and exit with its status; bad input → one stderr line, exit 2."""
     import pydantic
-
-    # Register the commands (each module adds itself to `app`).
-    import scalinglab.cli.commands  # noqa: F401
 
     command = typer.main.get_command(app)
     try:
@@ -94,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo(e.ctx.get_help() if e.ctx else str(e))
         raise SystemExit(0) from None
     except UsageError as e:
-        fail(e.format_message())
+        fail(e.format_message().replace("Value error, ", ""))
     except Abort:
         typer.echo("aborted", err=True)
         raise SystemExit(130) from None

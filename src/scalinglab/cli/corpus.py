@@ -7,15 +7,14 @@ from typing import Annotated
 
 import typer
 
-from scalinglab.cli.core import app, emit_json
+from scalinglab.cli.core import emit_json, new_app
 from scalinglab.cli.options import JsonFlag
 from scalinglab.errors import UserError
 
-corpus_app = typer.Typer(
+corpus_app = new_app(
     no_args_is_help=True,
     help="Prepare a tokenized corpus (stdlib, files, folders, JSONL, Parquet, hf:NAME) and inspect one.",
 )
-app.add_typer(corpus_app, name="corpus")
 
 
 def _parse_eval_set(items: list[str]) -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scalinglab.cli.core import app, emit_json
+from scalinglab.cli.core import emit_json, new_app
 from scalinglab.cli.options import (
     DFF,
     ArchOpt,
@@ -16,6 +16,8 @@ from scalinglab.cli.options import (
     Vocab,
     model_config,
 )
+
+app = new_app()
 
 
 @app.command()

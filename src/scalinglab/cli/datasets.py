@@ -8,14 +8,13 @@ from typing import Annotated
 
 import typer
 
-from scalinglab.cli.core import app, emit_json
+from scalinglab.cli.core import emit_json, new_app
 from scalinglab.cli.options import JsonFlag
 
-datasets_app = typer.Typer(
+datasets_app = new_app(
     no_args_is_help=True,
     help="Published (N, D, C, L) tables shipped with scalinglab: list them, read their provenance, export one.",
 )
-app.add_typer(datasets_app, name="datasets")
 
 
 @datasets_app.command("list")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
-from scalinglab.cli.core import app, emit_json
+from scalinglab.cli.core import emit_json, new_app
+
+app = new_app()
 
 
 @app.command()
@@ -24,7 +26,7 @@ def fit(
     huber_delta: Annotated[float, typer.Option("--huber-delta", help="Huber delta on log-loss residuals.")] = 1e-3,
     count_embeddings: Annotated[bool, typer.Option("--count-embeddings",
                                                    help="With --db: N includes embedding parameters.")] = False,
-    c_unit: Annotated[str, typer.Option("--c-unit", help="Unit of column C: flops or pf-days (C_c is reported in "
+    c_unit: Annotated[Literal["flops", "pf-days"], typer.Option("--c-unit", help="Unit of column C: flops or pf-days (C_c is reported in "
                                         "PF-days either way).")] = "flops",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap resampling.")] = 0,
     json_out: Annotated[str | None, typer.Option("--json", help="Write the fit as JSON to this file ('-': stdout).")] = None,
@@ -41,14 +43,6 @@ def fit(
         from scalinglab.datasets import path as dataset_path
 
         csv = str(dataset_path(dataset))
-    if bootstrap < 0:
-        raise UserError(f"--bootstrap must be >= 0, got {bootstrap}")
-    if holdout < 0:
-        raise UserError(f"--holdout must be >= 0, got {holdout}")
-    if not huber_delta > 0:
-        raise UserError(f"--huber-delta must be positive, got {huber_delta}")
-    if c_unit not in ("flops", "pf-days"):
-        raise UserError(f"--c-unit must be flops or pf-days, got {c_unit!r}")
     proto = get_law(law)  # unknown law -> exit 2 listing the known ones
     options = {"c_unit": c_unit} if isinstance(proto, KaplanC) else {}
     col_map = parse_col_maps(col)

@@ -2,38 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
-from scalinglab.cli.core import app, emit_json
+from scalinglab.cli.core import emit_json, new_app
+
+app = new_app()
 
 
 @app.command()
 def plan(
     compute: Annotated[float, typer.Option("--compute", help="Compute budget C (see --unit).")],
-    unit: Annotated[str, typer.Option("--unit", help="Unit of --compute: flops or pf-days.")] = "flops",
+    unit: Annotated[Literal["flops", "pf-days"], typer.Option("--unit", help="Unit of --compute: flops or pf-days.")] = "flops",
     paper: Annotated[bool, typer.Option("--paper", help="Use the paper's constants (eq 1.3, 1.7).")] = False,
     fit: Annotated[str | None, typer.Option("--fit", help="FIT.json from `scalinglab fit` or fits.json from "
                                             "`reproduce` (object keyed by law name).")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
 ) -> None:
     """N_opt, D, B_crit, S_min and predicted loss for a compute budget (with CIs when the fit has bootstraps)."""
-    import math
-
-    from scalinglab.errors import UserError
     from scalinglab.io import read_json
     from scalinglab.laws.plan import PF_DAY, plan_allocation
 
-    if unit not in ("flops", "pf-days"):
-        raise UserError(f"--unit must be flops or pf-days, got {unit!r}")
-    if not (math.isfinite(compute) and compute > 0):
-        raise UserError(f"--compute must be a positive number, got {compute:g}")
-    if paper == (fit is not None):
-        raise UserError("give exactly one of --paper or --fit FIT.json")
     fits = read_json(fit, "fit file") if fit is not None else None
-    if fit is not None and not isinstance(fits, dict | list):
-        raise UserError(f"fit file {fit} is not a fit: expected a JSON object")
     flops = compute * PF_DAY if unit == "pf-days" else compute
     result = plan_allocation(flops, fits=fits, paper=paper)
     if fit is not None:

@@ -6,7 +6,9 @@ from typing import Annotated
 
 import typer
 
-from scalinglab.cli.core import app, emit_json
+from scalinglab.cli.core import emit_json, new_app
+
+app = new_app()
 
 
 @app.command()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
-from scalinglab.cli.core import app, emit_json
+from scalinglab.cli.core import emit_json, new_app
 from scalinglab.io import json_safe
+from scalinglab.sweep.executors import EXECUTORS
 
 
 def _console():
@@ -28,13 +29,16 @@ def _fmt_s(s: float | None) -> str:
     return f"{s / 3600:.1f} h"
 
 
+app = new_app()
+
+
 @app.command()
 def sweep(
     plan: Annotated[Path, typer.Argument(help="Plan file (TOML): [train] defaults, [[grid]] and [[run]] tables.")],
     db: Annotated[str | None, typer.Option("--db", help="Results store (SQLite); run folders go in DB_DIR/runs/.")] = None,
-    executor: Annotated[str, typer.Option("--executor", help="local (worker processes) | ray.")] = "local",
-    workers: Annotated[int, typer.Option("--workers", help="Runs in parallel.")] = 1,
-    threads: Annotated[int | None, typer.Option("--threads", help="Torch threads per run (default cores // workers).")] = None,
+    executor: Annotated[Literal[EXECUTORS], typer.Option("--executor", help="local (worker processes) | ray.")] = "local",
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Runs in parallel.")] = 1,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help="Torch threads per run (default cores // workers).")] = None,
     address: Annotated[str | None, typer.Option("--address", help="Ray cluster address (default: a local Ray).")] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed runs again (diverged ones are final).")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the runs with N, tokens, FLOPs and estimated wall time; start nothing.")] = False,
@@ -44,15 +48,8 @@ def sweep(
     """Run a sweep plan; rerunning finishes what is missing and duplicates nothing (exit 0 even if runs diverged)."""
     from scalinglab.cores import available_cores
     from scalinglab.errors import UserError
-    from scalinglab.sweep.executors import EXECUTORS
     from scalinglab.sweep.plan import load_plan
 
-    if executor not in EXECUTORS:
-        raise UserError(f"unknown --executor {executor!r}; choose one of: {', '.join(EXECUTORS)}")
-    if workers < 1:
-        raise UserError(f"--workers must be at least 1 (got {workers})")
-    if threads is not None and threads < 1:
-        raise UserError(f"--threads must be at least 1 (got {threads})")
     if address and executor != "ray":
         raise UserError("--address is for --executor ray")
     if not dry_run and not db:
