@@ -83,3 +83,41 @@ def test_nan_run_is_marked_diverged_not_raised(tmp_path):
     assert r["val_loss"] is None  # NaN is stored as null (JSON has no NaN)
     stored = json.loads((tmp_path / "run" / "result.json").read_text())
     assert stored["status"] == "diverged" and stored["reason"] == r["reason"]
+
+
+def test_run_training_leaves_the_callers_process_settings_alone(tmp_path):
+    """Threads, TF32 flags and RNG states of the calling process are the same after a run (also a resumed one)."""
+    import random
+
+    import torch
+
+    from scalinglab.config import TrainConfig
+    from scalinglab.data.corpus import write_corpus
+    from scalinglab.train import run_training
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    write_corpus(corpus, markov_tokens(20_000, 64, 1), markov_tokens(3_000, 64, 1), vocab_size=64, eot_token=63,
+                 source="synthetic", documents={"train": 1, "val": 1})
+    before_threads = torch.get_num_threads()
+    run_threads = 1 if before_threads != 1 else 2
+    flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = not flags[0], not flags[1]
+    try:
+        torch.manual_seed(123)
+        np.random.seed(5)
+        random.seed(6)
+        expected = (torch.rand(3), np.random.rand(), random.random())
+        torch.manual_seed(123)
+        np.random.seed(5)
+        random.seed(6)
+        cfg = TrainConfig(corpus=str(corpus), n_layer=1, d_model=16, n_ctx=8, batch_size=4, steps=6, eval_tokens=256,
+                          threads=run_threads, checkpoint_every_steps=3, dropout=0.1)
+        r = run_training(cfg, tmp_path / "run", progress=False)
+        assert r["status"] == "done" and r["threads"] == run_threads and r["world_size"] == 1
+        assert torch.get_num_threads() == before_threads
+        assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (not flags[0], not flags[1])
+        assert torch.equal(torch.rand(3), expected[0])
+        assert (np.random.rand(), random.random()) == expected[1:]
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from scalinglab.train.noise_scale import MicroBatchNorms, NoiseScaleEstimator
+from scalinglab.train.step import train_step
 
 
 def _estimate(d: int, sigma: float, delta_norm: float, batch: int, n_micro: int, steps: int, seed: int = 0):
@@ -27,20 +28,16 @@ def _estimate(d: int, sigma: float, delta_norm: float, batch: int, n_micro: int,
     params = list(model.parameters())
     norms = MicroBatchNorms(params)
     est = NoiseScaleEstimator(beta=0.999)
+    opt = torch.optim.SGD(params, lr=0.0)  # the trainer's step, with the weights held at w* + δ
+
+    def forward(xb, yb):
+        return None, 0.5 * (model(xb).squeeze(1) - yb).square().mean()
+
     for _ in range(steps):
         x = torch.randn(batch, d, generator=gen, dtype=torch.float64)
         y = x @ w_star + sigma * torch.randn(batch, generator=gen, dtype=torch.float64)
-        model.zero_grad(set_to_none=True)
-        norms.start()
-        pieces = list(zip(x.tensor_split(n_micro), y.tensor_split(n_micro), strict=True))
-        for i, (xb, yb) in enumerate(pieces):
-            w = xb.shape[0] / batch
-            loss = 0.5 * (model(xb).squeeze(1) - yb).square().mean()
-            (loss * w).backward()
-            norms.after_backward(xb.shape[0], w, last=i == len(pieces) - 1)
-        big_sq = float(torch.nn.utils.clip_grad_norm_(params, 1e9)) ** 2  # the loop's pre-clip norm
-        small_sq, b_small = norms.small_sq()
-        est.update(small_sq, big_sq, b_small, batch)
+        s = train_step(x, y, forward=forward, params=params, opt=opt, pieces=n_micro, grad_clip=1e9, norms=norms)
+        est.update(s.small_sq, s.grad_norm**2, s.b_small, batch)
     truth_trace = (d + 1) * delta_norm**2 + d * sigma**2
     return est, truth_trace, delta_norm**2
 

@@ -1,10 +1,11 @@
 """Measure training speed honestly: tokens/s, model FLOPs/s and MFU against this machine's own matmul peak.
 
-`bench_train` times real training steps (forward, backward, grad-norm clip, AdamW step, zero_grad) on random
-tokens after warm-up steps, with the same runtime setup the trainer uses (`train.runtime`). With
-`baseline=True` it also times, in the same process and interleaved step by step, a plain eager nanoGPT-style
-loop of the same shape (exact GELU, `torch.optim.AdamW(model.parameters())` with default settings, torch's
-default threads and allocator, no compile), so the speedup is measured side by side under the same load.
+`bench_train` times the trainer's own step (`train.step.train_step`: zero_grad, forward, backward, grad-norm
+clip, AdamW step) on random tokens after warm-up steps, with the same runtime setup the trainer uses
+(`train.runtime`). With `baseline=True` it also times, in the same process and interleaved step by step, a
+plain eager nanoGPT-style model of the same shape (exact GELU, `torch.optim.AdamW(model.parameters())` with
+default settings, torch's default threads, no compile) on that same step, so the speedup is measured side by
+side under the same load.
 
 FLOP conventions. `mfu` uses the paper's Table 1 training FLOPs per token, 3·(2N + 2·n_layer·n_ctx·d_attn) with
 N the non-embedding parameters, i.e. the C = 6NBS of the scaling laws. The output head is real work the
@@ -14,6 +15,7 @@ hardware does (6·d_model·n_vocab per token) that this convention leaves out, s
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import statistics
@@ -135,10 +137,11 @@ def _step_stats(times_s: list[float]) -> dict:
 
 
 class _Runner:
-    """One model + optimiser + the step the trainer runs; `step()` returns (seconds, loss)."""
+    """One model + optimiser timed on the trainer's own step (`train.step.train_step`); `step()` returns seconds."""
 
     def __init__(self, model, forward, opt, batches, device, grad_clip, autocast, before_step=None):
-        self.model, self.forward, self.opt = model, forward, opt
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.forward, self.opt = forward, opt
         self.batches, self.device, self.grad_clip, self.autocast = batches, device, grad_clip, autocast
         self.before_step = before_step
         self.i = 0
@@ -146,22 +149,19 @@ class _Runner:
         self.losses: list[float] = []
 
     def step(self) -> float:
+        from scalinglab.train.step import train_step
+
         if self.before_step is not None:
             self.before_step()
         x, y = self.batches[self.i % len(self.batches)]
         self.i += 1
         _sync(self.device)
         t = time.perf_counter()
-        with self.autocast():
-            _, loss = self.forward(x, y)
-        loss.backward()
-        if self.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-        self.opt.step()
-        self.opt.zero_grad(set_to_none=True)
+        stats = train_step(x, y, forward=self.forward, params=self.params, opt=self.opt, grad_clip=self.grad_clip,
+                           autocast=self.autocast)
         _sync(self.device)
         dt = time.perf_counter() - t
-        self.losses.append(float(loss.detach()))
+        self.losses.append(stats.loss)
         return dt
 
 
@@ -200,20 +200,43 @@ def bench_train(
     Returns a flat dict (see the module docstring for the FLOP conventions); `baseline` nests the plain loop's
     figures and `speedup` = baseline median step time / tuned median step time.
     """
-    from scalinglab.model import build_model
-    from scalinglab.model.counting import count_model, flops_per_token_train
     from scalinglab.train import runtime
-    from scalinglab.train.optim import make_optimizer
 
     validate_bench_args(batch_size, steps, warmup_steps, threads)
     dev = resolve_device(device, what="--device")
     if baseline and cfg.arch == "lstm":
         raise UserError("--baseline compares with a plain nanoGPT loop; use it with --arch transformer or universal")
     default_threads = torch.get_num_threads()  # torch's own choice, before we set ours
-
-    setup = runtime.setup_runtime(threads, dev)
-    n_threads = setup["threads"]
     use_compile = runtime.default_compile(dev) if compile is None else bool(compile)
+    with runtime.session(threads, dev) as n_threads:
+        tuned, plain = _runners(cfg, batch_size, dev, use_compile, lr, grad_clip, seed, baseline)
+        if plain is not None:  # each loop runs with its own thread count
+            tuned.before_step = lambda: torch.set_num_threads(n_threads)
+            plain.before_step = lambda: torch.set_num_threads(default_threads)
+        load_before = _loadavg()
+        peak_before = matmul_peak(dev, threads=n_threads, sizes=peak_sizes, repeats=peak_repeats)
+        runners = [tuned] + ([plain] if plain is not None else [])
+        first_step_s = {id(r): r.step() for r in runners}  # includes compilation when compiled
+        for _ in range(max(0, warmup_steps - 1)):
+            for r in runners:
+                r.step()
+        for i in range(steps):  # interleave so both see the same machine load
+            for r in runners if i % 2 == 0 else runners[::-1]:
+                r.times.append(r.step())
+        torch.set_num_threads(n_threads)
+        # best of before/after: the peak is a property of the machine, so other load should lower it as little as possible
+        peak = max(peak_before, matmul_peak(dev, threads=n_threads, sizes=peak_sizes, repeats=peak_repeats),
+                   key=lambda p: p["peak_flops_per_s"])
+    return _report(cfg, batch_size, steps, warmup_steps, dev, n_threads, use_compile, tuned, plain, first_step_s,
+                   peak, [load_before, _loadavg()], default_threads)
+
+
+def _runners(cfg: ModelConfig, batch_size: int, dev: torch.device, use_compile: bool, lr: float, grad_clip: float,
+             seed: int, baseline: bool) -> tuple[_Runner, _Runner | None]:
+    """The trainer's model and optimiser, and the plain baseline's when asked, on the same random batches."""
+    from scalinglab.model import build_model
+    from scalinglab.train import runtime
+    from scalinglab.train.optim import make_optimizer
 
     torch.manual_seed(seed)
     model = build_model(cfg).to(dev)
@@ -225,45 +248,22 @@ def bench_train(
         tuple(torch.randint(0, cfg.vocab_size, (batch_size, cfg.n_ctx), generator=gen).to(dev) for _ in range(2))
         for _ in range(4)
     ]
-    tuned = _Runner(model, forward, opt, batches, dev, grad_clip, lambda: runtime.autocast(dev),
-                    before_step=runtime.tune_allocator if setup["allocator_tuned"] else None)
+    tuned = _Runner(model, forward, opt, batches, dev, grad_clip, lambda: runtime.autocast(dev))
+    if not baseline:
+        return tuned, None
+    torch.manual_seed(seed)
+    pmodel = PlainGPT(cfg).to(dev)
+    popt = torch.optim.AdamW(pmodel.parameters(), lr=lr)
+    return tuned, _Runner(pmodel, pmodel, popt, batches, dev, grad_clip, contextlib.nullcontext)
 
-    plain = None
-    if baseline:
-        torch.manual_seed(seed)
-        pmodel = PlainGPT(cfg).to(dev)
-        popt = torch.optim.AdamW(pmodel.parameters(), lr=lr)
 
-        def plain_setup() -> None:
-            torch.set_num_threads(default_threads)
-            if setup["allocator_tuned"]:
-                runtime.reset_allocator()
+def _report(cfg: ModelConfig, batch_size: int, steps: int, warmup_steps: int, dev: torch.device, n_threads: int,
+            use_compile: bool, tuned: _Runner, plain: _Runner | None, first_step_s: dict, peak: dict,
+            load_average: list, default_threads: int) -> dict:
+    """The flat result dict of `bench_train`."""
+    from scalinglab.model.counting import count_model, flops_per_token_train
+    from scalinglab.train import runtime
 
-        def tuned_threads() -> None:
-            torch.set_num_threads(n_threads)
-            if setup["allocator_tuned"]:
-                runtime.tune_allocator()
-
-        tuned.before_step = tuned_threads
-        plain = _Runner(pmodel, pmodel, popt, batches, dev, grad_clip, _nullcontext, before_step=plain_setup)
-
-    load_before = _loadavg()
-    peak_before = matmul_peak(dev, threads=n_threads, sizes=peak_sizes, repeats=peak_repeats)
-    runners = [tuned] + ([plain] if plain is not None else [])
-    first_step_s = {id(r): r.step() for r in runners}  # includes compilation when compiled
-    for _ in range(max(0, warmup_steps - 1)):
-        for r in runners:
-            r.step()
-    for i in range(steps):  # interleave so both see the same machine load
-        for r in runners if i % 2 == 0 else runners[::-1]:
-            r.times.append(r.step())
-    if setup["allocator_tuned"]:
-        runtime.tune_allocator()
-    torch.set_num_threads(n_threads)
-
-    # best of before/after: the peak is a property of the machine, so other load should lower it as little as possible
-    peak = max(peak_before, matmul_peak(dev, threads=n_threads, sizes=peak_sizes, repeats=peak_repeats),
-               key=lambda p: p["peak_flops_per_s"])
     counts = count_model(cfg)
     f_train = flops_per_token_train(cfg)
     f_head = flops_per_token_train(cfg, embedding=True)
@@ -292,7 +292,6 @@ def bench_train(
         "threads": n_threads,
         "dtype": runtime.compute_dtype(dev),
         "compile": use_compile,
-        "allocator_tuned": setup["allocator_tuned"],
         "torch": torch.__version__,
         "arch": cfg.arch,
         "n_layer": cfg.n_layer,
@@ -318,13 +317,13 @@ def bench_train(
         "mfu_convention": "mfu = Table 1 training FLOPs/token 3*(2N + 2*n_layer*n_ctx*d_attn), N non-embedding, "
         "x tokens/s / measured matmul peak; mfu_with_head adds the output head 6*d_model*n_vocab",
         "tokens_per_s_from": "median step time",
-        "load_average": [load_before, _loadavg()],  # 1-min load before/after: other work on the machine skews times
+        "load_average": load_average,  # 1-min load before/after: other work on the machine skews times
         "cpu_count": os.cpu_count(),
     }
     if plain is not None:
         out["baseline"] = {
             "description": "plain eager nanoGPT-style loop: exact GELU, torch.optim.AdamW defaults, "
-            "default threads and allocator, no compile",
+            "default threads, no compile; the same train_step",
             "threads": default_threads,
             **figures(plain),
         }
@@ -340,12 +339,6 @@ def _loadavg() -> float | None:
         return os.getloadavg()[0]
     except (OSError, AttributeError):  # pragma: no cover - Windows
         return None
-
-
-def _nullcontext():
-    import contextlib
-
-    return contextlib.nullcontext()
 
 
 def _cpu_name() -> str:

@@ -74,6 +74,9 @@ class TrainConfig(BaseModel):
     tie_embeddings: bool = Field(default=False, description="Share input and output embeddings.")
     # length and data
     batch_size: int = Field(default=16, gt=0, description="Sequences per step (B in tokens = batch·n_ctx).")
+    micro_batch_size: int | None = Field(
+        default=None, gt=0,
+        description="At most this many sequences per forward pass (gradient accumulation; not part of the run id).")
     steps: int | None = Field(default=None, gt=0, description="Optimisation steps (or give tokens).")
     tokens: int | None = Field(default=None, gt=0, description="Training tokens; steps = ceil(T / (batch·n_ctx)).")
     data_tokens: int | None = Field(default=None, gt=0,

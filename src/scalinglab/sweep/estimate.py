@@ -1,7 +1,9 @@
 """Wall-time estimates for `sweep --dry-run`, from a few real timed training steps (a couple of seconds).
 
-For each distinct step shape (model shape, batch, micro-batches) a tiny model is built and three steps
-are timed (the first is discarded as warm-up) with the threads each run will get. When the time budget
+For each distinct step shape (model shape, batch, micro-batches) a tiny model is built and three steps of
+`train.step.train_step` are timed (the first is discarded as warm-up; then one whole-batch step and one
+split as on the run's noise-scale steps, weighted 1 - 1/noise_scale_every and 1/noise_scale_every) with
+the threads each run will get. When the time budget
 runs out, the remaining shapes are extrapolated from the measured FLOP/s of the nearest measured shape
 (Table 1 training FLOPs incl. the output head). Evaluation adds, per evaluation, one forward pass (≈ ⅓ of
 a training step per token) over `eval_tokens` for the val split and every extra eval set.
@@ -19,37 +21,37 @@ def _step_key(spec: RunSpec) -> tuple:
     c = spec.config
     m = c.model()
     return (m.arch, m.n_layer, m.d_model, m.d_ff, m.d_attn, m.n_heads, m.n_ctx, m.tie_embeddings, c.batch_size,
-            min(c.noise_scale_micro_batches, c.batch_size))
+            c.micro_batch_size, min(c.noise_scale_micro_batches, c.batch_size), c.noise_scale_every)
 
 
-def _time_step(spec: RunSpec, vocab_size: int, threads: int, steps: int = 2) -> float:
-    """Seconds per optimiser step of this run's shape, measured."""
+def _time_step(spec: RunSpec, vocab_size: int, threads: int) -> float:
+    """Seconds per optimiser step of this run's shape, measured on the trainer's own step: one step split as
+    on the run's noise-scale steps and one as on the others, weighted by how often the run takes each."""
     import torch
 
     from scalinglab.model import build_model
-    from scalinglab.train.optim import make_optimizer, set_threads
+    from scalinglab.train import runtime
+    from scalinglab.train.optim import make_optimizer
+    from scalinglab.train.step import StepPlan, train_step
 
     c = spec.config
-    set_threads(threads)
-    torch.manual_seed(0)
-    model = build_model(c.model(vocab_size))
-    opt = make_optimizer(model, 1e-4)
-    x = torch.randint(0, vocab_size, (c.batch_size, c.n_ctx))
-    n_micro = min(c.noise_scale_micro_batches, c.batch_size)
+    plan = StepPlan.for_run(c.batch_size, c.micro_batch_size, c.noise_scale_micro_batches, c.noise_scale_every)
+    with runtime.session(threads, "cpu"):
+        torch.manual_seed(0)
+        model = build_model(c.model(vocab_size))
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = make_optimizer(model, 1e-4)
+        x = torch.randint(0, vocab_size, (c.batch_size, c.n_ctx))
 
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        for xb in x.tensor_split(n_micro):
-            _, loss = model(xb, xb)
-            loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        def timed(step: int) -> float:
+            t0 = time.perf_counter()
+            train_step(x, x, forward=model, params=params, opt=opt, pieces=plan.pieces(step), grad_clip=1.0)
+            return time.perf_counter() - t0
 
-    step()  # warm-up: allocations, kernel selection
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return (time.perf_counter() - t0) / steps
+        timed(1)  # warm-up: allocations, kernel selection
+        whole, measuring = timed(1), timed(plan.every)
+    share = 1.0 / plan.every if plan.measures(plan.every) else 0.0
+    return (1.0 - share) * whole + share * measuring
 
 
 def _flops_per_step(spec: RunSpec, vocab_size: int) -> float:

@@ -20,7 +20,8 @@ from scalinglab.io import atomic_write_with
 CHECKPOINT = "checkpoint.pt"
 
 
-def rng_state() -> dict:
+def rng_state(all_cuda: bool = True) -> dict:
+    """Every RNG a run draws from; `all_cuda=False` keeps only the current GPU's (one rank of a data-parallel run)."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     version, py_state, gauss = random.getstate()
     state = {
@@ -34,8 +35,10 @@ def rng_state() -> dict:
         },
         "python": {"version": int(version), "state": torch.tensor(py_state, dtype=torch.int64), "gauss": gauss},
     }
-    if torch.cuda.is_available():
+    if torch.cuda.is_available() and all_cuda:
         state["cuda"] = torch.cuda.get_rng_state_all()
+    elif torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda_current"] = torch.cuda.get_rng_state()
     return state
 
 
@@ -49,6 +52,8 @@ def set_rng_state(state: dict) -> None:
     random.setstate((p["version"], tuple(int(x) for x in p["state"].tolist()), p["gauss"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+    if "cuda_current" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda_current"])
 
 
 def save_checkpoint(path: str | Path, state: dict) -> Path:

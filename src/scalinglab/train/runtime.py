@@ -1,64 +1,42 @@
 """Runtime settings that make a training step fast, shared by `train` and `bench train`.
 
-Call `setup_runtime(threads, device)` once per process before building the model, then
-`prepare_model(model, device, compile)` and run each forward under `autocast(device)`. Measured on a
-2-core CPU (`scalinglab bench train --baseline`, interleaved): these settings give about 1.0-1.07x over a
-plain eager loop, within noise; the step is matmul-bound (~62% of time in MKL sgemm). `torch.compile` costs
-~40 s and did not pay on CPU, so it is on by default only on CUDA (with bf16 autocast, untested here).
+Enter `session(threads, device)` around a run (it sets the thread count and, on CUDA, TF32 matmuls, and
+puts back the caller's settings and RNG states on exit, so a notebook calling `run_training` keeps its
+own), then `prepare_model(model, device, compile)` and run each forward under `autocast(device)`.
+`torch.compile` did not pay on CPU for runs of a few hundred steps, so it is on by default only on CUDA
+(with bf16 autocast, untested here).
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
+import random
+from collections.abc import Iterator
 
+import numpy as np
 import torch
 
 from scalinglab.train.optim import resolve_device, set_threads
 
-# glibc mallopt parameters (malloc.h)
-_M_TRIM_THRESHOLD = -1
-_M_TOP_PAD = -2
-_M_MMAP_THRESHOLD = -3
-_GLIBC_DEFAULTS = {_M_TRIM_THRESHOLD: 128 * 1024, _M_TOP_PAD: 128 * 1024, _M_MMAP_THRESHOLD: 128 * 1024}
-_TUNED = {_M_TRIM_THRESHOLD: 2**31 - 1, _M_TOP_PAD: 64 * 2**20, _M_MMAP_THRESHOLD: 2**30}
 
-
-def _mallopt(settings: dict[int, int]) -> bool:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        fn = libc.mallopt
-    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to tune
-        return False
-    fn.argtypes = [ctypes.c_int, ctypes.c_int]
-    return all(fn(k, v) == 1 for k, v in settings.items())
-
-
-def tune_allocator() -> bool:
-    """Serve activations (tens of MB each) from the glibc heap and keep freed memory for the next step.
-
-    By default glibc hands every allocation over 128 KiB-32 MiB to mmap and returns it on free, so each step
-    page-faults and zero-fills every activation again; a separate-process test suggested ~15% but interleaved runs show ≤ 7%. The price is
-    that the process keeps its peak memory. Returns False where the C library is not glibc.
-    """
-    return _mallopt(_TUNED)
-
-
-def reset_allocator() -> bool:
-    """Back to glibc's default thresholds (used by the bench to time the untuned baseline fairly)."""
-    return _mallopt(_GLIBC_DEFAULTS)
-
-
-def setup_runtime(threads: int | None = None, device: str | torch.device = "auto") -> dict:
-    """Thread count, allocator and matmul precision for fast training; returns what was set."""
+@contextlib.contextmanager
+def session(threads: int | None = None, device: str | torch.device = "auto") -> Iterator[int]:
+    """Threads (yielded: the count set) and matmul precision for fast training, restored on exit with the RNGs."""
     dev = device if isinstance(device, torch.device) else resolve_device(device)
-    n = set_threads(threads)
-    allocator = tune_allocator() if dev.type == "cpu" else False
-    if dev.type == "cuda":  # untested here: no GPU in the development environment
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    return {"device": str(dev), "threads": n, "allocator_tuned": allocator}
+    saved = (torch.get_num_threads(), torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    rng = np.random.get_state(), random.getstate()
+    try:
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+            n = set_threads(threads)
+            if dev.type == "cuda":  # untested here: no GPU in the development environment
+                torch.backends.cuda.matmul.allow_tf32 = True
+                torch.backends.cudnn.allow_tf32 = True
+            yield n
+    finally:
+        torch.set_num_threads(saved[0])
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved[1], saved[2]
+        np.random.set_state(rng[0])
+        random.setstate(rng[1])
 
 
 def default_compile(device: torch.device) -> bool:

@@ -1,0 +1,167 @@
+"""Data-parallel training over torch.distributed: one run on K processes started by `torchrun`.
+
+`torchrun --nproc-per-node K -m scalinglab train ...` sets RANK/WORLD_SIZE/LOCAL_RANK; `Ranks.from_env()`
+reads them and `process_group()` joins the group (gloo on CPU, nccl on CUDA). Every rank draws the same
+global batch positions (the loader's (seed, k) generator) and trains on its contiguous 1/K share, so the
+run is the single-process run with the same global batch up to the order of float sums: the same data,
+the same init, the same accounting (tokens and FLOPs count the global batch).
+
+Gradients are averaged by `DistributedDataParallel`, except on noise-scale steps: there each rank keeps
+its own gradient until `GradSync.reduce` has read its norm, then averages them with one all-reduce. The
+ranks' gradients (batch B/K) and their average (batch B) are the two batch sizes of McCandlish et al.'s
+estimate, so a data-parallel run measures B_simple without splitting any batch.
+
+Rank 0 evaluates and writes every file; decisions taken there (early stop, a NaN validation loss) are
+broadcast so that every rank leaves the loop at the same step. Checkpoints hold every rank's RNG state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from scalinglab.errors import UserError
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place in the run: rank, world size and the ranks on this node."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    local_world_size: int = 1
+
+    @classmethod
+    def from_env(cls) -> Ranks:
+        env = os.environ
+        world = int(env.get("WORLD_SIZE", "1"))
+        return cls(int(env.get("RANK", "0")), world, int(env.get("LOCAL_RANK", "0")),
+                   int(env.get("LOCAL_WORLD_SIZE", str(world))))
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def share(self, batch_size: int) -> int:
+        """Sequences per rank; a batch the ranks cannot split evenly is bad input."""
+        if batch_size % self.world_size:
+            raise UserError(
+                f"batch_size {batch_size} does not split evenly over {self.world_size} processes "
+                f"(nproc_per_node); use a batch size that is a multiple of {self.world_size}"
+            )
+        return batch_size // self.world_size
+
+    def device(self, device: torch.device) -> torch.device:
+        """One GPU per rank (cuda:LOCAL_RANK) when the run is on CUDA."""
+        if device.type == "cuda" and self.distributed and device.index is None:
+            return torch.device("cuda", self.local_rank)
+        return device
+
+    def threads(self, threads: int | None) -> int | None:
+        """The cores of this process's affinity split among the ranks on this node (unless set)."""
+        if threads is not None or not self.distributed:
+            return threads
+        from scalinglab.cores import available_cores
+
+        return max(1, available_cores() // self.local_world_size)
+
+    def shard(self, x: torch.Tensor) -> torch.Tensor:
+        b = x.shape[0] // self.world_size
+        return x[self.rank * b : (self.rank + 1) * b]
+
+
+@contextlib.contextmanager
+def process_group(ranks: Ranks, device: torch.device):
+    """Join the run's process group for the duration (nothing when there is one process)."""
+    if not ranks.distributed or dist.is_initialized():
+        yield
+        return
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+def seed_rank(seed: int, ranks: Ranks) -> None:
+    """Different dropout streams per rank after the (shared) init; rank 0 of one process is untouched."""
+    if ranks.distributed:
+        torch.manual_seed(int(np.random.SeedSequence([seed, ranks.rank]).generate_state(1)[0]))
+
+
+def wrap(model: torch.nn.Module, forward, device: torch.device, ranks: Ranks):
+    """(forward to call, GradSync) for this run; the plain forward and None with one process."""
+    if not ranks.distributed:
+        return forward, None
+    ids = [device.index] if device.type == "cuda" else None
+    ddp = torch.nn.parallel.DistributedDataParallel(forward, device_ids=ids, broadcast_buffers=False)
+    return ddp, GradSync(ddp, ranks)
+
+
+class GradSync:
+    """Gradient averaging across ranks for `train_step`, with the per-rank norms on measuring steps."""
+
+    def __init__(self, ddp: torch.nn.parallel.DistributedDataParallel, ranks: Ranks):
+        self.ddp, self.ranks = ddp, ranks
+        self.measure = False
+
+    def accumulating(self, last: bool):
+        """DDP averages after the last micro-batch's backward, unless this step measures (then `reduce` does)."""
+        return contextlib.nullcontext() if last and not self.measure else self.ddp.no_sync()
+
+    @torch.no_grad()
+    def reduce(self, params: Sequence[torch.Tensor], loss: torch.Tensor, share: int):
+        """(global mean loss, mean over ranks of |g_rank|², batch per rank) — the last two None unless measuring."""
+        grads = [p.grad for p in params if p.grad is not None]
+        local_sq = torch.stack(torch._foreach_norm(grads)).double().square().sum() if self.measure else None
+        scalars = torch.stack([loss.double(), local_sq if local_sq is not None else torch.zeros((), dtype=torch.float64,
+                                                                                                  device=loss.device)])
+        dist.all_reduce(scalars)
+        scalars /= self.ranks.world_size
+        if not self.measure:
+            return scalars[0], None, None
+        flat = torch._utils._flatten_dense_tensors(grads)
+        dist.all_reduce(flat)
+        flat /= self.ranks.world_size
+        torch._foreach_copy_(grads, torch._utils._unflatten_dense_tensors(flat, grads))
+        return scalars[0], float(scalars[1]), float(share)
+
+
+def broadcast_flags(ranks: Ranks, device: torch.device, *flags: bool) -> tuple[bool, ...]:
+    """Rank 0's values of `flags` on every rank."""
+    if not ranks.distributed:
+        return flags
+    t = torch.tensor([int(f) for f in flags], dtype=torch.int64, device=device)
+    dist.broadcast(t, src=0)
+    return tuple(bool(v) for v in t.tolist())
+
+
+def broadcast(ranks: Ranks, obj):
+    """Rank 0's `obj` (any picklable value) on every rank."""
+    if not ranks.distributed:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def gather(ranks: Ranks, obj) -> list | None:
+    """[obj of rank 0, obj of rank 1, ...] on rank 0, None elsewhere."""
+    if not ranks.distributed:
+        return [obj]
+    out = [None] * ranks.world_size if ranks.is_main else None
+    dist.gather_object(obj, out, dst=0)
+    return out
