@@ -1,0 +1,180 @@
+"""The notebook-friendly surface behind `import scalinglab as sl` (each name is loaded on first use).
+
+Thin, typed wrappers over the library, so a notebook can go fit -> predict -> plan on a DataFrame, train a
+run, sweep a plan, import foreign runs and draw a report without the CLI. Nothing here changes process
+state: figures are drawn on matplotlib Figure objects (the backend is never switched), and training leaves
+threads and TF32 flags as it found them (the trainer's runtime session restores them).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from scalinglab.errors import UserError
+from scalinglab.report.study import Study as _StoreStudy
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from scalinglab.laws import Law
+    from scalinglab.report.html import Report
+    from scalinglab.sweep.plan import Plan
+    from scalinglab.sweep.runner import SweepSummary
+
+
+class TrainResult(TypedDict, total=False):
+    """What `run_training` returns (the run's result.json): the keys most used in a notebook."""
+
+    config: dict
+    status: str
+    steps: int
+    tokens: int
+    n_params: int
+    n_params_with_embeddings: int
+    flops: float
+    pf_days: float
+    val_loss: float
+    best_val_loss: float
+    train_loss: float
+    lr: float
+    wall_s: float
+    curve: list[dict]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A law's prediction at some inputs, with the 95% band over its bootstrap fits when it has them."""
+
+    law: str
+    target: str
+    inputs: dict[str, Any]
+    value: np.ndarray
+    ci95: np.ndarray | None = None  # (..., 2): low, high
+
+
+def as_law(fit: Any) -> Law:
+    """A fitted Law from a Law, a fit dict (`fit --json`, `Law.to_dict()`) or the path of a fit JSON file."""
+    from scalinglab.laws import Law
+
+    if isinstance(fit, Law):
+        return fit
+    if isinstance(fit, str | Path):
+        from scalinglab.io import read_json
+
+        fit = read_json(fit, "fit file")
+    if not isinstance(fit, dict) or "law" not in fit:
+        raise UserError("expected a fitted law: a Law, a fit dict with 'law' and 'params', or a fit JSON file")
+    return Law.from_dict(fit)
+
+
+def predict(fit: Any, **inputs: Any) -> Prediction:
+    """Predict a fitted law at `inputs` (e.g. N=1e9, D=2e10; arrays broadcast), e.g. predict(fit, C=1e21)."""
+    law = as_law(fit)
+    value = law.predict(**inputs)
+    ci = law.predict_ci(**inputs) if law.bootstrap_samples_ is not None else None
+    return Prediction(law=law.law_name, target=law.target, inputs=dict(inputs), value=value, ci95=ci)
+
+
+class Study(_StoreStudy):
+    """Runs (one row each) and learning curves (one row per eval), from a store, an import or DataFrames.
+
+    `Study(runs=df, curves=df)` takes frames; `Study.from_db(path)` reads a results store;
+    `Study.from_import(source)` imports another tool's runs (into `db`, or a temporary store kept while the
+    Study lives). `fit_law(law)` fits a law on the store exactly as `scalinglab fit --db` does.
+    """
+
+    @classmethod
+    def from_import(cls, source: str | Path, db: str | Path | None = None, fmt: str | None = None,
+                    run_config: list[str] | dict[str, str] | None = None,
+                    config_table: str | Path | None = None) -> Study:
+        from scalinglab.importers import import_runs
+
+        tmp = None
+        if db is None:
+            tmp = tempfile.mkdtemp(prefix="scalinglab-import-")
+            db = Path(tmp) / "imported.db"
+        import_runs(source, db, fmt=fmt, run_config=run_config, config_table=config_table)
+        study = cls.from_db(db)
+        if tmp is not None:
+            weakref.finalize(study, shutil.rmtree, tmp, True)
+        return study
+
+    def fit_law(self, law: str, bootstrap: int = 0, holdout: int = 0, count_embeddings: bool = False,
+            **options: Any) -> Law:
+        """Fit `law` to this study's store (final losses or curves, as the law needs)."""
+        from scalinglab.laws import fit_law
+        from scalinglab.laws.data import frame_from_store
+
+        if not self.source or not Path(self.source).is_file():
+            raise UserError("Study.fit_law reads a results store; this study was built from frames: "
+                            "use sl.fit_law(law, df) on a DataFrame instead")
+        df = frame_from_store(self.source, law, count_embeddings=count_embeddings)
+        return fit_law(law, df, bootstrap=bootstrap, holdout=holdout, **options)
+
+
+def run_training(config: Any = None, out_dir: str | Path | None = None, *, progress: bool = False,
+                 overwrite: bool = False, **settings: Any) -> TrainResult:
+    """Train (or resume, or return the finished result of) one run; `config` is a TrainConfig, a dict or
+    None, and keyword settings (corpus=..., n_layer=..., steps=...) override it. Silent unless progress=True."""
+    from scalinglab.config import TrainConfig
+    from scalinglab.train.loop import run_training as _run
+
+    if out_dir is None:
+        raise UserError("run_training needs out_dir (the run folder: checkpoint, metrics, result)")
+    base = config.model_dump() if isinstance(config, TrainConfig) else dict(config or {})
+    cfg = TrainConfig.model_validate({**base, **settings})
+    return _run(cfg, out_dir, progress=progress, overwrite=overwrite)  # type: ignore[return-value]
+
+
+def load_plan(plan: str | Path | Plan) -> Plan:
+    """A validated, expanded sweep plan from a TOML file (a Plan is returned as is)."""
+    from scalinglab.sweep.plan import Plan
+    from scalinglab.sweep.plan import load_plan as _load
+
+    return plan if isinstance(plan, Plan) else _load(plan)
+
+
+def run_sweep(plan: str | Path | Plan, db: str | Path, *, progress: bool = False, log=None,
+              **options: Any) -> SweepSummary:
+    """Run every unfinished run of `plan` into the store `db` (options: executor, workers, threads, ...)."""
+    from scalinglab.sweep.runner import run_sweep as _run
+
+    return _run(load_plan(plan), db, progress=progress, log=log or (lambda _msg: None), **options)
+
+
+def build_report(study: Study | str | Path, out_dir: str | Path, *, fmt: str = "html",
+                 title: str = "Scaling-law study", budgets: list[float] | None = None) -> Report:
+    """Draw every figure the study has data for into out_dir, with index.html (or index.md).
+
+    A store path gets its saved fits and the planner's rows, as `scalinglab report --db` does."""
+    from scalinglab.report.html import build_report as _build
+    from scalinglab.report.study import fits_from_store, plan_budgets
+
+    if not isinstance(study, _StoreStudy):
+        study = Study.from_db(study, fits=fits_from_store(study))
+        study.plans = plan_budgets(study, budgets)
+    return _build(study, out_dir, fmt_=fmt, title=title)
+
+
+def load_model(run_dir: str | Path):
+    """The trained torch module of a run folder (its config.json and checkpoint.pt), in eval mode on CPU."""
+    from scalinglab.config import TrainConfig
+    from scalinglab.model import build_model
+    from scalinglab.train.checkpoint import load_checkpoint
+
+    d = Path(run_dir)
+    for name in ("config.json", "checkpoint.pt"):
+        if not (d / name).is_file():
+            raise UserError(f"{d} is not a finished run folder: no {name}")
+    cfg = TrainConfig.model_validate(json.loads((d / "config.json").read_text(encoding="utf-8")))
+    state = load_checkpoint(d / "checkpoint.pt")["model"]
+    model = build_model(cfg.model(int(state["wte.weight"].shape[0])))
+    model.load_state_dict(state)
+    return model.eval()
+
