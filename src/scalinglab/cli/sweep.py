@@ -39,7 +39,9 @@ def sweep(
     executor: Annotated[Literal[EXECUTORS], typer.Option("--executor", help="local (worker processes) | ray.")] = "local",
     workers: Annotated[int, typer.Option("--workers", min=1, help="Runs in parallel.")] = 1,
     threads: Annotated[int | None, typer.Option("--threads", min=1, help="Torch threads per run (default cores // workers).")] = None,
-    address: Annotated[str | None, typer.Option("--address", help="Ray cluster address (default: a local Ray).")] = None,
+    address: Annotated[str | None, typer.Option("--address", help=(
+        "Join the Ray cluster at HOST:PORT (`ray start --head` prints it) instead of starting a local Ray; --db "
+        "(its runs/ folder) and the corpus must be on a path every node sees (checked at start)."))] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed runs again (diverged ones are final).")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the runs with N, tokens, FLOPs and estimated wall time; start nothing.")] = False,
     estimate: Annotated[bool, typer.Option("--estimate/--no-estimate", help="With --dry-run: time a few steps to estimate wall time.")] = True,
@@ -55,6 +57,10 @@ def sweep(
     if not dry_run and not db:
         raise UserError("missing --db DB (the results store); use --dry-run to only list the runs")
     p = load_plan(plan)
+    if address and not dry_run:  # fail fast, before the store is touched (bounded: see sweep/cluster.py)
+        from scalinglab.sweep.cluster import probe_address
+
+        probe_address(address)
     if dry_run:
         _dry_run(p, db, threads or max(1, available_cores() // workers), workers, estimate, json_)
         return

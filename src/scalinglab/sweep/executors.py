@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
 from scalinglab.cores import available_cores
@@ -95,11 +97,15 @@ class LocalExecutor:
 
 
 class RayExecutor:
-    """One Ray task per run with `num_cpus` = the run's threads. `address=None` starts a local Ray
+    """One Ray task per run, asking for the run's resources (`cluster.task_options`: num_cpus = its
+    threads unless the plan says otherwise, num_gpus, memory) and retried `MAX_RETRIES` times when its
+    node or worker dies (the rerun resumes from the run's checkpoint). `address=None` starts a local Ray
     (no dashboard, num_cpus = this machine's cores) that ends with the sweep; an address joins an
-    existing cluster, whose nodes must have scalinglab installed and see the corpus path."""
+    existing cluster, whose nodes must have scalinglab installed and see the run folders and corpora at
+    the same paths (checked before the first run, see `cluster.check_shared_paths`)."""
 
-    def __init__(self, address: str | None = None, num_cpus: int | None = None):
+    def __init__(self, address: str | None = None, num_cpus: int | None = None, runs_dir: Path | None = None,
+                 corpora: list[str] | None = None):
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         try:
             import ray
@@ -107,23 +113,42 @@ class RayExecutor:
             from scalinglab.errors import UserError
 
             raise UserError("--executor ray needs Ray: pip install 'scalinglab[ray]'") from None
-        self.ray = ray
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "ignore_reinit_error": True}
-        if address:
-            kwargs["address"] = address
-        else:
-            kwargs["num_cpus"] = num_cpus or available_cores()
-        try:
-            ray.init(**kwargs)
-        except (ConnectionError, RuntimeError, ValueError) as e:
-            from scalinglab.errors import UserError
+        from scalinglab.sweep import cluster
 
-            raise UserError(f"cannot start or reach Ray{' at ' + address if address else ''}: {e}") from None
-        self._remote = ray.remote(max_retries=0)(execute_run)
+        self.ray = ray
+        # Ray's driver prints cluster events (a node died, a task is retried) on sys.stdout, which is the
+        # sweep's result (--json): send them to stderr, with the progress lines, until shutdown
+        self._stdout, sys.stdout = sys.stdout, sys.stderr
+        try:
+            self._start(ray, cluster, address, num_cpus, runs_dir, corpora)
+        except BaseException:
+            sys.stdout = self._stdout
+            raise
+        self._remote = ray.remote(max_retries=cluster.MAX_RETRIES)(cluster.run_on_node)
+        self._options = cluster.task_options
         self._tasks: dict[Any, dict] = {}
 
+    @staticmethod
+    def _start(ray, cluster, address, num_cpus, runs_dir, corpora) -> None:
+        if address:
+            cluster.connect(ray, address)
+            try:
+                if runs_dir is not None:
+                    cluster.check_shared_paths(ray, runs_dir, list(corpora or []))
+            except BaseException:
+                ray.shutdown()
+                raise
+        else:
+            try:
+                ray.init(num_cpus=num_cpus or available_cores(), include_dashboard=False, log_to_driver=False,
+                         ignore_reinit_error=True)
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                from scalinglab.errors import UserError
+
+                raise UserError(f"cannot start Ray: {' '.join(str(e).split())[:300]}") from None
+
     def submit(self, task: dict[str, Any]):
-        ref = self._remote.options(num_cpus=int(task["config"].get("threads") or 1)).remote(task)
+        ref = self._remote.options(**self._options(task)).remote(task)
         self._tasks[ref] = task
         return ref
 
@@ -145,14 +170,20 @@ class RayExecutor:
                     self.ray.cancel(ref, force=True)
                 except Exception:  # noqa: BLE001 - best effort on the way out
                     pass
-        self.ray.shutdown()
+        try:
+            self.ray.shutdown()
+        finally:
+            sys.stdout = self._stdout
 
 
-def make_executor(kind: str, workers: int, threads: int, address: str | None = None):
+def make_executor(kind: str, workers: int, threads: int, address: str | None = None,
+                  runs_dir: Path | None = None, corpora: list[str] | None = None):
+    """The executor of `kind`; a Ray one at `address` first checks that every node sees `runs_dir` and `corpora`."""
     if kind == "local":
         return LocalExecutor(workers)
     if kind == "ray":
-        return RayExecutor(address, num_cpus=None if address else max(available_cores(), workers * threads))
+        return RayExecutor(address, num_cpus=None if address else max(available_cores(), workers * threads),
+                           runs_dir=runs_dir, corpora=corpora)
     from scalinglab.errors import UserError
 
     raise UserError(f"unknown --executor {kind!r}; choose one of: {', '.join(EXECUTORS)}")

@@ -20,6 +20,10 @@ Study keys, usable in [train], [[grid]] (as lists) and [[run]], expanded before 
                           sets `steps` = round(compute / (FLOPs per token · batch_size · n_ctx))
 `data_tokens = [...]` (D-subsets) and `batch_size = [...]` (batch scans) are ordinary grid axes.
 
+Resource keys, usable in the same places, ask a Ray cluster for what one run needs (`sweep --executor ray`;
+they do not change the run id): num_cpus (default: the run's threads), num_gpus (a run asking for a GPU
+lands on a node that has one), memory (bytes, or a size such as "8GiB").
+
 Every expanded run is validated as a TrainConfig; errors name the plan file, the line where we can
 find it, the table and the key. The corpus is resolved to an absolute path relative to the plan file.
 """
@@ -40,11 +44,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from scalinglab.config import ModelConfig, TrainConfig
 from scalinglab.errors import UserError
+from scalinglab.sweep.cluster import RESOURCE_KEYS, check_resource
 
 STUDY_KEYS = ("n_params", "aspect_ratio", "compute")
 DEFAULT_ASPECT_RATIO = 32.0
 TRAIN_KEYS = tuple(TrainConfig.model_fields)
-ALLOWED_KEYS = TRAIN_KEYS + STUDY_KEYS
+ALLOWED_KEYS = TRAIN_KEYS + STUDY_KEYS + RESOURCE_KEYS
 
 
 class PlanFile(BaseModel):
@@ -68,6 +73,7 @@ class RunSpec:
     config: TrainConfig
     origin: str  # e.g. "grid 1", "run 2"
     study: dict[str, float] = field(default_factory=dict)  # targets it came from (n_params, compute, ...)
+    resources: dict[str, float] = field(default_factory=dict)  # what it asks a Ray cluster for (num_gpus, ...)
 
     @property
     def shape(self) -> ModelConfig:
@@ -293,6 +299,14 @@ def _resolve(defaults: dict, point: dict, table: str, index: int, where: _Where,
             return where.error("train", 0, key, msg)
         return where.error(table, index, key, msg)
 
+    resources = {}
+    for key in RESOURCE_KEYS:
+        if key in cfg:
+            try:
+                resources[key] = check_resource(key, cfg.pop(key))
+            except ValueError as e:
+                raise bad(key, str(e)) from None
+
     for key, val in (("n_params", n_target), ("aspect_ratio", aspect), ("compute", compute)):
         if val is not None and (isinstance(val, bool) or not isinstance(val, int | float) or not val > 0
                                 or not math.isfinite(val)):
@@ -346,7 +360,7 @@ def _resolve(defaults: dict, point: dict, table: str, index: int, where: _Where,
     # make the shape explicit so the stored config says exactly what ran
     shape = tc.model()
     tc = tc.model_copy(update={"d_ff": shape.d_ff, "d_attn": shape.d_attn, "n_heads": shape.n_heads})
-    return RunSpec(run_id_fn(tc), tc, f"{table} {index + 1}", study)
+    return RunSpec(run_id_fn(tc), tc, f"{table} {index + 1}", study, resources)
 
 
 def _check_corpora(specs, plan_path: Path) -> None:

@@ -164,8 +164,9 @@ def run_sweep(
 
 def _drive(plan: Plan, todo: list[RunSpec], db_path: Path, conn, summary: SweepSummary, executor: str,
            workers: int, threads: int, address: str | None, progress: bool | None, log) -> None:
+    ex = make_executor(executor, workers, threads, address, runs_dir=run_folder(db_path, todo[0].run_id).parent,
+                       corpora=sorted({s.config.corpus for s in todo}))
     log(f"{plan.name}: running {len(todo)} runs on {executor} with {workers} worker(s) × {threads} thread(s)")
-    ex = make_executor(executor, workers, threads, address)
     bar = Progress("sweep", len(todo), enabled=progress if todo else False, transient=False, fallback=log)
     queue = list(todo)
     inflight: dict[Any, RunSpec] = {}
@@ -178,7 +179,8 @@ def _drive(plan: Plan, todo: list[RunSpec], db_path: Path, conn, summary: SweepS
                 out_dir = run_folder(db_path, spec.run_id)
                 run_threads = _resume_threads(out_dir) or threads
                 cfg = spec.config.model_copy(update={"threads": run_threads})
-                task = {"run_id": spec.run_id, "config": cfg.model_dump(mode="json"), "out_dir": str(out_dir)}
+                task = {"run_id": spec.run_id, "config": cfg.model_dump(mode="json"), "out_dir": str(out_dir),
+                        "resources": spec.resources}
                 store.mark_running(conn, spec.run_id, cfg, run_threads)
                 inflight[ex.submit(task)] = spec
             for handle, result in ex.wait(list(inflight), timeout=None):

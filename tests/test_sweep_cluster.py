@@ -1,0 +1,192 @@
+"""`sweep --executor ray --address`: a real two-node Ray cluster on this machine, a node killed mid-sweep,
+the bad inputs (an address nothing answers at, a node that cannot see the run folder), and the plan's
+per-run resource requests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from scalinglab.sweep.cluster import ATTEMPTS_FILE, parse_memory, task_options
+from scalinglab.sweep.plan import load_plan
+from tests.helpers import assert_clean_error, run_cli, run_main
+from tests.ray_nodes import LocalCluster, free_ports
+
+# 4 tiny runs, long enough (checkpoints every 10 steps) that a node can be killed halfway through one
+PLAN = """name = "cluster"
+corpus = "{corpus}"
+[train]
+n_ctx = 32
+batch_size = 4
+steps = 150
+eval_tokens = 2048
+checkpoint_every_steps = 10
+[[grid]]
+n_layer = [1, 2]
+d_model = [32, 48]
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    pytest.importorskip("ray")
+    c = LocalCluster(tmp_path_factory.mktemp("raynodes"))
+    try:
+        c.start_node("head", head=True)
+        c.start_node("w1")
+        yield c
+    finally:
+        c.stop()
+
+
+def _attempts(run_dir: Path) -> list[str]:
+    f = run_dir / ATTEMPTS_FILE
+    return [json.loads(line)["node_id"] for line in f.read_text().splitlines()] if f.is_file() else []
+
+
+def _kill_raylet_mid_run(node, runs: Path, sweep: subprocess.Popen, timeout: float = 600) -> str:
+    """Wait until `node` trains a run that has a checkpoint but no result, SIGKILL its raylet; the run id."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and sweep.poll() is None:
+        for d in runs.glob("*") if runs.is_dir() else []:
+            att = _attempts(d)
+            if att and att[-1] == node.node_id and (d / "checkpoint.pt").exists() and not (d / "result.json").exists():
+                os.kill(node.raylet_pid(), signal.SIGKILL)
+                return d.name
+        time.sleep(0.1)
+    raise AssertionError(f"never saw node {node.name} halfway through a run (sweep exit {sweep.poll()})")
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_run_folder_a_node_cannot_see_exits_2(cluster, synthetic_corpus, tmp_path):
+    # a third node in its own mount namespace, where the run folder is covered by an empty tmpfs: it is
+    # a node without the shared filesystem
+    if subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode != 0:
+        pytest.skip("needs unprivileged mount namespaces (unshare -rm) to hide a folder from one node")
+    (tmp_path / "plan.toml").write_text(PLAN.format(corpus=synthetic_corpus))
+    runs = tmp_path / "out" / "runs"
+    runs.mkdir(parents=True)
+    hide = ["unshare", "-rm", "sh", "-c", 'mount -t tmpfs none "$0" && exec "$@"', str(runs)]
+    blind = cluster.start_node("blind", prefix=hide)
+    try:
+        proc = run_cli("sweep", tmp_path / "plan.toml", "--db", tmp_path / "out" / "results.db", "--executor", "ray",
+                       "--address", cluster.address, "--workers", "2", "--threads", "1", env=cluster.env, timeout=400)
+        assert_clean_error(proc, "cannot see the run folder", str(runs), blind.node_id[:8])
+        assert list(runs.iterdir()) == []  # no run started, the check's marker file removed
+    finally:
+        blind.stop()
+        cluster.nodes.remove(blind)
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_two_node_sweep_survives_a_node_loss(cluster, synthetic_corpus, tmp_path):
+    head, w1 = cluster.nodes[0], cluster.nodes[1]
+    (tmp_path / "plan.toml").write_text(PLAN.format(corpus=synthetic_corpus))
+    db = tmp_path / "results.db"
+    err = open(tmp_path / "sweep.err", "w")  # noqa: SIM115
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "scalinglab", "sweep", str(tmp_path / "plan.toml"), "--db", str(db), "--executor", "ray",
+         "--address", cluster.address, "--workers", "2", "--threads", "1", "--json"],
+        env={**cluster.env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE, stderr=err, text=True)
+    try:
+        killed = _kill_raylet_mid_run(w1, tmp_path / "runs", sweep)
+        out, _ = sweep.communicate(timeout=600)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+            sweep.wait()
+    stderr = (tmp_path / "sweep.err").read_text()
+    assert sweep.returncode == 0, stderr[-3000:]
+    summary = json.loads(out)
+    assert (summary["ran"], summary["done"], summary["failed"]) == (4, 4, 0), summary
+
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        rows = conn.execute("SELECT run_id, status, attempts, result FROM runs").fetchall()
+        events = {rid: [s for (s,) in conn.execute("SELECT status FROM events WHERE run_id = ? ORDER BY id", (rid,))]
+                  for rid, *_ in rows}
+        n_evals = dict(conn.execute("SELECT run_id, count(*) FROM evals GROUP BY run_id"))
+    finally:
+        conn.close()
+    assert len(rows) == 4 and {r[1] for r in rows} == {"done"}
+    for rid, _, attempts, result_json in rows:  # every run recorded exactly once, with its curve
+        assert attempts == 1 and events[rid] == ["queued", "running", "done"], (rid, events[rid])
+        assert n_evals[rid] > 1
+        result = json.loads(result_json)
+        att = _attempts(tmp_path / "runs" / rid)
+        assert result["node_id"] == att[-1]  # the store says which node finished the run
+        if rid == killed:  # Ray ran it again on the surviving node, resuming from its checkpoint
+            assert att == [w1.node_id, head.node_id] and result["resumed_from"], (att, result.get("resumed_from"))
+        else:
+            assert len(att) == 1 and not result["resumed_from"]
+    nodes_used = {n for rid, *_ in rows for n in _attempts(tmp_path / "runs" / rid)}
+    assert nodes_used == {head.node_id, w1.node_id}  # the plan was spread over both nodes
+
+
+@pytest.mark.ray
+def test_unreachable_address_exits_2_within_the_probe_timeout(synthetic_corpus, tmp_path):
+    pytest.importorskip("ray")
+    (tmp_path / "plan.toml").write_text(PLAN.format(corpus=synthetic_corpus))
+    db = tmp_path / "r.db"
+    args = ("sweep", tmp_path / "plan.toml", "--db", db, "--executor", "ray", "--threads", "1")
+    # nothing listens: refused at once (the probe's bound is 10 s; `timeout` fails the test on a hang)
+    port = free_ports(1)[0]
+    assert_clean_error(run_cli(*args, "--address", f"127.0.0.1:{port}", timeout=60), "cannot reach", str(port))
+    assert_clean_error(run_cli(*args, "--address", "nohost.invalid:6379", timeout=60), "cannot reach")
+    assert_clean_error(run_cli(*args, "--address", "127.0.0.1", timeout=60), "HOST:PORT")
+    # something listens but never speaks gRPC: refused after the handshake timeout
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        addr = f"127.0.0.1:{s.getsockname()[1]}"
+        assert_clean_error(run_cli(*args, "--address", addr, timeout=60), "not a Ray cluster")
+    assert not (tmp_path / "runs").exists() and not db.exists()  # probed before the store is created
+
+
+def test_plan_resource_requests_reach_the_ray_task_options_and_leave_run_ids_alone(synthetic_corpus, tmp_path):
+    base = PLAN.format(corpus=synthetic_corpus)
+    plain = load_plan(_write(tmp_path / "a.toml", base))
+    asked = load_plan(_write(tmp_path / "b.toml", base.replace("[train]\n", '[train]\nmemory = "1.5GiB"\n') +
+                             "[[run]]\nn_layer = 3\nd_model = 32\nnum_gpus = 1\nnum_cpus = 2\n"))
+    assert [r.run_id for r in plain.runs] == [r.run_id for r in asked.runs][:4]  # resources are not identity
+    assert asked.runs[0].resources == {"memory": 1.5 * 2**30}
+    gpu = asked.runs[-1]
+    assert gpu.resources == {"num_cpus": 2, "num_gpus": 1, "memory": 1.5 * 2**30}
+    task = {"config": gpu.config.model_copy(update={"threads": 1}).model_dump(), "resources": gpu.resources}
+    assert task_options(task) == {"num_cpus": 2, "num_gpus": 1, "memory": 1.5 * 2**30}
+    assert task_options({"config": {"threads": 3}}) == {"num_cpus": 3}  # default: one CPU per thread
+    assert plain.runs[0].resources == {}
+
+
+@pytest.mark.parametrize(("line", "needle"), [("num_gpus = -1", "num_gpus: must be a number ≥ 0"),
+                                              ('memory = "lots"', "memory: expected bytes"),
+                                              ("num_cpus = true", "num_cpus: must be a number")])
+def test_bad_resource_requests_name_the_key_and_line(synthetic_corpus, tmp_path, line, needle):
+    plan = _write(tmp_path / "p.toml", PLAN.format(corpus=synthetic_corpus) + f"[[run]]\nn_layer = 1\nd_model = 8\n{line}\n")
+    assert_clean_error(run_main("sweep", plan, "--dry-run", "--no-estimate"), "p.toml line 15", "[[run]] #1", needle)
+
+
+def test_parse_memory():
+    assert parse_memory(1000) == 1000 and parse_memory("4GB") == 4 * 10**9 and parse_memory("512MiB") == 2**29
+    assert parse_memory("2g") == 2 * 10**9
+    for bad in ("0", "-1G", "4 parsecs", True, 0):
+        with pytest.raises(ValueError):
+            parse_memory(bad)
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
