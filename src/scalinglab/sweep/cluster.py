@@ -160,9 +160,14 @@ def check_shared_paths(ray, runs_dir: Path, corpora: list[str], timeout: float =
             raise UserError(f"node {n['NodeManagerAddress']} ({n['NodeID'][:8]}) did not answer the shared-path "
                             f"check within {timeout:g} s")
         for ref in ready:
-            problem = ray.get(ref)
+            n = refs[ref]
+            try:
+                problem = ray.get(ref)
+            except Exception as e:  # noqa: BLE001 - e.g. scalinglab is not installed in the node's Python
+                first = next((ln for ln in str(e).splitlines()[::-1] if ln.strip()), type(e).__name__)
+                raise UserError(f"node {n['NodeManagerAddress']} ({n['NodeID'][:8]}) cannot run scalinglab "
+                                f"({first.strip()[:200]}): install it in the Python that runs `ray start`") from None
             if problem:
-                n = refs[ref]
                 raise UserError(f"node {n['NodeManagerAddress']} ({n['NodeID'][:8]}) {problem}: run folders "
                                 "(beside --db) and corpora must be on a path every node mounts")
     finally:
