@@ -11,7 +11,7 @@ import pytest
 from scalinglab.datasets import load as load_dataset
 from scalinglab.errors import UserError
 from scalinglab.laws import Law, fit_law, get_law, law_names
-from scalinglab.laws.fit import huber, lbfgs_batched
+from scalinglab.laws.optimize import huber, lbfgs_batched
 
 RNG_NOISE = 0.004  # multiplicative noise on the target (0.4%)
 
@@ -276,7 +276,8 @@ def test_epoch_five_excluded_points_move_the_fit(epoch):
 
 
 def test_scikit_learn_style_objects():
-    from scalinglab.laws.forms import Chinchilla, KaplanN
+    from scalinglab.laws.chinchilla import Chinchilla
+    from scalinglab.laws.power import KaplanN
 
     N = np.geomspace(1e6, 1e10, 25)
     df = _noisy("kaplan-n", {"alpha_N": 0.076, "N_c": 8.8e13}, {"N": N})
@@ -295,7 +296,7 @@ def test_bootstrap_refits_reach_each_resamples_optimum():
     """A few noisy points with a tiny exponent (α ln N_c ≫ α: a long, narrow valley, and Huber kinks): every
     bootstrap refit must reach its resample's optimum, not stop next to the full-data fit, or the CI comes out
     far too narrow. Reference: scipy's L-BFGS-B on each resample from the same start."""
-    from scalinglab.laws.fit import _scipy_polish, bootstrap_fits, objective
+    from scalinglab.laws.optimize import bootstrap_fits, objective, scipy_polish
 
     N = np.array([19800, 56640, 100096, 200064, 233680, 447552], dtype=float)
     L = np.array([4.7176, 4.6370, 4.5298, 4.6130, 4.4357, 4.3910])  # the comparisons preset's L(N) family
@@ -313,7 +314,7 @@ def test_bootstrap_refits_reach_each_resamples_optimum():
             return float(o[0]), g[0]
 
         ours.append(fg1(law.theta_from_params(dict(zip(law.param_names, p, strict=True))))[0])
-        xr, fr, _ = _scipy_polish(fg1, theta, law.bounds())
+        xr, fr, _ = scipy_polish(fg1, theta, law.bounds())
         ref.append(fr)
         ref_alpha.append(law.params_from_theta(xr)[0])
     worse = np.asarray(ours) > np.asarray(ref) + 1e-9

@@ -33,9 +33,10 @@ def fit(
 ) -> None:
     """Fit LAW with a Huber loss on log residuals from a grid of starts; bootstrap CIs and a hold-out check."""
     from scalinglab.errors import UserError
+    from scalinglab.laws import get_law
     from scalinglab.laws.data import apply_mapping, frame_from_store, load_csv, parse_col_maps
     from scalinglab.laws.fit import fit_law
-    from scalinglab.laws.forms import KaplanC, get_law
+    from scalinglab.laws.power import KaplanC
 
     if sum(x is not None for x in (csv, db, dataset)) != 1:
         raise UserError("give exactly one of --csv FILE, --db DB or --dataset NAME")

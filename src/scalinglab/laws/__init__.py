@@ -1,5 +1,10 @@
 """laws stage of scalinglab (DESIGN.md §1–2): every scaling law as an estimator, robust fits, frontier, planner.
 
+Modules: base (the Law framework; a law registers itself at class definition), optimize (Huber loss, batched
+L-BFGS, multi-start optimiser, whitening, bootstrap; imports no law), one module per law family (power, joint,
+chinchilla, batch, bcrit_scan, generalisation), registry (imports the families), constants (PF_DAY and the published
+constants), columns/data (validation, CSV and store mapping), transforms, frontier, plan.
+
 Python API (what `fit`, `plan`, `report` and `reproduce` call):
 
 - `get_law(name, **options) -> Law`, `law_names()`: the registry (kaplan-n, kaplan-d, kaplan-c, kaplan-cmin,
@@ -13,7 +18,8 @@ Python API (what `fit`, `plan`, `report` and `reproduce` call):
 - `s_min`, `c_min`, `bcrit_at` (laws/transforms.py).
 """
 
+from scalinglab.laws.base import Law
 from scalinglab.laws.fit import fit_law
-from scalinglab.laws.forms import Law, get_law, law_names
+from scalinglab.laws.registry import get_law, law_names
 
 __all__ = ["Law", "fit_law", "get_law", "law_names"]

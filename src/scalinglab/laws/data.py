@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from scalinglab.errors import UserError
+from scalinglab.laws.columns import CANONICAL
 
-CANONICAL = ("N", "D", "C", "S", "B", "L", "L_ood")
 CURVE_LAWS = ("bcrit-scan", "kaplan-ns", "kaplan-ns-e")
 FRONTIER_LAWS = ("kaplan-c", "kaplan-cmin", "kaplan-c-e", "kaplan-cmin-e", "log-c")
 
@@ -80,47 +80,6 @@ def apply_mapping(df, col_map: dict[str, str] | None = None, query: str | None =
         if len(df) == 0:
             raise UserError(f"--query {query!r} selected no rows")
     return df
-
-
-def law_columns(law: Any, data: Any) -> dict[str, np.ndarray]:
-    """Validated float arrays of the columns `law` needs from a DataFrame or a mapping of arrays."""
-    import pandas as pd
-
-    if isinstance(data, pd.DataFrame):
-        df = data
-    elif isinstance(data, dict):
-        df = pd.DataFrame({k: np.atleast_1d(np.asarray(v)) for k, v in data.items()})
-    else:
-        raise UserError(f"{law.law_name}: expected a DataFrame or a mapping of columns, got {type(data).__name__}")
-    need = law.required_columns()
-    missing = [c for c in need if c not in df.columns]
-    if missing:
-        have = ", ".join(map(str, df.columns)) or "none"
-        raise UserError(f"law {law.law_name} needs column(s) {', '.join(missing)} (needs {', '.join(need)}); "
-                        f"columns present: {have}; map one with --col {missing[0]}=NAME")
-    if len(df) == 0:
-        raise UserError(f"law {law.law_name}: no data rows")
-    out: dict[str, np.ndarray] = {}
-    for c in need:
-        col = df[c]
-        vals = pd.to_numeric(col, errors="coerce")
-        bad = vals.isna() & col.notna()
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise UserError(f"column {c} has a non-numeric value {col.iloc[i]!r} (row {i + 1})")
-        arr = vals.to_numpy(dtype=float)
-        nonfin = ~np.isfinite(arr)
-        if nonfin.any():
-            i = int(np.flatnonzero(nonfin)[0])
-            raise UserError(f"column {c} has a missing, NaN or infinite value (row {i + 1})")
-        nonpos = arr <= 0
-        if nonpos.any():
-            i = int(np.flatnonzero(nonpos)[0])
-            raise UserError(f"column {c} must be positive; row {i + 1} has {arr[i]:g}")
-        out[c] = arr
-    if "run" in df.columns and "run" not in out:
-        out["run"] = df["run"].astype(str).to_numpy()
-    return out
 
 
 # ---- results store ------------------------------------------------------------------------------------
@@ -208,9 +167,10 @@ def curves_from_store(db: str | Path, count_embeddings: bool = False):
 
 def _bcrit_tokens(df) -> np.ndarray:
     """B_crit per row: the run's measured noise scale (tokens) when present, else the paper's eq 1.4 at L."""
-    from scalinglab.laws.plan import PAPER
+    from scalinglab.laws.constants import PAPER_LAWS
 
-    paper = PAPER["B_star"] / df["L"].to_numpy(float) ** (1.0 / PAPER["alpha_B"])
+    p = PAPER_LAWS["bcrit"]
+    paper = p["B_star"] / df["L"].to_numpy(float) ** (1.0 / p["alpha_B"])
     ns = df["noise_scale"].to_numpy(float) if "noise_scale" in df.columns else np.full(len(df), np.nan)
     return np.where(np.isfinite(ns) & (ns > 0), ns, paper)
 

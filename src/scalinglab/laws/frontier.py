@@ -17,9 +17,7 @@ from typing import Any
 import numpy as np
 
 from scalinglab.errors import UserError
-
-TABLE2 = {"alpha_N": 0.076, "alpha_D": 0.103, "N_c": 6.4e13, "D_c": 1.8e13}  # eq 1.5, WebText2
-TABLE3 = {"alpha_N": 0.077, "alpha_S": 0.76, "N_c": 6.5e13, "S_c": 2.1e3}  # eq 1.6, WebText2
+from scalinglab.laws.constants import PF_DAY, TABLE2, TABLE3
 
 
 def compute_frontier(curves: Any, n_points: int = 60, group: str | None = None):
@@ -92,7 +90,7 @@ def fit_nopt(frontier: Any, c_unit: str = "flops") -> dict[str, Any]:
     df = pd.DataFrame(frontier).dropna(subset=["N"])
     if df["N"].nunique() < 2:
         raise UserError("the frontier has fewer than two model sizes; N_opt(C) cannot be fitted")
-    C = df["C"].to_numpy(float) / (8.64e19 if c_unit == "pf-days" else 1.0)
+    C = df["C"].to_numpy(float) / (PF_DAY if c_unit == "pf-days" else 1.0)
     k, a = _loglog_fit(C, df["N"].to_numpy(float))
     return {"coef": k, "exponent": a, "n_points": int(len(df)), "n_sizes": int(df["N"].nunique()),
             "C_unit": c_unit, "formula": "N_opt = coef * C^exponent"}

@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from scalinglab.laws.forms import Law, log_of_linear
+from scalinglab.laws.base import Law, log_of_linear
 
 
-class OODOffset(Law):
+class OODOffset(Law, register={"ood-offset": {"free_slope": False}, "ood-linear": {"free_slope": True}}):
     """L_ood = L + offset, or with `free_slope` L_ood = intercept + slope·L (fitted on log residuals)."""
 
     name = "ood-offset"

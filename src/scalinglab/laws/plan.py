@@ -24,18 +24,10 @@ from typing import Any
 import numpy as np
 
 from scalinglab.errors import UserError
-from scalinglab.laws.forms import PF_DAY, Law
+from scalinglab.laws.base import Law
+from scalinglab.laws.constants import PAPER_PLAN, PF_DAY
 
-PAPER = {
-    "N_coef": 1.3e9, "N_exp": 0.73,  # N_opt = 1.3e9·C^0.73
-    "B_coef": 2e6, "B_exp": 0.24,  # B_crit = 2e6·C^0.24 tokens
-    "S_coef": 5.4e3, "S_exp": 0.03,  # S_min = 5.4e3·C^0.03
-    "D_coef": 2e10, "D_exp": 0.27,  # D = 2e10·C^0.27 tokens
-    "alpha_Cmin": 0.050, "C_c_min": 3.1e8,  # eq 1.3, PF-days
-    "alpha_D": 0.095, "D_c": 5.4e13,  # eq 1.2
-    "alpha_N": 0.076, "N_c": 8.8e13,  # eq 1.1
-    "B_star": 2e8, "alpha_B": 0.21,  # eq 1.4
-}
+PAPER = PAPER_PLAN  # the paper's eq 1.7 allocation and the laws it combines (laws/constants.py)
 ALLOC_LAWS = ("chinchilla", "kaplan-nd")
 LOSS_LAWS = ("kaplan-cmin", "kaplan-cmin-e", "kaplan-c", "kaplan-c-e")
 BCRIT_LAWS = ("bcrit", "bcrit-scan")

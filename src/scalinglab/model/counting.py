@@ -20,8 +20,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from scalinglab.config import ModelConfig
-
-PF_DAY = 8.64e19  # FLOPs in one petaflop/s-day
+from scalinglab.laws.constants import PF_DAY  # FLOPs in one petaflop/s-day (one definition for the package)
 
 
 def transformer_block_params(d_model: int, d_ff: int, d_attn: int) -> int:

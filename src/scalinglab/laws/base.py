@@ -1,0 +1,359 @@
+"""The Law framework: a scikit-learn-style estimator for one scaling law, and the registry it fills.
+
+A law is a formula for log(target) as a function of log(inputs), vectorised over a batch of parameter
+vectors so that a whole grid of starts (or a thousand bootstrap problems) is evaluated in one numpy call:
+
+    law = KaplanN(irreducible=False).fit(df)       # df has canonical columns N, L
+    law.params_  -> {"alpha_N": ..., "N_c": ...}    law.ci95_, law.residual_rms_, law.converged_, law.objective_
+    law.predict(N=[1e8, 1e9])                        -> predicted L
+    Law.from_dict(law.to_dict())                     -> the same fitted law
+
+Internally positive scale parameters (N_c, A, E, B_star, ...) live in log space and exponents in linear space
+with bounds; `_logpred(theta, X)` returns log predictions and their analytic Jacobian in those coordinates.
+A subclass registers itself when it is defined: `class KaplanN(PowerLaw, register={"kaplan-n": {}})`; the
+numerics (Huber loss, grid of starts, L-BFGS, bootstrap) are in `laws/optimize.py`, which knows no law.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+
+from scalinglab.errors import UserError
+from scalinglab.io import json_safe
+from scalinglab.laws.columns import law_columns
+from scalinglab.laws.optimize import bootstrap_fits, optimise, percentile_ci
+
+EXP_BOUNDS = (1e-6, 10.0)  # exponents
+LOG_BOUNDS = (-200.0, 200.0)  # log of a positive scale parameter
+
+# name -> (class, constructor defaults); filled by Law.__init_subclass__ as the family modules are imported
+_REGISTRY: dict[str, tuple[type[Law], dict[str, Any]]] = {}
+
+
+def make_law(name: str, **options: Any) -> Law:
+    """A fresh (unfitted) law by registered name; options override the registered defaults."""
+    if name not in _REGISTRY:
+        raise UserError(f"unknown law {name!r}; known laws: {', '.join(_REGISTRY)}")
+    cls, defaults = _REGISTRY[name]
+    try:
+        return cls(**{**defaults, **options})
+    except TypeError as e:
+        raise UserError(f"bad options for law {name}: {e}") from None
+
+
+def registered_names() -> list[str]:
+    return list(_REGISTRY)
+
+
+def softmax_lse(*terms: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """log(sum(exp(terms))) and the softmax weight of each term (stable)."""
+    m = terms[0]
+    for t in terms[1:]:
+        m = np.maximum(m, t)
+    exps = [np.exp(t - m) for t in terms]
+    tot = exps[0]
+    for e in exps[1:]:
+        tot = tot + e
+    return m + np.log(tot), [e / tot for e in exps]
+
+
+def log_of_linear(pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """log of a prediction that is linear in its parameters, and d log/d pred = 1/pred; a non-positive
+    prediction is clipped (log 1e-12) with zero gradient, so the optimiser backs off instead of failing."""
+    ok = pred > 1e-12
+    safe = np.where(ok, pred, 1e-12)
+    return np.log(safe), np.where(ok, 1.0 / safe, 0.0)
+
+
+class Law:
+    """Base class: subclasses set the class attributes and implement `_logpred` and `_grid`."""
+
+    name: ClassVar[str] = "law"
+    formula: ClassVar[str] = ""
+    target: ClassVar[str] = "L"
+    inputs: tuple[str, ...] = ()
+    param_names: tuple[str, ...] = ()
+    log_params: tuple[bool, ...] = ()  # True: internal coordinate is log(value)
+
+    def __init_subclass__(cls, register: dict[str, dict[str, Any]] | None = None, **kw: Any) -> None:
+        """`class KaplanN(PowerLaw, register={"kaplan-n": {}, "kaplan-n-e": {"irreducible": True}})` adds the
+        class to the registry under each name, with those constructor defaults."""
+        super().__init_subclass__(**kw)
+        for name, defaults in (register or {}).items():
+            if name in _REGISTRY:
+                raise ValueError(f"law name {name!r} registered twice ({_REGISTRY[name][0].__name__}, {cls.__name__})")
+            _REGISTRY[name] = (cls, dict(defaults))
+
+    def __init__(self, huber_delta: float = 1e-3, seed: int = 0) -> None:
+        self.huber_delta = float(huber_delta)
+        self.seed = int(seed)
+        self._reset()
+
+    # ---- scikit-learn style surface -------------------------------------------------------------------
+    def _reset(self) -> None:
+        self.params_: dict[str, float] | None = None
+        self.ci95_: dict[str, list[float]] = {}
+        self.residual_rms_: float | None = None
+        self.converged_: bool | None = None
+        self.objective_: float | None = None
+        self.n_points_: int | None = None
+        self.holdout_: dict | None = None
+        self.derived_: dict[str, float] = {}
+        self.derived_ci95_: dict[str, list[float]] = {}
+        self.bootstrap_: dict | None = None
+        self.bootstrap_samples_: np.ndarray | None = None
+
+    def get_options(self) -> dict[str, Any]:
+        """Constructor options that change the law itself (saved in to_dict)."""
+        return {}
+
+    @property
+    def law_name(self) -> str:
+        return self.name
+
+    @property
+    def n_params(self) -> int:
+        return len(self.param_names)
+
+    def fit(self, data: Any, bootstrap: int = 0, holdout: int = 0, seed: int | None = None) -> Law:
+        """Fit to a DataFrame (or mapping) with the canonical columns in `required_columns()`: the point
+        estimate, then `bootstrap` resamples (95% percentile CIs) and a hold-out of the `holdout` largest-compute
+        points if asked."""
+        if bootstrap < 0 or holdout < 0:
+            raise UserError("bootstrap and holdout must be >= 0")
+        self._fit_columns(law_columns(self, data), bootstrap, holdout, self.seed if seed is None else seed)
+        return self
+
+    def _fit_columns(self, cols: dict[str, np.ndarray], bootstrap: int, holdout: int, seed: int) -> None:
+        """Fit validated columns (laws with a derived stage, like bcrit-scan, override this)."""
+        theta = self._fit_arrays(cols)
+        if bootstrap:
+            samples, conv = bootstrap_fits(self, self._X, self._y, theta, bootstrap, seed)
+            self._attach_bootstrap(samples, conv, seed)
+        if holdout:
+            self.holdout_ = self._holdout(cols, holdout)
+
+    def _fit_arrays(self, cols: dict[str, np.ndarray]) -> np.ndarray:
+        """Point estimate on validated raw columns; sets the fitted attributes, returns internal theta."""
+        X = self.features(cols)
+        y = self.log_target(cols)
+        n = len(y)
+        if n < self.n_params + 1:
+            raise UserError(f"{self.law_name} has {self.n_params} parameters and needs at least {self.n_params + 1} "
+                            f"points; got {n}")
+        theta, obj, ok = optimise(self, X, y)
+        self._reset()
+        self.params_ = dict(zip(self.param_names, map(float, self.params_from_theta(theta)), strict=True))
+        f, _ = self._logpred(theta[None, :], X, grad=False)
+        self.residual_rms_ = float(np.sqrt(np.mean((f[0] - y) ** 2)))
+        self.objective_ = float(obj)
+        self.converged_ = bool(ok)
+        self.n_points_ = int(n)
+        self.derived_ = self.derived(self.params_)
+        self._X, self._y, self._theta = X, y, theta
+        return theta
+
+    def _attach_bootstrap(self, samples: np.ndarray, conv: np.ndarray, seed: int) -> None:
+        """Percentile CIs of parameters and derived quantities from bootstrap parameter samples (K, p)."""
+        self.bootstrap_samples_ = samples
+        self.bootstrap_ = {"k": int(len(samples)), "seed": int(seed), "converged_fraction": float(np.mean(conv)),
+                           "ci": "95% percentile"}
+        self.ci95_ = dict(zip(self.param_names, percentile_ci(samples), strict=True))
+        if self.derived_:
+            names = list(self.derived_)
+            vals = np.array([[self.derived(dict(zip(self.param_names, row, strict=True)))[k] for k in names]
+                             for row in samples])
+            self.derived_ci95_ = dict(zip(names, percentile_ci(vals), strict=True))
+
+    def _holdout(self, cols: dict[str, np.ndarray], k: int) -> dict[str, Any]:
+        """Refit without the k largest-compute points; the relative error of their predictions."""
+        n = len(next(iter(cols.values())))
+        if k >= n - self.n_params:
+            raise UserError(f"--holdout {k} leaves {n - k} points to fit {self.law_name} "
+                            f"({self.n_params} parameters needs at least {self.n_params + 1})")
+        order = np.argsort(self.compute_key(cols), kind="stable")
+        test, train = order[n - k:], order[: n - k]
+        sub = type(self)(**self.get_options(), huber_delta=self.huber_delta, seed=self.seed)
+        sub._fit_arrays({c: v[train] for c, v in cols.items()})
+        pred = sub.predict(**{c: cols[c][test] for c in self.inputs})
+        actual = cols[self.target][test]
+        rel = (pred - actual) / actual
+        return {
+            "k": int(k),
+            "params": dict(sub.params_ or {}),
+            "points": [{**{c: float(cols[c][i]) for c in self.inputs}, self.target: float(a), "predicted": float(p),
+                        "rel_error": float(e)} for i, a, p, e in zip(test, actual, pred, rel, strict=True)],
+            "mean_abs_rel_error": float(np.mean(np.abs(rel))),
+            "max_abs_rel_error": float(np.max(np.abs(rel))),
+        }
+
+    def predict(self, **columns: Any) -> np.ndarray:
+        """Predicted target (e.g. L) at the given raw input values, e.g. predict(N=1e9, D=2e10)."""
+        self._check_fitted()
+        missing = [c for c in self.inputs if c not in columns]
+        if missing:
+            raise UserError(f"{self.law_name}.predict needs {', '.join(self.inputs)}; missing {', '.join(missing)}")
+        arrays = np.broadcast_arrays(*[np.asarray(columns[c], dtype=float) for c in self.inputs])
+        shape = arrays[0].shape
+        X = self.features({c: a.ravel() for c, a in zip(self.inputs, arrays, strict=True)})
+        f, _ = self._logpred(self.theta_from_params(self.params_)[None, :], X, grad=False)
+        return np.exp(f[0]).reshape(shape)
+
+    def predict_ci(self, **columns: Any) -> np.ndarray:
+        """95% percentile band of the prediction over the bootstrap fits: array (..., 2) of [low, high]."""
+        self._check_fitted()
+        if self.bootstrap_samples_ is None:
+            raise UserError(f"{self.law_name} has no bootstrap fits; fit with bootstrap=K for prediction CIs")
+        arrays = np.broadcast_arrays(*[np.asarray(columns[c], dtype=float) for c in self.inputs])
+        shape = arrays[0].shape
+        X = self.features({c: a.ravel() for c, a in zip(self.inputs, arrays, strict=True)})
+        thetas = np.array([self.theta_from_params(dict(zip(self.param_names, row, strict=True)))
+                           for row in self.bootstrap_samples_])
+        f, _ = self._logpred(thetas, X, grad=False)
+        lo, hi = np.percentile(np.exp(f), [2.5, 97.5], axis=0)
+        return np.stack([lo, hi], axis=-1).reshape(*shape, 2)
+
+    def required_columns(self) -> tuple[str, ...]:
+        return (*self.inputs, self.target)
+
+    def features(self, cols: dict[str, np.ndarray]) -> np.ndarray:
+        """(n, d) matrix of log inputs the formula uses."""
+        return np.column_stack([np.log(np.asarray(cols[c], dtype=float)) for c in self.inputs])
+
+    def log_target(self, cols: dict[str, np.ndarray]) -> np.ndarray:
+        return np.log(np.asarray(cols[self.target], dtype=float))
+
+    def compute_key(self, cols: dict[str, np.ndarray]) -> np.ndarray:
+        """What 'largest compute' means for --holdout: C if given, else 6·N·D, else the first input."""
+        if "C" in cols:
+            return np.asarray(cols["C"], float)
+        if "N" in cols and "D" in cols:
+            return 6.0 * np.asarray(cols["N"], float) * np.asarray(cols["D"], float)
+        if "N" in cols and "S" in cols:
+            return np.asarray(cols["N"], float) * np.asarray(cols["S"], float)
+        return np.asarray(cols[self.inputs[0]], float)
+
+    # ---- parameter coordinates -----------------------------------------------------------------------
+    def bounds(self) -> np.ndarray:
+        """(k, 2) bounds in internal coordinates."""
+        return np.array([LOG_BOUNDS if lg else EXP_BOUNDS for lg in self.log_params], dtype=float)
+
+    def theta_from_params(self, params: dict[str, float]) -> np.ndarray:
+        return np.array([math.log(params[p]) if lg else float(params[p])
+                         for p, lg in zip(self.param_names, self.log_params, strict=True)])
+
+    def params_from_theta(self, theta: np.ndarray) -> np.ndarray:
+        """Internal (..., k) -> natural parameter values (..., k)."""
+        theta = np.asarray(theta, float)
+        mask = np.array(self.log_params)
+        return np.where(mask, np.exp(np.where(mask, theta, 0.0)), theta)
+
+    def params_at_bounds(self, rtol: float = 1e-6) -> list[str]:
+        """Parameters the fit left at an end of their search range: the data do not pin them down, so their
+        value (and its CI) says where the search stopped, not what was measured."""
+        if self.params_ is None:
+            return []
+        theta, b = self.theta_from_params(self.params_), self.bounds()
+        tol = rtol * (b[:, 1] - b[:, 0])
+        near = (theta - b[:, 0] <= tol) | (b[:, 1] - theta <= tol)
+        return [p for p, n in zip(self.param_names, near, strict=True) if n]
+
+    def derived(self, params: dict[str, float]) -> dict[str, float]:
+        """Quantities computed from the parameters that deserve their own CI (e.g. the N_opt exponent)."""
+        return {}
+
+    # ---- subclass hooks ------------------------------------------------------------------------------
+    def _logpred(self, theta: np.ndarray, X: np.ndarray, grad: bool = True) -> tuple[np.ndarray, list | None]:
+        """theta (P, k), X (n, d) -> log prediction (P, n) and its Jacobian in internal coordinates, as a list
+        of k arrays broadcastable to (P, n) (one per parameter; no (P, n, k) copy is built)."""
+        raise NotImplementedError
+
+    def _grid(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """(G, k) starting points in internal coordinates, possibly anchored on the data."""
+        raise NotImplementedError
+
+    # ---- serialisation -------------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if self.params_ is None:
+            raise UserError(f"{self.law_name} is not fitted yet; call fit() first")
+
+    def to_dict(self, include_samples: bool = True) -> dict[str, Any]:
+        """JSON-ready description of the fitted law (what `scalinglab fit --json` writes)."""
+        self._check_fitted()
+        out: dict[str, Any] = {
+            "law": self.law_name,
+            "formula": self.formula,
+            "inputs": list(self.inputs),
+            "target": self.target,
+            "options": self.get_options(),
+            "params": dict(self.params_),
+            "ci95": {k: list(v) for k, v in self.ci95_.items()},
+            "n_points": self.n_points_,
+            "residual_rms": self.residual_rms_,
+            "residual_rms_note": "RMS of log(prediction) - log(observed)",
+            "converged": self.converged_,
+            "at_bounds": self.params_at_bounds(),
+            "objective": self.objective_,
+            "huber_delta": self.huber_delta,
+            "holdout": self.holdout_,
+            "derived": dict(self.derived_),
+            "derived_ci95": {k: list(v) for k, v in self.derived_ci95_.items()},
+        }
+        if self.bootstrap_ is not None:
+            boot = dict(self.bootstrap_)
+            if include_samples and self.bootstrap_samples_ is not None:
+                boot["samples"] = [[float(f"{v:.10g}") for v in row] for row in self.bootstrap_samples_]
+            out["bootstrap"] = boot
+        out.update(self._extra_dict())
+        return json_safe(out)
+
+    def _extra_dict(self) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Law:
+        """Rebuild a fitted law from `to_dict()` output (any law: dispatches on d['law'])."""
+        if not isinstance(d, dict) or "law" not in d or "params" not in d:
+            raise UserError("not a fit: expected an object with 'law' and 'params'")
+        law = make_law(str(d["law"]), **dict(d.get("options") or {}))
+        law.huber_delta = float(d.get("huber_delta", law.huber_delta))
+        params = d["params"]
+        if not isinstance(params, dict) or set(params) != set(law.param_names):
+            raise UserError(f"fit of {law.law_name} must have params {', '.join(law.param_names)}")
+        try:
+            law.params_ = {k: float(params[k]) for k in law.param_names}
+        except (TypeError, ValueError):
+            raise UserError(f"fit of {law.law_name} has non-numeric params") from None
+        for k, v in law.params_.items():
+            if not math.isfinite(v):
+                raise UserError(f"fit of {law.law_name} has a non-finite parameter {k}")
+        law.ci95_ = {k: list(v) for k, v in (d.get("ci95") or {}).items()}
+        law.n_points_ = d.get("n_points")
+        law.residual_rms_ = d.get("residual_rms")
+        law.converged_ = d.get("converged")
+        law.objective_ = d.get("objective")
+        law.holdout_ = d.get("holdout")
+        law.derived_ = dict(d.get("derived") or law.derived(law.params_))
+        law.derived_ci95_ = {k: list(v) for k, v in (d.get("derived_ci95") or {}).items()}
+        boot = d.get("bootstrap")
+        if isinstance(boot, dict):
+            law.bootstrap_ = {k: v for k, v in boot.items() if k != "samples"}
+            samples = boot.get("samples")
+            if samples:
+                arr = np.asarray(samples, dtype=float)
+                if arr.ndim == 2 and arr.shape[1] == law.n_params:
+                    law.bootstrap_samples_ = arr
+        law._load_extra(d)
+        return law
+
+    def _load_extra(self, d: dict[str, Any]) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        if self.params_ is None:
+            return f"{type(self).__name__}({self.get_options()})"
+        ps = ", ".join(f"{k}={v:.4g}" for k, v in self.params_.items())
+        return f"{type(self).__name__}<{self.law_name}>({ps})"

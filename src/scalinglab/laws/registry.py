@@ -1,0 +1,26 @@
+"""The law registry: every family module is imported here, so each law has registered itself by name.
+
+`get_law(name, **options)` returns a fresh law, `law_names()` lists them (kaplan-n, kaplan-d, kaplan-c, kaplan-cmin
+and their `-e` variants, log-n/-d/-c/-s, kaplan-nd, kaplan-ns, chinchilla, bcrit, batch-tradeoff, bcrit-scan,
+ood-offset, ood-linear, plus whatever later family modules add).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scalinglab.laws import batch, bcrit_scan, chinchilla, generalisation, joint, power
+from scalinglab.laws.base import Law, make_law, registered_names
+
+# the order `law_names()` lists the families in (the paper's order: single-variable, joint, batch, then the rest)
+FAMILIES = (power, joint, chinchilla, batch, bcrit_scan, generalisation)
+
+
+def law_names() -> list[str]:
+    order = {m.__name__: i for i, m in enumerate(FAMILIES)}
+    return sorted(registered_names(), key=lambda n: order.get(make_law(n).__class__.__module__, len(order)))
+
+
+def get_law(name: str, **options: Any) -> Law:
+    """A fresh (unfitted) law by registry name; options override the registry's defaults."""
+    return make_law(name, **options)
