@@ -109,6 +109,10 @@ class TrainConfig(BaseModel):
                              description="Stop when val loss has not improved for `patience` evaluations.")
     patience: int = Field(default=3, gt=0, description="Evaluations without improvement before an early stop.")
     threads: int | None = Field(default=None, gt=0, description="Torch threads (default: all cores).")
+    nproc_per_node: int = Field(
+        default=1, gt=0,
+        description="Data-parallel processes (ranks) for this run, started through torchrun; the batch splits "
+        "evenly over them (not part of the run id).")
     device: str = Field(default="auto", description="auto | cpu | cuda.")
 
     @model_validator(mode="after")
@@ -119,6 +123,9 @@ class TrainConfig(BaseModel):
             raise ValueError("eval_every must be 'log' or a positive number of steps")
         if isinstance(self.lr, float) and not (self.lr > 0):
             raise ValueError("lr must be positive or 'auto'")
+        if self.batch_size % self.nproc_per_node:
+            raise ValueError(f"batch_size {self.batch_size} does not split evenly over nproc_per_node="
+                             f"{self.nproc_per_node} processes")
         self.model()  # validate the shape (e.g. n_heads divides d_attn) early
         return self
 

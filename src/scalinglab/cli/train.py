@@ -149,18 +149,25 @@ def train(**options: Any) -> None:
 
     out = own["out"]
     result = run_training(cfg, out, overwrite=own["overwrite"])
-    if own["db"]:
-        from scalinglab.store.db import record_result
+    from scalinglab.train.distributed import Ranks
 
-        record_result(own["db"], result, plan=None)
-    if own["json_"]:
-        emit_json({k: v for k, v in result.items() if k not in ("curve", "config")})
-    else:
-        typer.echo(_summary(result, out))
+    if Ranks.from_env().is_main:  # under torchrun, rank 0 records and reports the run
+        _record_and_report(result, out, own["db"], own["json_"])
     if result["status"] == "diverged":
         from scalinglab.errors import RunDiverged
 
         raise RunDiverged(result.get("reason") or "loss diverged")
+
+
+def _record_and_report(result: dict, out: str, db: str | None, json_: bool) -> None:
+    if db:
+        from scalinglab.store.db import record_result
+
+        record_result(db, result, plan=None)
+    if json_:
+        emit_json({k: v for k, v in result.items() if k not in ("curve", "config")})
+    else:
+        typer.echo(_summary(result, out))
 
 
 def _summary(result: dict, out: str) -> str:

@@ -49,7 +49,7 @@ from scalinglab.io import json_safe
 STATUSES = ("queued", "running", "done", "diverged", "failed")
 FINISHED = ("done", "diverged")  # deterministic outcomes: a rerun skips them
 RUN_ID_LEN = 16
-ID_EXCLUDED = ("threads", "device", "micro_batch_size")  # execution settings, not part of what a run computes
+ID_EXCLUDED = ("threads", "device", "micro_batch_size", "nproc_per_node")  # execution settings, not part of what a run computes
 
 # Final metrics kept as typed columns of `runs` (everything else stays in the `result` JSON).
 RUN_METRICS: dict[str, str] = {

@@ -19,13 +19,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
+from scalinglab.cores import available_cores
 from scalinglab.errors import UserError
 
 
@@ -54,13 +58,8 @@ class Ranks:
         return self.rank == 0
 
     def share(self, batch_size: int) -> int:
-        """Sequences per rank; a batch the ranks cannot split evenly is bad input."""
-        if batch_size % self.world_size:
-            raise UserError(
-                f"batch_size {batch_size} does not split evenly over {self.world_size} processes "
-                f"(nproc_per_node); use a batch size that is a multiple of {self.world_size}"
-            )
-        return batch_size // self.world_size
+        """Sequences per rank."""
+        return split(batch_size, self.world_size)
 
     def device(self, device: torch.device) -> torch.device:
         """One GPU per rank (cuda:LOCAL_RANK) when the run is on CUDA."""
@@ -72,13 +71,38 @@ class Ranks:
         """The cores of this process's affinity split among the ranks on this node (unless set)."""
         if threads is not None or not self.distributed:
             return threads
-        from scalinglab.cores import available_cores
-
         return max(1, available_cores() // self.local_world_size)
 
     def shard(self, x: torch.Tensor) -> torch.Tensor:
         b = x.shape[0] // self.world_size
         return x[self.rank * b : (self.rank + 1) * b]
+
+
+def split(batch_size: int, world_size: int) -> int:
+    """Sequences per rank; a batch that the ranks cannot split evenly is bad input."""
+    if batch_size % world_size:
+        raise UserError(f"batch_size {batch_size} does not split evenly over nproc_per_node={world_size} processes; "
+                        f"use a multiple of {world_size} (micro_batch_size sets gradient accumulation per rank)")
+    return batch_size // world_size
+
+
+def world_size_for(nproc_per_node: int, ranks: Ranks) -> int:
+    """The run's world size: torchrun's when under it (a different nproc_per_node is bad input), else the config's."""
+    if ranks.distributed and nproc_per_node not in (1, ranks.world_size):
+        raise UserError(f"nproc_per_node={nproc_per_node} but torchrun started {ranks.world_size} processes")
+    return ranks.world_size if ranks.distributed else nproc_per_node
+
+
+def launch(out: Path, nproc: int, threads: int | None) -> int:
+    """Run the run whose config.json is in `out` on `nproc` local processes through torchrun; its exit status.
+
+    The ranks run `scalinglab.train.worker`, which trains from that config.json, so they see exactly the
+    config of the caller; rank 0 writes result.json."""
+    per_rank = threads or max(1, available_cores() // nproc)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
+           "-m", "scalinglab.train.worker", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": str(per_rank), "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, check=False).returncode
 
 
 @contextlib.contextmanager
@@ -107,7 +131,7 @@ def wrap(model: torch.nn.Module, forward, device: torch.device, ranks: Ranks):
     if not ranks.distributed:
         return forward, None
     ids = [device.index] if device.type == "cuda" else None
-    ddp = torch.nn.parallel.DistributedDataParallel(forward, device_ids=ids, broadcast_buffers=False)
+    ddp = torch.nn.parallel.DistributedDataParallel(forward, device_ids=ids)  # the models have no buffers
     return ddp, GradSync(ddp, ranks)
 
 

@@ -11,7 +11,8 @@ extra eval set record tokens, FLOPs, PF-days, wall time, losses and B_simple (`a
 Files in `out_dir` (`rundir.py`): config.json, metrics.jsonl, checkpoint.pt (every `checkpoint_every_steps`
 steps and at the end, `state.py`) and result.json. Calling again with the same config resumes from
 checkpoint.pt (bit for bit on CPU: evaluation draws no random numbers); a finished run returns its
-result.json. Under `torchrun` the run is data-parallel over the processes (`distributed.py`).
+result.json. Under `torchrun`, or with `nproc_per_node` > 1 (then torchrun is started here), the run is
+data-parallel over the processes (`distributed.py`).
 
 A run whose training loss becomes NaN/inf, whose gradient norm is not finite, or whose loss exceeds
 `BLOWUP_FACTOR` × the first step's loss stops and returns status "diverged" with the reason (no exception:
@@ -35,7 +36,7 @@ import torch
 from scalinglab.config import TrainConfig
 from scalinglab.data.corpus import Corpus
 from scalinglab.data.loader import WindowLoader
-from scalinglab.io import json_safe
+from scalinglab.io import json_safe, read_json
 from scalinglab.model import build_model
 from scalinglab.progress import Progress
 from scalinglab.train import distributed, runtime, state
@@ -45,7 +46,7 @@ from scalinglab.train.distributed import GradSync, Ranks
 from scalinglab.train.evaluate import Evaluator
 from scalinglab.train.noise_scale import MicroBatchNorms, NoiseScaleEstimator
 from scalinglab.train.optim import make_optimizer, resolve_device
-from scalinglab.train.rundir import comparable, prepare_out, write_metrics, write_result
+from scalinglab.train.rundir import RESULT, comparable, prepare_out, write_metrics, write_result
 from scalinglab.train.schedule import eval_steps, lr_at, resolve_lr, warmup_steps
 from scalinglab.train.state import RunState, Trainable
 from scalinglab.train.step import StepPlan, StepStats, train_step
@@ -69,6 +70,7 @@ def run_training(
     Returns the result dict (also written to out_dir/result.json); status "done" or "diverged".
     """
     out, ranks = Path(out_dir), Ranks.from_env()
+    world = distributed.world_size_for(cfg.nproc_per_node, ranks)
     hooks = [on_eval] if callable(on_eval) else list(on_eval or ())
     cfg_dict = json.loads(cfg.model_dump_json())
     corpus = Corpus.open(cfg.corpus)
@@ -77,7 +79,9 @@ def run_training(
     loader = WindowLoader(corpus.tokens("train"), cfg.n_ctx, cfg.batch_size, seed=cfg.seed, data_tokens=cfg.data_tokens)
     splits = {"val": corpus.tokens("val"), **{n: corpus.tokens(n) for n in corpus.eval_set_names if n != "val"}}
     evaluator = Evaluator(splits, cfg.n_ctx, cfg.eval_tokens, corpus.vocab_size, device)
-    ranks.share(cfg.batch_size)
+    distributed.split(cfg.batch_size, world)
+    if world > ranks.world_size:
+        return _launch(cfg, out, cfg_dict, overwrite)
     with distributed.process_group(ranks, device), runtime.session(ranks.threads(cfg.threads), device) as threads:
         finished = distributed.broadcast(ranks, prepare_out(out, cfg_dict, overwrite) if ranks.is_main else None)
         if finished is not None:
@@ -203,6 +207,18 @@ class _Run:
     def observe_noise(self, stats: StepStats) -> None:
         if stats.small_sq is not None:
             self.parts.noise.update(stats.small_sq, stats.grad_norm**2, stats.b_small, self.cfg.batch_size)
+
+
+def _launch(cfg: TrainConfig, out: Path, cfg_dict: dict, overwrite: bool) -> dict:
+    """Train on `nproc_per_node` processes that torchrun starts here (they resume from a checkpoint like any run)."""
+    finished = prepare_out(out, cfg_dict, overwrite)
+    if finished is not None:
+        return finished
+    rc = distributed.launch(out, cfg.nproc_per_node, cfg.threads)
+    if not (out / RESULT).exists():
+        raise RuntimeError(f"torchrun with {cfg.nproc_per_node} processes exited {rc} before the run finished "
+                           "(its stderr says why); run again to resume from the last checkpoint")
+    return read_json(out / RESULT, "run result")
 
 
 class _Clock:

@@ -14,7 +14,7 @@ from scalinglab.train.checkpoint import CHECKPOINT
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 RESULT = "result.json"
-RESUME_IGNORES = ("threads", "micro_batch_size")  # may differ between an interrupted run and its continuation
+RESUME_IGNORES = ("threads", "micro_batch_size", "nproc_per_node")  # may differ between an interrupted run and its continuation
 
 
 def comparable(cfg: dict) -> dict:
