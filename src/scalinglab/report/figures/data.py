@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from scalinglab.laws.constants import PF_DAY
 from scalinglab.report.figures.registry import NotMeasured
 
 if TYPE_CHECKING:
     from scalinglab.report.study import Study
 
-PF_DAY = 8.64e19
 
 
 def need_runs(df: pd.DataFrame, k: int, what: str, by: str = "n_params") -> pd.DataFrame:

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from scalinglab.laws.constants import PF_DAY
 from scalinglab.laws.frontier import _loglog_fit as loglog_fit
 from scalinglab.laws.transforms import steps_to_reach
 from scalinglab.report.figures.data import (
-    PF_DAY,
     curve_groups,
     d_subset_runs,
     final_loss,
