@@ -10,7 +10,7 @@ import pytest
 from scalinglab.config import ModelConfig
 from scalinglab.model import build_model
 from scalinglab.model.counting import count_non_embedding, flops_per_token_train
-from tests.helpers import assert_clean_error, run_cli
+from tests.helpers import assert_clean_error, run_cli, run_main
 
 SMALL = ("--n-layer", "1", "--d-model", "32", "--n-ctx", "16", "--batch-size", "2", "--vocab", "64",
          "--steps", "3", "--warmup-steps", "1", "--peak-sizes", "128,256")
@@ -20,6 +20,7 @@ def _positive(x) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
 
 
+@pytest.mark.slow
 def test_bench_train_json_with_baseline():
     proc = run_cli("bench", "train", *SMALL, "--threads", "1", "--baseline", "--json", check=True)
     out = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -43,13 +44,14 @@ def test_bench_train_json_with_baseline():
     assert abs(out["loss_first"] - math.log(64)) < 1.0  # random tokens start near ln(vocab)
 
 
+@pytest.mark.slow
 def test_bench_train_plain_output():
     proc = run_cli("bench", "train", *SMALL, "--threads", "1", check=True)
     assert "tokens/s" in proc.stdout and "MFU" in proc.stdout
 
 
 def test_bench_help_says_batch_is_sequences():
-    proc = run_cli("bench", "train", "--help", check=True)
+    proc = run_main("bench", "train", "--help", check=True)
     assert "batch_size·n_ctx" in " ".join(proc.stdout.split())
 
 
@@ -70,7 +72,7 @@ def test_bench_help_says_batch_is_sequences():
     ],
 )
 def test_bench_bad_input_exits_2(args, needle):
-    assert_clean_error(run_cli("bench", "train", *SMALL, *args), needle)
+    assert_clean_error(run_main("bench", "train", *SMALL, *args), needle)
 
 
 def test_plain_baseline_has_the_same_shape():

@@ -53,6 +53,7 @@ def test_config_file_set_and_flags_give_the_same_run_as_flags_alone(tmp_path, sy
     assert by_file.steps == 4 and by_file.lr == 1e-3 and by_file.eval_every == "log"  # --set wins over the file
 
 
+@pytest.mark.slow
 def test_train_from_a_config_file_runs(tmp_path, synthetic_corpus):
     cfg = tmp_path / "run.toml"
     cfg.write_text(f'corpus = "{synthetic_corpus}"\nn_layer = 1\nd_model = 16\nn_ctx = 16\nbatch_size = 2\n'

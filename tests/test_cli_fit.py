@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from scalinglab.datasets import path as dataset_path
-from tests.helpers import assert_clean_error, run_cli
+from tests.helpers import assert_clean_error, run_cli, run_main
 
 
 def _kaplan_n_csv(path, n=20, names=("N", "L")):
@@ -35,7 +35,7 @@ def test_fit_csv_json_and_summary(tmp_path):
 
 def test_fit_col_mapping_and_stdout_json(tmp_path):
     csv = _kaplan_n_csv(tmp_path / "runs.csv", names=("params", "loss"))
-    proc = run_cli("fit", "--csv", csv, "--law", "kaplan-n", "--col", "N=params", "--col", "L=loss", "--json", "-",
+    proc = run_main("fit", "--csv", csv, "--law", "kaplan-n", "--col", "N=params", "--col", "L=loss", "--json", "-",
                    check=True)
     d = json.loads(proc.stdout)
     assert d["params"]["alpha_N"] == pytest.approx(0.076, rel=0.05)
@@ -44,7 +44,7 @@ def test_fit_col_mapping_and_stdout_json(tmp_path):
 def test_fit_kaplan_c_reports_pf_days(tmp_path):
     C = np.geomspace(1e15, 1e21, 20)
     pd.DataFrame({"C": C, "L": (1.6e7 / (C / 8.64e19)) ** 0.057}).to_csv(tmp_path / "c.csv", index=False)
-    d = json.loads(run_cli("fit", "--csv", tmp_path / "c.csv", "--law", "kaplan-c", "--json", "-", check=True).stdout)
+    d = json.loads(run_main("fit", "--csv", tmp_path / "c.csv", "--law", "kaplan-c", "--json", "-", check=True).stdout)
     assert d["units"]["C_c"] == "PF-days"
     assert d["params"]["C_c"] == pytest.approx(1.6e7, rel=0.01)
 
@@ -74,13 +74,13 @@ def test_fit_bad_input_exit_2_keeps_json(tmp_path, name, content, args, needle):
         csv.write_text(content)
     out = tmp_path / "fit.json"
     out.write_text('{"keep": true}\n')
-    proc = run_cli("fit", "--csv", csv, *args, "--json", out)
+    proc = run_main("fit", "--csv", csv, *args, "--json", out)
     assert_clean_error(proc, needle)
     assert out.read_text() == '{"keep": true}\n'
 
 
 def test_fit_needs_exactly_one_source(tmp_path):
-    assert_clean_error(run_cli("fit", "--law", "kaplan-n"), "--csv")
+    assert_clean_error(run_main("fit", "--law", "kaplan-n"), "--csv")
 
 
 def _store_db(path, corpus, eval_sets=("other",)):
@@ -109,15 +109,15 @@ def _store_db(path, corpus, eval_sets=("other",)):
 
 def test_fit_from_store(tmp_path, synthetic_corpus):
     dbp = _store_db(tmp_path / "runs.db", synthetic_corpus)
-    d = json.loads(run_cli("fit", "--db", dbp, "--law", "kaplan-n", "--json", "-", check=True).stdout)
+    d = json.loads(run_main("fit", "--db", dbp, "--law", "kaplan-n", "--json", "-", check=True).stdout)
     assert d["n_points"] == 7  # the failed run is left out
-    d2 = json.loads(run_cli("fit", "--db", dbp, "--law", "kaplan-n", "--count-embeddings", "--json", "-",
+    d2 = json.loads(run_main("fit", "--db", dbp, "--law", "kaplan-n", "--count-embeddings", "--json", "-",
                             check=True).stdout)
     assert d2["count_embeddings"] is True and d2["params"] != d["params"]
     # kaplan-c reads the learning curves and fits their compute-efficient frontier
-    d3 = json.loads(run_cli("fit", "--db", dbp, "--law", "kaplan-c", "--json", "-", check=True).stdout)
+    d3 = json.loads(run_main("fit", "--db", dbp, "--law", "kaplan-c", "--json", "-", check=True).stdout)
     assert d3["units"]["C_c"] == "PF-days" and d3["n_points"] > 7
-    d4 = json.loads(run_cli("fit", "--db", dbp, "--law", "bcrit", "--json", "-", check=True).stdout)
+    d4 = json.loads(run_main("fit", "--db", dbp, "--law", "bcrit", "--json", "-", check=True).stdout)
     assert d4["n_points"] == 35  # every curve point with a noise scale
     assert d4["params"]["alpha_B"] == pytest.approx(0.3, rel=0.02)
     from scalinglab.laws.data import frame_from_store
@@ -128,24 +128,24 @@ def test_fit_from_store(tmp_path, synthetic_corpus):
     some = df["run"].iloc[:3].tolist()
     assert set(frame_from_store(dbp, "kaplan-n", run_ids=some)["run"]) == set(some)
     assert set(frame_from_store(dbp, "bcrit", run_ids=some)["run"]) == set(some)
-    assert_clean_error(run_cli("fit", "--db", tmp_path / "nope.db", "--law", "kaplan-n"), "not found")
+    assert_clean_error(run_main("fit", "--db", tmp_path / "nope.db", "--law", "kaplan-n"), "not found")
 
 
 def test_fit_ood_offset_from_store(tmp_path, synthetic_corpus):
     """The loss on the extra eval set becomes L_ood; with several sets the user names one (or gets exit 2)."""
     one = _store_db(tmp_path / "one.db", synthetic_corpus)
-    d = json.loads(run_cli("fit", "--db", one, "--law", "ood-offset", "--bootstrap", "50", "--json", "-",
+    d = json.loads(run_main("fit", "--db", one, "--law", "ood-offset", "--bootstrap", "50", "--json", "-",
                            check=True).stdout)
     assert d["n_points"] == 7 and d["params"]["offset"] == pytest.approx(0.3, abs=1e-6)
-    d = json.loads(run_cli("fit", "--db", one, "--law", "ood-linear", "--json", "-", check=True).stdout)
+    d = json.loads(run_main("fit", "--db", one, "--law", "ood-linear", "--json", "-", check=True).stdout)
     assert d["params"]["slope"] == pytest.approx(1.0, abs=1e-3)
     two = _store_db(tmp_path / "two.db", synthetic_corpus, eval_sets=("a", "b"))
-    assert_clean_error(run_cli("fit", "--db", two, "--law", "ood-offset"), "--col L_ood=")
-    d = json.loads(run_cli("fit", "--db", two, "--law", "ood-offset", "--col", "L_ood=L:b", "--json", "-",
+    assert_clean_error(run_main("fit", "--db", two, "--law", "ood-offset"), "--col L_ood=")
+    d = json.loads(run_main("fit", "--db", two, "--law", "ood-offset", "--col", "L_ood=L:b", "--json", "-",
                            check=True).stdout)
     assert d["params"]["offset"] == pytest.approx(0.6, abs=1e-6)
     none = _store_db(tmp_path / "none.db", synthetic_corpus, eval_sets=())
-    assert_clean_error(run_cli("fit", "--db", none, "--law", "ood-offset"), "no losses on extra eval sets")
+    assert_clean_error(run_main("fit", "--db", none, "--law", "ood-offset"), "no losses on extra eval sets")
 
 
 def test_fit_bcrit_scan_csv(tmp_path):
@@ -153,7 +153,7 @@ def test_fit_bcrit_scan_csv(tmp_path):
     rows = [pd.DataFrame({"run": f"b{B:.0f}", "B": B, "S": 50 * (L - 1.5) ** -2 * (1 + 2e5 / L ** (1 / 0.3) / B),
                           "L": L}) for B in np.geomspace(256, 1e6, 8)]
     pd.concat(rows).to_csv(tmp_path / "scan.csv", index=False)
-    d = json.loads(run_cli("fit", "--csv", tmp_path / "scan.csv", "--law", "bcrit-scan", "--json", "-",
+    d = json.loads(run_main("fit", "--csv", tmp_path / "scan.csv", "--law", "bcrit-scan", "--json", "-",
                            check=True).stdout)
     assert d["params"]["alpha_B"] == pytest.approx(0.3, rel=0.05) and len(d["levels"]) >= 5
 
@@ -161,6 +161,6 @@ def test_fit_bcrit_scan_csv(tmp_path):
 def test_fit_summary_warns_about_a_parameter_at_its_bound(tmp_path):
     csv = tmp_path / "flat.csv"
     pd.DataFrame({"L": np.linspace(3.0, 5.0, 10), "B": np.full(10, 1000.0)}).to_csv(csv, index=False)
-    out = run_cli("fit", "--csv", csv, "--law", "bcrit", "--json", tmp_path / "f.json", check=True).stdout
+    out = run_main("fit", "--csv", csv, "--law", "bcrit", "--json", tmp_path / "f.json", check=True).stdout
     assert "warning: alpha_B is at a bound of its search range" in out
     assert json.loads((tmp_path / "f.json").read_text())["at_bounds"] == ["alpha_B"]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import assert_clean_error, markov_tokens, run_cli
+from tests.helpers import assert_clean_error, markov_tokens, run_cli, run_main
 
 VOCAB = 256
 SHAPE = ["--n-layer", "2", "--d-model", "32", "--n-ctx", "32", "--batch-size", "8", "--threads", "1",
@@ -38,6 +38,7 @@ def _json_line(proc: subprocess.CompletedProcess) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_train_learns_and_accounts_exactly(learnable_corpus, tmp_path):
     from scalinglab.config import ModelConfig
     from scalinglab.model.counting import PF_DAY, count_model, flops_per_token_train
@@ -88,6 +89,7 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
         time.sleep(0.002)
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_is_bit_exact(learnable_corpus, tmp_path):
     args = ["train", "--corpus", str(learnable_corpus), *SHAPE, "--steps", "120", "--dropout", "0.1",
             "--eval-every", "25", "--checkpoint-every-steps", "10", "--json"]
@@ -122,12 +124,13 @@ def test_resume_after_sigkill_is_bit_exact(learnable_corpus, tmp_path):
     assert again["val_loss"] == whole["val_loss"] and again["wall_s"] == resumed["wall_s"]
 
 
+@pytest.mark.slow
 def test_other_config_in_same_folder_refused_unless_overwrite(learnable_corpus, tmp_path):
     out = tmp_path / "run"
     base = ["train", "--corpus", learnable_corpus, "--out", out, *SHAPE, "--steps", "3", "--json"]
     run_cli(*base, check=True)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    proc = run_cli(*base, "--seed", "1")
+    proc = run_main(*base, "--seed", "1")
     assert_clean_error(proc, "different config", "seed", "--overwrite")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     db = tmp_path / "results.db"
@@ -141,6 +144,7 @@ def test_other_config_in_same_folder_refused_unless_overwrite(learnable_corpus, 
     assert sorted(evals["step"]) == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_diverged_run_exits_3_with_status(learnable_corpus, tmp_path):
     out = tmp_path / "run"
     proc = run_cli("train", "--corpus", learnable_corpus, "--out", out, *SHAPE, "--steps", "30", "--lr", "30",
@@ -165,10 +169,10 @@ def test_diverged_run_exits_3_with_status(learnable_corpus, tmp_path):
 )
 def test_bad_flags_exit_2(learnable_corpus, tmp_path, extra, needle):
     out = tmp_path / "run"
-    assert_clean_error(run_cli("train", "--corpus", learnable_corpus, "--out", out, *SHAPE, *extra), needle)
+    assert_clean_error(run_main("train", "--corpus", learnable_corpus, "--out", out, *SHAPE, *extra), needle)
     assert not (out / "config.json").exists()
 
 
 def test_missing_corpus_exit_2(tmp_path):
-    proc = run_cli("train", "--corpus", tmp_path / "nope", "--out", tmp_path / "run", *SHAPE, "--steps", "5")
+    proc = run_main("train", "--corpus", tmp_path / "nope", "--out", tmp_path / "run", *SHAPE, "--steps", "5")
     assert_clean_error(proc, "corpus", "not found")

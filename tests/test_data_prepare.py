@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import assert_clean_error, run_cli
+from tests.helpers import assert_clean_error, run_cli, run_main
 
 
 def make_texts(n: int, seed: int, words_per_doc: tuple[int, int] = (40, 400)) -> list[str]:
@@ -32,7 +32,7 @@ def make_texts(n: int, seed: int, words_per_doc: tuple[int, int] = (40, 400)) ->
 
 
 def prepare(*args, check=True):
-    proc = run_cli("corpus", "prepare", "--quiet", "--json", *map(str, args))
+    proc = run_main("corpus", "prepare", "--quiet", "--json", *map(str, args))
     if check:
         assert proc.returncode == 0, proc.stderr
         return json.loads(proc.stdout)
@@ -40,7 +40,7 @@ def prepare(*args, check=True):
 
 
 def info(path: Path) -> dict:
-    proc = run_cli("corpus", "info", str(path), "--json", "--verify")
+    proc = run_main("corpus", "info", str(path), "--json", "--verify")
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -124,6 +124,7 @@ def text_folder(tmp_path_factory) -> tuple[Path, list[str]]:
     return root, [texts[i] for i in order]
 
 
+@pytest.mark.slow
 def test_stdlib_corpus_counts_and_held_out_tests(tmp_path):
     out = tmp_path / "c"
     res = prepare("--source", "stdlib", "--out", out, "--vocab-size", 400, "--max-tokens", 60_000,
@@ -318,20 +319,20 @@ def test_bad_inputs_exit_2_and_leave_folders_untouched(tmp_path, text_folder):
 
 
 def test_info_rejects_non_corpus_and_damaged_corpus(tmp_path, text_folder):
-    assert_clean_error(run_cli("corpus", "info", str(tmp_path / "nope")), "not found")
+    assert_clean_error(run_main("corpus", "info", str(tmp_path / "nope")), "not found")
     plain = tmp_path / "plain"
     plain.mkdir()
-    assert_clean_error(run_cli("corpus", "info", str(plain)), "not a scalinglab corpus")
+    assert_clean_error(run_main("corpus", "info", str(plain)), "not a scalinglab corpus")
     (plain / "corpus.json").write_text("{not json")
-    assert_clean_error(run_cli("corpus", "info", str(plain)), "not valid JSON")
+    assert_clean_error(run_main("corpus", "info", str(plain)), "not valid JSON")
     (plain / "corpus.json").write_text(json.dumps({"format": "scalinglab-corpus"}))
-    assert_clean_error(run_cli("corpus", "info", str(plain)), "incomplete")
+    assert_clean_error(run_main("corpus", "info", str(plain)), "incomplete")
     out = tmp_path / "c"
     prepare("--source", text_folder[0], "--out", out, "--vocab-size", 300)
     val = out / "val.bin"
     val.write_bytes(val.read_bytes()[:-2])
-    assert_clean_error(run_cli("corpus", "info", str(out)), "val.bin")
-    text = run_cli("corpus", "info", str(tmp_path / "c"))
+    assert_clean_error(run_main("corpus", "info", str(out)), "val.bin")
+    text = run_main("corpus", "info", str(tmp_path / "c"))
     assert text.returncode == 2
 
 
@@ -365,6 +366,7 @@ def test_hf_source_uses_the_local_cache_only(tmp_path, text_folder):
     assert_same_tokens(out, seqs)
 
 
+@pytest.mark.slow
 def test_interrupted_prepare_leaves_the_old_corpus_and_no_temp_folder(tmp_path, text_folder):
     import os
     import signal

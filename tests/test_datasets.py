@@ -10,7 +10,7 @@ import pytest
 
 from scalinglab import datasets
 from scalinglab.errors import UserError
-from tests.helpers import assert_clean_error, run_cli
+from tests.helpers import assert_clean_error, run_cli, run_main
 
 EXPECTED = {"chinchilla_epoch_fig4": 245, "chinchilla_kyo_takano": 234, "llama3_fig2_isoflops": 133,
             "misfitting_checkpoints": 4852, "openathena_isoflops": 947}
@@ -49,26 +49,26 @@ def test_provenance_is_the_section_of_one_table():
 def test_cli_list_show_export(tmp_path):
     listing = json.loads(run_cli("datasets", "list", "--json", check=True).stdout)
     assert [d["name"] for d in listing] == sorted(EXPECTED)
-    shown = run_cli("datasets", "show", "chinchilla_kyo_takano", check=True).stdout
+    shown = run_main("datasets", "show", "chinchilla_kyo_takano", check=True).stdout
     assert "kyo-takano/chinchilla" in shown and "234 rows" in shown
     out = tmp_path / "m.csv"
-    run_cli("datasets", "export", "misfitting_checkpoints", "--out", out, check=True)
+    run_main("datasets", "export", "misfitting_checkpoints", "--out", out, check=True)
     assert hashlib.sha256(out.read_bytes()).hexdigest() == _readme_sha256()["misfitting_checkpoints"]
 
 
 def test_cli_bad_names_exit_2(tmp_path):
     out = tmp_path / "keep.csv"
     out.write_text("mine\n")
-    assert_clean_error(run_cli("datasets", "export", "nope", "--out", out), "unknown dataset", "nope")
+    assert_clean_error(run_main("datasets", "export", "nope", "--out", out), "unknown dataset", "nope")
     assert out.read_text() == "mine\n"
-    assert_clean_error(run_cli("fit", "--dataset", "nope", "--law", "chinchilla"), "unknown dataset")
-    assert_clean_error(run_cli("fit", "--dataset", "chinchilla_kyo_takano", "--csv", out, "--law", "chinchilla"),
+    assert_clean_error(run_main("fit", "--dataset", "nope", "--law", "chinchilla"), "unknown dataset")
+    assert_clean_error(run_main("fit", "--dataset", "chinchilla_kyo_takano", "--csv", out, "--law", "chinchilla"),
                        "exactly one")
 
 
 def test_fit_dataset_is_the_csv_shorthand():
     args = ("--law", "chinchilla", "--query", "in_epoch_fit", "--json", "-")
-    by_name = json.loads(run_cli("fit", "--dataset", "chinchilla_epoch_fig4", *args, check=True).stdout)
-    by_path = json.loads(run_cli("fit", "--csv", datasets.path("chinchilla_epoch_fig4"), *args, check=True).stdout)
+    by_name = json.loads(run_main("fit", "--dataset", "chinchilla_epoch_fig4", *args, check=True).stdout)
+    by_path = json.loads(run_main("fit", "--csv", datasets.path("chinchilla_epoch_fig4"), *args, check=True).stdout)
     assert by_name["source"] == "dataset:chinchilla_epoch_fig4"
     assert by_name["params"] == by_path["params"] and by_name["n_points"] == 240

@@ -152,7 +152,8 @@ def _write(fmt: str, native, out: Path) -> tuple[str, str | None]:
 LIBS = {"tensorboard": "tbparse", "mlflow": "mlflow", "wandb": "wandb"}
 
 
-@pytest.mark.parametrize("fmt", ["csv", "jsonl", "tensorboard", "mlflow", "wandb", "hf-trainer"])
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "tensorboard", pytest.param("mlflow", marks=pytest.mark.slow),
+                                 pytest.param("wandb", marks=pytest.mark.slow), "hf-trainer"])
 def test_each_format_brings_the_same_curves_and_fits_back(fmt, native, tmp_path):
     if fmt in LIBS:
         pytest.importorskip(LIBS[fmt])
@@ -230,6 +231,7 @@ def test_n_d_c_from_a_config_shape_and_the_convention_recorded(tmp_path):
     assert stored["import"]["format"] == "jsonl" and stored["batch_size"] == 8
 
 
+@pytest.mark.slow
 def test_cli_import_then_fit_matches_the_native_fit(native, tmp_path):
     src, cfg = write_table(native, tmp_path, "csv")
     db = tmp_path / "s.db"

@@ -11,7 +11,7 @@ import pytest
 from scalinglab.errors import UserError
 from scalinglab.laws import fit_law, get_law
 from scalinglab.laws.plan import PF_DAY, plan_allocation
-from tests.helpers import assert_clean_error, run_cli
+from tests.helpers import assert_clean_error, run_cli, run_main
 
 
 def test_paper_plan_constants():
@@ -85,12 +85,12 @@ def test_plan_cli_paper_and_fit(tmp_path):
     assert d["N_opt"] == pytest.approx(1.3e9) and d["contradiction"]["C_pf_days"] == pytest.approx(1.1e4, rel=0.1)
     fit_json = tmp_path / "fit.json"
     fit_json.write_text(json.dumps(_chin_fit().to_dict()))
-    out = run_cli("plan", "--compute", "1e21", "--fit", fit_json, check=True).stdout
+    out = run_main("plan", "--compute", "1e21", "--fit", fit_json, check=True).stdout
     assert "N_opt" in out and "chinchilla" in out
     # a reproduce-style fits.json keyed by law name
     keyed = tmp_path / "fits.json"
     keyed.write_text(json.dumps({"chinchilla": json.loads(fit_json.read_text())}))
-    d = json.loads(run_cli("plan", "--compute", "1e21", "--fit", keyed, "--json", check=True).stdout)
+    d = json.loads(run_main("plan", "--compute", "1e21", "--fit", keyed, "--json", check=True).stdout)
     assert d["N_opt"] > 0
 
 
@@ -111,4 +111,4 @@ def test_plan_bad_input(tmp_path, args, content, needle):
     if content is not None:
         fit.write_text(content)
     args = [str(fit) if a == "FIT" else str(tmp_path / a) if a.endswith(".json") else a for a in args]
-    assert_clean_error(run_cli("plan", *args), needle)
+    assert_clean_error(run_main("plan", *args), needle)

@@ -25,7 +25,7 @@ from scalinglab.model.counting import (
 )
 from scalinglab.model.lstm import LSTMLM, lstm_flops_per_token_forward, lstm_params
 from scalinglab.model.transformer import GPT
-from tests.helpers import assert_clean_error, run_cli
+from tests.helpers import assert_clean_error, run_main
 
 
 def cfg(**kw) -> ModelConfig:
@@ -191,7 +191,7 @@ def test_lstm_rejects_other_arch():
 
 
 def _count_json(*args) -> dict:
-    proc = run_cli("count", *args, "--json")
+    proc = run_main("count", *args, "--json")
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -213,13 +213,13 @@ def test_count_cli_universal_json_and_table():
     assert out["n_params_approx"] == 12 * 256**2
     assert out["n_embedding"] == (256 + 128) * 256
     assert out["flops_per_token_forward"] == 3_291_136
-    proc = run_cli("count", "--arch", "universal", "--n-layer", 2, "--d-model", 256, "--n-ctx", 128, "--vocab", 256)
+    proc = run_main("count", "--arch", "universal", "--n-layer", 2, "--d-model", 256, "--n-ctx", 128, "--vocab", 256)
     assert proc.returncode == 0, proc.stderr
     assert "790,272" in proc.stdout and "universal" in proc.stdout
 
 
 def test_count_cli_bad_arch():
-    assert_clean_error(run_cli("count", "--arch", "gru", "--n-layer", 2, "--d-model", 64), "arch")
+    assert_clean_error(run_main("count", "--arch", "gru", "--n-layer", 2, "--d-model", 64), "arch")
 
 
 # --- they learn ---------------------------------------------------------------------------------------
@@ -234,6 +234,7 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["lstm", "universal"])
 def test_learns_synthetic_corpus(arch, synthetic_corpus, one_thread):
     """A tiny model, 60 AdamW steps on the Markov corpus: loss on unseen windows falls well below ln(vocab).

@@ -18,7 +18,7 @@ from scalinglab.model.counting import (
     flops_per_token_train,
     n_params_closed_form,
 )
-from tests.helpers import assert_clean_error, run_cli
+from tests.helpers import assert_clean_error, run_cli, run_main
 
 
 def cfg(**kw) -> ModelConfig:
@@ -108,9 +108,9 @@ def test_count_cli_table():
     ],
 )
 def test_count_cli_bad_input(args, needle):
-    assert_clean_error(run_cli("count", *args), needle)
+    assert_clean_error(run_main("count", *args), needle)
 
 
 def test_version_and_help():
-    assert run_cli("--version").stdout.startswith("scalinglab ")
-    assert "Usage" in run_cli("count", "--help").stdout
+    assert run_main("--version").stdout.startswith("scalinglab ")
+    assert "Usage" in run_main("count", "--help").stdout

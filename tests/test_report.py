@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import MAIN, assert_clean_error, make_store, run_cli, synthetic_result
+from tests.helpers import MAIN, assert_clean_error, make_store, run_cli, run_main, synthetic_result
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +145,7 @@ def test_markdown_report(store, tmp_path):
     assert "## Not measured by this study" in md
 
 
+@pytest.mark.slow
 def test_report_cli(store, tmp_path, kaplan_n_fit):
     import json
 
@@ -161,13 +162,13 @@ def test_report_cli(store, tmp_path, kaplan_n_fit):
 
 def test_report_bad_input(tmp_path, store):
     missing = tmp_path / "missing.db"
-    assert_clean_error(run_cli("report", "--db", missing, "--out", tmp_path / "o"), "not found")
+    assert_clean_error(run_main("report", "--db", missing, "--out", tmp_path / "o"), "not found")
     assert not missing.exists() and not (tmp_path / "o").exists()
-    assert_clean_error(run_cli("report", "--db", store, "--out", tmp_path / "o", "--format", "pdf"), "format")
-    assert_clean_error(run_cli("report", "--db", store, "--out", tmp_path / "o", "--figures", "99"), "figure")
+    assert_clean_error(run_main("report", "--db", store, "--out", tmp_path / "o", "--format", "pdf"), "format")
+    assert_clean_error(run_main("report", "--db", store, "--out", tmp_path / "o", "--figures", "99"), "figure")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    assert_clean_error(run_cli("report", "--db", store, "--out", tmp_path / "o", "--fits", bad), "json")
+    assert_clean_error(run_main("report", "--db", store, "--out", tmp_path / "o", "--fits", bad), "json")
     assert not (tmp_path / "o").exists()
 
 

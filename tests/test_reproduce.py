@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from tests.helpers import assert_clean_error, run_cli
+from tests.helpers import assert_clean_error, run_cli, run_main
 
 MICRO_PLAN = """
 name = "micro"
@@ -33,7 +33,7 @@ def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
 
 def test_unknown_preset_lists_the_presets(tmp_path):
     out = tmp_path / "o"
-    assert_clean_error(run_cli("reproduce", "--preset", "huge", "--out", out), "huge", "cpu", "gpu", "tiny")
+    assert_clean_error(run_main("reproduce", "--preset", "huge", "--out", out), "huge", "cpu", "gpu", "tiny")
     assert not out.exists()
 
 
@@ -42,18 +42,18 @@ def test_foreign_out_folder_is_refused_untouched(tmp_path):
     out.mkdir()
     (out / "notes.txt").write_text("precious")
     before = _snapshot(out)
-    assert_clean_error(run_cli("reproduce", "--preset", "tiny", "--out", out), "not empty")
+    assert_clean_error(run_main("reproduce", "--preset", "tiny", "--out", out), "not empty")
     assert _snapshot(out) == before
     # a previous reproduce of another preset is refused too
     other = tmp_path / "cpu_run"
     other.mkdir()
     (other / "reproduce.json").write_text(json.dumps({"preset": "cpu"}))
     before = _snapshot(other)
-    assert_clean_error(run_cli("reproduce", "--preset", "tiny", "--out", other), "cpu")
+    assert_clean_error(run_main("reproduce", "--preset", "tiny", "--out", other), "cpu")
     assert _snapshot(other) == before
     not_a_dir = tmp_path / "file"
     not_a_dir.write_text("x")
-    assert_clean_error(run_cli("reproduce", "--preset", "tiny", "--out", not_a_dir), "not a folder")
+    assert_clean_error(run_main("reproduce", "--preset", "tiny", "--out", not_a_dir), "not a folder")
 
 
 @pytest.mark.parametrize("preset", ["tiny", "cpu", "gpu"])
@@ -61,7 +61,7 @@ def test_presets_are_plans_that_meet_their_brief(preset, tmp_path, synthetic_cor
     from scalinglab.model.counting import count_model
     from scalinglab.sweep.plan import load_plan
 
-    proc = run_cli("reproduce", "--preset", preset, "--print-plan", check=True)
+    proc = run_main("reproduce", "--preset", preset, "--print-plan", check=True)
     raw = tomllib.loads(proc.stdout)
     assert raw["corpus"] == "corpus"
     (tmp_path / "plan.toml").write_text(proc.stdout)
@@ -83,6 +83,7 @@ def test_presets_are_plans_that_meet_their_brief(preset, tmp_path, synthetic_cor
         assert {s.config.arch for s in plan.runs} == {"transformer", "lstm", "universal"}
 
 
+@pytest.mark.slow
 def test_reproduce_end_to_end_and_resume(tmp_path):
     plan = tmp_path / "micro.toml"
     plan.write_text(MICRO_PLAN)

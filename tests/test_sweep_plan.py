@@ -13,7 +13,7 @@ from scalinglab.config import ModelConfig
 from scalinglab.errors import UserError
 from scalinglab.model.counting import flops_per_token_train, n_params_closed_form
 from scalinglab.sweep.plan import load_plan, solve_shape
-from tests.helpers import assert_clean_error, run_cli
+from tests.helpers import assert_clean_error, run_cli, run_main
 
 
 def _plan(tmp_path, body: str, corpus=None, name="p.toml"):
@@ -179,17 +179,18 @@ def test_plan_without_name_or_corpus(tmp_path, synthetic_corpus):
 
 def test_cli_malformed_plan_exits_2_and_creates_nothing(synthetic_corpus, tmp_path):
     p = _plan(tmp_path, "[[grid]]\nn_layer = [1]\nd_model = [32]\nstep = 5\n", synthetic_corpus)
-    proc = run_cli("sweep", p, "--db", tmp_path / "out" / "r.db")
+    proc = run_main("sweep", p, "--db", tmp_path / "out" / "r.db")
     assert_clean_error(proc, "p.toml line 6", "step", "did you mean 'steps'")
     assert not (tmp_path / "out").exists()
-    proc = run_cli("sweep", p)  # no --db and no --dry-run
+    proc = run_main("sweep", p)  # no --db and no --dry-run
     assert_clean_error(proc, "--db")
-    proc = run_cli("sweep", tmp_path / "nope.toml", "--dry-run")
+    proc = run_main("sweep", tmp_path / "nope.toml", "--dry-run")
     assert_clean_error(proc, "plan file not found")
-    proc = run_cli("sweep", p, "--db", tmp_path / "r.db", "--executor", "slurm")
+    proc = run_main("sweep", p, "--db", tmp_path / "r.db", "--executor", "slurm")
     assert_clean_error(proc, "--executor", "slurm")
 
 
+@pytest.mark.slow
 def test_cli_dry_run_lists_runs_without_creating_the_db(synthetic_corpus, tmp_path):
     p = _plan(tmp_path, """
         [train]
@@ -215,6 +216,6 @@ def test_cli_dry_run_lists_runs_without_creating_the_db(synthetic_corpus, tmp_pa
         assert r["flops"] > 0 and r["est_wall_s"] > 0
     assert out["runs"][2]["target_compute"] == 1e9
     # the human table names every run
-    proc = run_cli("sweep", p, "--dry-run", "--no-estimate", check=True)
+    proc = run_main("sweep", p, "--dry-run", "--no-estimate", check=True)
     for r in plan.runs:
         assert r.run_id in proc.stdout

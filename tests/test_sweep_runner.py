@@ -17,7 +17,7 @@ import pytest
 from scalinglab.store import db as store
 from scalinglab.sweep.plan import load_plan
 from scalinglab.sweep.runner import _Lock
-from tests.helpers import assert_clean_error, run_cli
+from tests.helpers import assert_clean_error, run_cli, run_main
 
 TINY = """
 [train]
@@ -61,6 +61,7 @@ def local_sweep(synthetic_corpus, tmp_path_factory):
     return plan, db, json.loads(proc.stdout)
 
 
+@pytest.mark.slow
 def test_local_sweep_runs_every_run_once_and_rerun_skips(local_sweep):
     plan, db, summary = local_sweep
     ids = {r.run_id for r in load_plan(plan).runs}
@@ -80,13 +81,14 @@ def test_local_sweep_runs_every_run_once_and_rerun_skips(local_sweep):
     assert after[0] == before[0] and after[1] == before[1] and after[2] >= before[2]
 
 
+@pytest.mark.slow
 def test_runs_csv_and_curves_feed_pandas(local_sweep):
     _, db, _ = local_sweep
-    df = pd.read_csv(io.StringIO(run_cli("runs", "--db", db, "--csv", "-", check=True).stdout))
+    df = pd.read_csv(io.StringIO(run_main("runs", "--db", db, "--csv", "-", check=True).stdout))
     assert len(df) == 4 and {"run_id", "status", "n_layer", "d_model", "n_params", "tokens", "flops",
                              "val_loss", "config"} <= set(df.columns)
     out = db.parent / "curves.csv"
-    run_cli("runs", "--db", db, "--csv", out, "--curves", check=True)
+    run_main("runs", "--db", db, "--csv", out, "--curves", check=True)
     curves = pd.read_csv(out)
     assert set(curves["run_id"]) == set(df["run_id"])
     n_points = sqlite3.connect(db).execute("SELECT count(*) FROM evals").fetchone()[0]
@@ -95,18 +97,19 @@ def test_runs_csv_and_curves_feed_pandas(local_sweep):
             "n_params"} <= set(curves.columns)
     last = curves.sort_values("step").groupby("run_id").tail(1).set_index("run_id")["val_loss"]
     assert last.to_dict() == pytest.approx(df.set_index("run_id")["val_loss"].to_dict())
-    js = json.loads(run_cli("runs", "--db", db, "--json", "--curves", check=True).stdout)
+    js = json.loads(run_main("runs", "--db", db, "--json", "--curves", check=True).stdout)
     assert sum(len(r["curve"]) for r in js) == n_points and "shifted" in js[0]["curve"][-1]["eval_losses"]
-    table = run_cli("runs", "--db", db, check=True).stdout
+    table = run_main("runs", "--db", db, check=True).stdout
     assert all(rid in table for rid in df["run_id"])
 
 
 def test_runs_missing_db_exits_2_without_creating_it(tmp_path):
     missing = tmp_path / "none.db"
-    assert_clean_error(run_cli("runs", "--db", missing, "--json"), "not found")
+    assert_clean_error(run_main("runs", "--db", missing, "--json"), "not found")
     assert not missing.exists() and list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 def test_ray_executor_matches_local(local_sweep, tmp_path):
     pytest.importorskip("ray")
@@ -123,6 +126,7 @@ def test_ray_executor_matches_local(local_sweep, tmp_path):
         assert remote.loc[rid, "threads"] == local.loc[rid, "threads"]
 
 
+@pytest.mark.slow
 def test_diverged_and_failed_runs_are_recorded_and_the_sweep_goes_on(synthetic_corpus, tmp_path):
     # lr=1000 diverges (recorded, final); data_tokens beyond the corpus makes the worker raise ('failed',
     # retried only with --retry-failed); the third run completes regardless.
@@ -151,6 +155,7 @@ def test_diverged_and_failed_runs_are_recorded_and_the_sweep_goes_on(synthetic_c
     conn.close()
 
 
+@pytest.mark.slow
 def test_sigkill_mid_sweep_then_rerun_completes_each_run_once(synthetic_corpus, tmp_path):
     body = "[[grid]]\nn_layer = [1]\nd_model = [32, 40, 48]\nsteps = 40\n"
     plan = _write_plan(tmp_path / "p.toml", synthetic_corpus, body)
