@@ -90,6 +90,17 @@ def test_run_folder_a_node_cannot_see_exits_2(cluster, synthetic_corpus, tmp_pat
 
 @pytest.mark.slow
 @pytest.mark.ray
+def test_a_driver_without_the_cluster_token_exits_2_with_one_line(cluster, synthetic_corpus, tmp_path):
+    (tmp_path / "plan.toml").write_text(PLAN.format(corpus=synthetic_corpus))
+    env = {"RAY_AUTH_MODE": "disabled", "RAY_AUTH_TOKEN": "", "HOME": str(tmp_path)}  # Ray's default for a driver
+    proc = run_cli("sweep", tmp_path / "plan.toml", "--db", tmp_path / "r.db", "--executor", "ray", "--address",
+                   cluster.address, "--threads", "1", env=env, timeout=120)
+    # Ray's client retries for ~20 s, logging a line per try; the sweep holds them back and says why in one line
+    assert_clean_error(proc, "token authentication", "RAY_AUTH_MODE=token")
+
+
+@pytest.mark.slow
+@pytest.mark.ray
 def test_two_node_sweep_survives_a_node_loss(cluster, synthetic_corpus, tmp_path):
     head, w1 = cluster.nodes[0], cluster.nodes[1]
     (tmp_path / "plan.toml").write_text(PLAN.format(corpus=synthetic_corpus))

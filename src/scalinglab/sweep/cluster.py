@@ -15,8 +15,11 @@ import logging
 import os
 import re
 import socket
+import sys
+import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -103,11 +106,37 @@ def probe_address(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
         channel.close()
 
 
+@contextmanager
+def _stderr_held():
+    """Hold what is written on fd 2 until the block ends: replayed when it succeeds, dropped when it raises
+    (Ray's C++ client logs a line per retry while it fails to connect; the UserError line says why)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            if ok:
+                held.seek(0)
+                if data := held.read():
+                    os.write(2, data)
+
+
 def connect(ray, address: str) -> None:
-    """ray.init on an existing cluster, after `probe_address`; every failure is one UserError line."""
+    """ray.init on an existing cluster, after `probe_address`; every failure is one UserError line.
+
+    A cluster with token authentication (`ray start --head` turns it on since Ray 2.59) refuses a driver
+    without RAY_AUTH_MODE=token after Ray's own connect timeout (about 20 s)."""
     probe_address(address)
     try:
-        ray.init(address=address, log_to_driver=False, ignore_reinit_error=True, logging_level=logging.WARNING)
+        with _stderr_held():
+            ray.init(address=address, log_to_driver=False, ignore_reinit_error=True, logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError, ValueError) as e:
         cause = e.__cause__ or e
         msg = " ".join(str(cause).split())
