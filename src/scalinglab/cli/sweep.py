@@ -45,6 +45,8 @@ def sweep(
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed runs again (diverged ones are final).")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the runs with N, tokens, FLOPs and estimated wall time; start nothing.")] = False,
     estimate: Annotated[bool, typer.Option("--estimate/--no-estimate", help="With --dry-run: time a few steps to estimate wall time.")] = True,
+    tracker: Annotated[str | None, typer.Option("--tracker", help="Also log every run's evals and config to mlflow | "
+                                                "tensorboard | wandb (the `track` extra).")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of tables.")] = False,
 ) -> None:
     """Run a sweep plan; rerunning finishes what is missing and duplicates nothing (exit 0 even if runs diverged)."""
@@ -67,7 +69,7 @@ def sweep(
     from scalinglab.sweep.runner import run_sweep
 
     summary = run_sweep(p, db, executor=executor, workers=workers, threads=threads, address=address,
-                        retry_failed=retry_failed)
+                        retry_failed=retry_failed, tracker=tracker)
     if json_:
         emit_json(json_safe(summary.to_dict()))
     else:

@@ -79,6 +79,8 @@ def _own_options(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a run with a different config in --out.")]
     = False,
     db: Annotated[str | None, typer.Option("--db", help="Also record the run in this SQLite results store.")] = None,
+    tracker: Annotated[str | None, typer.Option("--tracker", help="Also log every eval and the config to mlflow | "
+                                                "tensorboard | wandb (the `track` extra).")] = None,
     json_: JsonFlag = False,
 ) -> None:
     """The options of `train` that are not run settings."""
@@ -143,12 +145,13 @@ def train(**options: Any) -> None:
     Exit status: 0 when the run finished (also when it stopped early), 2 on bad input, 3 when it
     diverged (NaN/inf or blown-up loss; the JSON line is still printed, with status "diverged").
     """
-    own = {k: options.pop(k) for k in ("out", "config", "set_", "overwrite", "db", "json_")}
+    own = {k: options.pop(k) for k in ("out", "config", "set_", "overwrite", "db", "tracker", "json_")}
     cfg = train_config(options, own["config"], own["set_"])
-    from scalinglab.train import run_training
+    from scalinglab.trackers import check_tracker, train_tracked
 
+    check_tracker(own["tracker"])
     out = own["out"]
-    result = run_training(cfg, out, overwrite=own["overwrite"])
+    result = train_tracked(cfg, out, own["tracker"], overwrite=own["overwrite"])
     from scalinglab.train.distributed import Ranks
 
     if Ranks.from_env().is_main:  # under torchrun, rank 0 records and reports the run

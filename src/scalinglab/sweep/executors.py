@@ -24,7 +24,7 @@ EXECUTORS = ("local", "ray")
 
 
 def execute_run(task: dict[str, Any]) -> dict[str, Any]:
-    """Train one run in a worker: `task` = {run_id, config (TrainConfig dict with threads), out_dir}.
+    """Train one run in a worker: `task` = {run_id, config (TrainConfig dict with threads), out_dir[, tracker]}.
 
     Never raises: an exception becomes a result with status 'failed' and the reason, so that one bad run
     cannot take the sweep down. A run folder with a checkpoint resumes inside `run_training`.
@@ -33,10 +33,10 @@ def execute_run(task: dict[str, Any]) -> dict[str, Any]:
     base = {"run_id": task["run_id"], "host": socket.gethostname(), "worker_pid": os.getpid()}
     try:
         from scalinglab.config import TrainConfig
-        from scalinglab.train import run_training
+        from scalinglab.trackers import train_tracked
 
         cfg = TrainConfig.model_validate(task["config"])
-        result = dict(run_training(cfg, task["out_dir"], progress=False))
+        result = dict(train_tracked(cfg, task["out_dir"], task.get("tracker"), task["run_id"], progress=False))
     except Exception as e:  # noqa: BLE001 - reported to the driver, recorded as 'failed'
         tb = traceback.format_exc(limit=-3)
         return {**base, "status": "failed", "reason": f"{type(e).__name__}: {' '.join(str(e).split())}"[:500],

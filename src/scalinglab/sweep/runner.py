@@ -126,8 +126,12 @@ def run_sweep(
     retry_failed: bool = False,
     progress: bool | None = None,
     log: Callable[[str], None] = _stderr,
+    tracker: str | None = None,
 ) -> SweepSummary:
     """Run every run of `plan` that is not finished in the store at `db_path`; returns a summary."""
+    from scalinglab.trackers import check_tracker
+
+    check_tracker(tracker)  # an unknown or missing tracker fails before any run starts
     if workers < 1:
         raise UserError(f"--workers must be at least 1 (got {workers})")
     if threads is not None and threads < 1:
@@ -155,7 +159,8 @@ def run_sweep(
                 log(f"{plan.name}: {summary.already_done} of {len(plan.runs)} runs already finished"
                     + (f", {summary.skipped_failed} failed (rerun with --retry-failed)" if summary.skipped_failed else ""))
             if todo:
-                _drive(plan, todo, db_path, conn, summary, executor, workers, threads, address, progress, log)
+                _drive(plan, todo, db_path, conn, summary, executor, workers, threads, address, progress, log,
+                       tracker)
     finally:
         conn.close()
     summary.wall_s = time.perf_counter() - t_start
@@ -163,7 +168,8 @@ def run_sweep(
 
 
 def _drive(plan: Plan, todo: list[RunSpec], db_path: Path, conn, summary: SweepSummary, executor: str,
-           workers: int, threads: int, address: str | None, progress: bool | None, log) -> None:
+           workers: int, threads: int, address: str | None, progress: bool | None, log,
+           tracker: str | None = None) -> None:
     ex = make_executor(executor, workers, threads, address, runs_dir=run_folder(db_path, todo[0].run_id).parent,
                        corpora=sorted({s.config.corpus for s in todo}))
     log(f"{plan.name}: running {len(todo)} runs on {executor} with {workers} worker(s) × {threads} thread(s)")
@@ -181,6 +187,8 @@ def _drive(plan: Plan, todo: list[RunSpec], db_path: Path, conn, summary: SweepS
                 cfg = spec.config.model_copy(update={"threads": run_threads})
                 task = {"run_id": spec.run_id, "config": cfg.model_dump(mode="json"), "out_dir": str(out_dir),
                         "resources": spec.resources}
+                if tracker:
+                    task["tracker"] = tracker
                 store.mark_running(conn, spec.run_id, cfg, run_threads)
                 inflight[ex.submit(task)] = spec
             for handle, result in ex.wait(list(inflight), timeout=None):
