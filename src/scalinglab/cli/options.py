@@ -31,21 +31,15 @@ def model_config(
     tie_embeddings: bool = False,
     dropout: float = 0.0,
 ):
-    """Build a validated ModelConfig from CLI values; pydantic errors become exit 2 in `main`."""
-    from scalinglab.config import ARCHS, ModelConfig
+    """Build a validated ModelConfig from CLI values (pydantic validates; its errors become one line, exit 2)."""
+    import pydantic
+
+    from scalinglab.cli.core import pydantic_message
+    from scalinglab.config import ModelConfig
     from scalinglab.errors import UserError
 
-    if arch not in ARCHS:
-        raise UserError(f"unknown --arch {arch!r}; choose one of: {', '.join(ARCHS)}")
-    return ModelConfig(
-        arch=arch,
-        n_layer=n_layer,
-        d_model=d_model,
-        d_ff=d_ff,
-        d_attn=d_attn,
-        n_heads=n_heads,
-        n_ctx=n_ctx,
-        vocab_size=vocab_size,
-        tie_embeddings=tie_embeddings,
-        dropout=dropout,
-    )
+    try:
+        return ModelConfig(arch=arch, n_layer=n_layer, d_model=d_model, d_ff=d_ff, d_attn=d_attn, n_heads=n_heads,
+                           n_ctx=n_ctx, vocab_size=vocab_size, tie_embeddings=tie_embeddings, dropout=dropout)
+    except pydantic.ValidationError as e:
+        raise UserError(pydantic_message(e, {"arch": "--arch", "vocab_size": "--vocab"})) from None
