@@ -90,9 +90,11 @@ class LocalCluster:
                     "RAY_AUTH_TOKEN": secrets.token_hex(16)}
         self.nodes: list[Node] = []
 
-    def start_node(self, name: str, head: bool = False, prefix: list[str] | None = None, num_cpus: int = 1) -> Node:
+    def start_node(self, name: str, head: bool = False, prefix: list[str] | None = None, num_cpus: int = 1,
+                   num_gpus: int = 0) -> Node:
         p = free_ports(8)
-        args = [*RAY_START, "--num-cpus", str(num_cpus), "--object-store-memory", str(OBJECT_STORE_BYTES),
+        args = [*RAY_START, "--num-cpus", str(num_cpus), "--num-gpus", str(num_gpus),
+                "--object-store-memory", str(OBJECT_STORE_BYTES),
                 "--temp-dir", str(self.root / name), "--node-manager-port", str(p[0]),
                 "--object-manager-port", str(p[1]), "--dashboard-agent-listen-port", str(p[2]),
                 "--dashboard-agent-grpc-port", str(p[3]), "--runtime-env-agent-port", str(p[4]),

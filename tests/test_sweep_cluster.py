@@ -101,6 +101,29 @@ def test_a_driver_without_the_cluster_token_exits_2_with_one_line(cluster, synth
 
 @pytest.mark.slow
 @pytest.mark.ray
+def test_a_run_asking_for_a_gpu_lands_on_the_node_that_has_one(cluster, synthetic_corpus, tmp_path):
+    # the node declares one GPU (Ray's resource; this machine has none, so the run still trains on the CPU)
+    gpu = cluster.start_node("gpu", num_gpus=1)
+    try:
+        body = PLAN.format(corpus=synthetic_corpus).split("[[grid]]")[0].replace("steps = 150", "steps = 20")
+        plan = _write(tmp_path / "plan.toml", body + "[[run]]\nn_layer = 1\nd_model = 32\nnum_gpus = 1\n"
+                      "[[run]]\nn_layer = 1\nd_model = 48\n")
+        db = tmp_path / "results.db"
+        proc = run_cli("sweep", plan, "--db", db, "--executor", "ray", "--address", cluster.address, "--workers", "2",
+                       "--threads", "1", "--json", env=cluster.env, timeout=400)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert json.loads(proc.stdout)["done"] == 2
+        conn = sqlite3.connect(db)
+        placed = {json.loads(c)["d_model"]: json.loads(r)["node_id"] for c, r in conn.execute("SELECT config, result FROM runs")}
+        conn.close()
+        assert placed[32] == gpu.node_id  # the only node with a GPU
+    finally:
+        gpu.stop()
+        cluster.nodes.remove(gpu)
+
+
+@pytest.mark.slow
+@pytest.mark.ray
 def test_two_node_sweep_survives_a_node_loss(cluster, synthetic_corpus, tmp_path):
     head, w1 = cluster.nodes[0], cluster.nodes[1]
     (tmp_path / "plan.toml").write_text(PLAN.format(corpus=synthetic_corpus))
