@@ -202,6 +202,7 @@ def test_plan_resource_requests_reach_the_ray_task_options_and_leave_run_ids_alo
     task = {"config": gpu.config.model_copy(update={"threads": 1}).model_dump(), "resources": gpu.resources}
     assert task_options(task) == {"num_cpus": 2, "num_gpus": 1, "memory": 1.5 * 2**30}
     assert task_options({"config": {"threads": 3}}) == {"num_cpus": 3}  # default: one CPU per thread
+    assert task_options({"config": {"threads": 3, "nproc_per_node": 2}}) == {"num_cpus": 6}  # ... of every rank
     assert plain.runs[0].resources == {}
 
 

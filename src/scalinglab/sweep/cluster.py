@@ -60,9 +60,12 @@ def check_resource(key: str, value: Any) -> float | int:
 
 
 def task_options(task: dict[str, Any]) -> dict[str, Any]:
-    """Ray options of one run: num_cpus defaults to the run's threads; num_gpus and memory when asked."""
+    """Ray options of one run: num_cpus defaults to its threads × nproc_per_node (a data-parallel run's
+    ranks each use `threads`); num_gpus and memory when the plan asks."""
     res = dict(task.get("resources") or {})
-    opts: dict[str, Any] = {"num_cpus": res.pop("num_cpus", int(task["config"].get("threads") or 1))}
+    cfg = task["config"]
+    cpus = int(cfg.get("threads") or 1) * int(cfg.get("nproc_per_node") or 1)
+    opts: dict[str, Any] = {"num_cpus": res.pop("num_cpus", cpus)}
     opts.update({k: v for k, v in res.items() if k in RESOURCE_KEYS})
     return opts
 
