@@ -238,7 +238,7 @@ def test_cli_import_then_fit_matches_the_native_fit(native, tmp_path):
     out = json.loads(run_cli("import", src, "--db", db, "--config", cfg, "--json", check=True).stdout)
     assert out["format"] == "csv" and len(out["runs"]) == len(native["runs"]) and out["points"] == len(native["evals"])
     fit = lambda d: json.loads(run_cli("fit", "--db", d, "--law", "kaplan-n", "--json", "-", check=True).stdout)  # noqa: E731
-    assert fit(db)["params"] == pytest.approx(fit(native["db"])["params"], rel=1e-9)
+    assert fit(db)["params"] == pytest.approx(fit(native["db"])["params"], rel=1e-6)  # rows in another run-id order
 
 
 @pytest.mark.slow
@@ -288,7 +288,7 @@ def test_jsonl_line_that_is_not_json(tmp_path):
     db = tmp_path / "s.db"
     f = tmp_path / "c.jsonl"
     f.write_text('{"run": "a", "step": 1, "loss": 3.0, "tokens": 10, "N": 5}\n\n{"run": "a", "step": 2,\n')
-    assert_clean_error(run_cli("import", f, "--db", db), "line 3", "not json")
+    assert_clean_error(run_cli("import", f, "--db", db), "line 3", "not valid json")
     _no_db(db)
 
 

@@ -6,7 +6,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +86,30 @@ def json_safe(obj: Any) -> Any:
     if hasattr(obj, "item"):
         return json_safe(obj.item())
     return obj
+
+
+def jsonl_objects(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a JSONL file (.gz too); a line that is not a JSON
+    object, undecodable text or an unreadable file is a one-line UserError naming the file (and line)."""
+    import gzip
+
+    from scalinglab.errors import UserError
+
+    p = Path(path)
+    opener = gzip.open if p.name.lower().endswith(".gz") else open
+    try:
+        with opener(p, "rt", encoding="utf-8-sig") as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise UserError(f"{p}: line {lineno} is not valid JSON ({e.msg})") from None
+                if not isinstance(obj, dict):
+                    raise UserError(f"{p}: line {lineno} is not a JSON object")
+                yield lineno, obj
+    except UnicodeDecodeError as e:
+        raise UserError(f"{p} is not UTF-8 text: {e.reason}") from None
+    except (OSError, EOFError) as e:  # unreadable or truncated gzip
+        raise UserError(f"cannot read {p}: {e}") from None

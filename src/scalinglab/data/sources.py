@@ -18,8 +18,6 @@ Source specs (`open_source(spec)`):
 
 from __future__ import annotations
 
-import gzip
-import json
 import os
 import re
 import sys
@@ -199,33 +197,20 @@ def open_source(spec: str, text_field: str = "text", workers: int = 1) -> Source
 
 def jsonl_documents(path: Path, text_field: str) -> Iterator[Document]:
     """Records of a JSONL file; a line that is not a JSON object with a string `text_field` is a UserError."""
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    try:
-        with opener(path, "rt", encoding="utf-8-sig") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise UserError(f"{path}: line {lineno} is not valid JSON ({e.msg})") from None
-                if not isinstance(rec, dict):
-                    raise UserError(f"{path}: line {lineno} is not a JSON object")
-                if text_field not in rec:
-                    keys = ", ".join(sorted(rec)[:8]) or "none"
-                    raise UserError(f"{path}: line {lineno} has no {text_field!r} field (fields: {keys}); "
-                                    f"choose one with --text-field")
-                text = rec[text_field]
-                if text is None:
-                    continue
-                if not isinstance(text, str):
-                    raise UserError(f"{path}: line {lineno} field {text_field!r} is {type(text).__name__}, not text")
-                if text.strip():
-                    yield Document(f"{path.name}:{lineno}", text)
-    except UnicodeDecodeError as e:
-        raise UserError(f"{path} is not UTF-8 text: {e.reason}") from None
-    except (OSError, EOFError) as e:  # unreadable or truncated gzip
-        raise UserError(f"cannot read {path}: {e}") from None
+    from scalinglab.io import jsonl_objects
+
+    for lineno, rec in jsonl_objects(path):
+        if text_field not in rec:
+            keys = ", ".join(sorted(rec)[:8]) or "none"
+            raise UserError(f"{path}: line {lineno} has no {text_field!r} field (fields: {keys}); "
+                            f"choose one with --text-field")
+        text = rec[text_field]
+        if text is None:
+            continue
+        if not isinstance(text, str):
+            raise UserError(f"{path}: line {lineno} field {text_field!r} is {type(text).__name__}, not text")
+        if text.strip():
+            yield Document(f"{path.name}:{lineno}", text)
 
 
 def parquet_documents(path: Path, text_field: str) -> Iterator[Document]:

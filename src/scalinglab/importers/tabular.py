@@ -9,7 +9,6 @@ overrides settings per run, matched on its run column; a JSON object without one
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -28,41 +27,25 @@ RUN_ALIASES = {"run": ("run", "run_id", "run_name", "name")}
 
 def read_jsonl(path: Path) -> list[dict]:
     """Objects of a JSONL file; a line that is not a JSON object is a UserError naming its line number."""
-    rows = []
-    with path.open(encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path} line {i} is not JSON: {e.msg}") from None
-            if not isinstance(obj, dict):
-                raise UserError(f"{path} line {i} is not a JSON object")
-            rows.append(obj)
-    return rows
+    from scalinglab.io import jsonl_objects
+
+    return [obj for _, obj in jsonl_objects(path)]
 
 
 def read_frame(path: Path, fmt: str):
     """A CSV or JSONL file as a DataFrame (bad files are one-line UserErrors)."""
     import pandas as pd
 
+    from scalinglab.laws.data import load_csv
+
     if not path.is_file():
         raise UserError(f"{fmt} file not found: {path}")
-    if fmt == "jsonl":
-        rows = read_jsonl(path)
-        if not rows:
-            raise UserError(f"no runs found in {path}: the file has no records")
-        return pd.DataFrame.from_records(rows)
-    try:
-        df = pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        raise UserError(f"no runs found in {path}: the file is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise UserError(f"CSV file {path} could not be parsed: {str(e).splitlines()[0]}") from None
-    if df.empty:
-        raise UserError(f"no runs found in {path}: the file has a header but no rows")
-    return df
+    if fmt == "csv":
+        return load_csv(path)
+    rows = read_jsonl(path)
+    if not rows:
+        raise UserError(f"no runs found in {path}: the file has no records")
+    return pd.DataFrame.from_records(rows)
 
 
 def read_table(path: Path, fmt: str, mapping: dict[str, str], family: str = "table") -> list[ImportedRun]:
