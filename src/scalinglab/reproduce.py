@@ -1,8 +1,20 @@
 """One command from nothing to a report: corpus → sweep → fits → planner → report (`scalinglab reproduce`).
 
-A preset is a sweep plan shipped in the package (`presets/<name>.toml`, a plain plan file whose corpus is
-"corpus", i.e. the folder beside it) plus the settings in `PRESETS` below: how to prepare the corpus and
-which laws to fit on which runs. Everything lands in one folder:
+A preset is one plan file shipped in the package (`presets/<name>.toml`, whose corpus is "corpus", i.e. the
+folder beside it) that holds everything: the runs (tagged with their families), and in its [reproduce] table
+how to prepare the corpus, which laws to fit on which runs and the planner's budgets:
+
+    [reproduce]
+    budgets_pf_days = [1e-6, 1e-3, 1.0]
+    corpus = { source = "stdlib", vocab_size = 2048, max_tokens = 4_000_000 }
+    [[reproduce.fit]]
+    law = "kaplan-n"
+    select = "main"               # a family, or a table of run columns: { n_layer = 2, d_model = [32, 64],
+    bootstrap = 500               #   lr = { max = 3e-3 }, data_tokens = { missing = true } }
+    holdout = 1
+
+`--print-plan` prints that file, and `--plan FILE` runs one like it (a file without [reproduce] takes the
+preset's). Everything lands in one folder:
 
     OUT/reproduce.json   marker: preset, settings, progress of each stage (so a rerun redoes nothing)
     OUT/corpus/          the prepared corpus (reused when its settings match)
@@ -29,6 +41,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import pydantic
+import tomllib
+from pydantic import BaseModel, ConfigDict, Field
+
 from scalinglab.errors import UserError
 from scalinglab.io import atomic_write_json, atomic_write_text, read_json
 
@@ -39,10 +55,11 @@ MARKER = "reproduce.json"
 class LawJob:
     """Fit `law` on the runs matching `select` with bootstrap/hold-out; saved as `key` (default: the law's name).
 
-    `select` maps a run column to a value, a list of values, None (empty) or {"min": a, "max": b} (a range)."""
+    `select` is a family name (the runs tagged with it, e.g. "main") or maps a run column to a value, a list of
+    values, None (no value) or {"min": a, "max": b} (a range)."""
 
     law: str
-    select: dict[str, Any] | str = "main"  # "main": the report's L(N)/L(C) family (Study.main_family)
+    select: dict[str, Any] | str = "main"
     bootstrap: int = 200
     holdout: int = 0
     key: str = ""  # name in fits.json when one law is fitted on several families, e.g. "kaplan-n:lstm"
@@ -60,67 +77,62 @@ class PresetSettings:
     note: str = ""
 
 
-# L(N), L(C) and L(N, S) are fitted on the report's main family (Study.main_family): full-data transformer runs
-# at the study's usual batch size and schedule, one shape per size — the same runs the figures draw.
-_MAIN = "main"
+class _Fit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
-PRESETS: dict[str, PresetSettings] = {
-    "tiny": PresetSettings(
-        corpus={"source": "stdlib", "vocab_size": 1024, "max_tokens": 450_000},
-        laws=(LawJob("kaplan-n", _MAIN, 100, 1), LawJob("kaplan-c", _MAIN, 100)),
-        budgets_pf_days=(1e-8, 1e-6, 1.0),
-        note="≥ 6 sizes over > 1 decade of N, learning curves, L(N) and L(C) with the frontier; ≤ 5 min on 2 cores",
-    ),
-    "cpu": PresetSettings(
-        corpus={"source": "stdlib", "vocab_size": 2048, "max_tokens": 4_000_000},
-        laws=(
-            LawJob("kaplan-n", _MAIN, 500, 1),
-            LawJob("kaplan-c", _MAIN, 200),
-            LawJob("kaplan-ns", _MAIN, 0),
-            LawJob("kaplan-nd", {"arch": "transformer", "schedule": "cosine", "batch_size": 32, "n_layer": 2,
-                                 "d_model": [32, 64]}, 200),
-            LawJob("kaplan-d", {"arch": "transformer", "schedule": "cosine", "batch_size": 32, "n_layer": 2,
-                                "d_model": 64, "early_stop": True}, 200),
-            LawJob("bcrit-scan", {"arch": "transformer", "data_tokens": None, "schedule": "cosine", "n_layer": 2,
-                                  "d_model": 32}, 0),
-        ),
-        budgets_pf_days=(1e-6, 1e-3, 1.0),
-        note="N over 2 decades, D-subsets, a batch scan, noise scale, per-position loss, hold-out; ≤ 45 min",
-    ),
-    "gpu": PresetSettings(
-        corpus={"source": "stdlib", "vocab_size": 8192, "max_tokens": 30_000_000},
-        laws=(
-            LawJob("kaplan-n", _MAIN, 1000, 1),
-            LawJob("kaplan-c", _MAIN, 500),
-            LawJob("kaplan-ns", _MAIN, 0),
-            LawJob("kaplan-nd", {"arch": "transformer", "schedule": "cosine", "batch_size": 64,
-                                 "n_layer": [4, 6], "d_model": [256, 384]}, 500),
-            LawJob("bcrit-scan", {"arch": "transformer", "data_tokens": None, "schedule": "cosine", "n_layer": 4,
-                                  "d_model": 256}, 0),
-        ),
-        budgets_pf_days=(1e-4, 1e-2, 1.0),
-        note="sized for one modern GPU for a few hours (bf16 autocast / compile where the trainer uses them)",
-    ),
-    "comparisons": PresetSettings(
-        corpus={"source": "stdlib", "vocab_size": 2048, "max_tokens": 2_000_000},
-        laws=(
-            LawJob("kaplan-n", _MAIN, 500, 1),
-            LawJob("log-n", _MAIN, 500, 1),  # Fig. 23: the logarithm on the same points
-            LawJob("kaplan-c", _MAIN, 200),
-            # Fig. 7: the LSTMs' own L(N) at the Transformer's LR(N) (the 3×-LR check is left out by the range)
-            LawJob("kaplan-n", {"arch": "lstm", "lr": {"max": 3e-3}}, 500, 0, key="kaplan-n:lstm"),
-            # Fig. 8/24: is the loss on held-out stdlib tests the training loss plus a constant?
-            LawJob("ood-offset", _MAIN, 500, 1),
-            LawJob("ood-linear", _MAIN, 500, 1),
-        ),
-        budgets_pf_days=(1e-6, 1e-3, 1.0),
-        note="shape at fixed N, LSTM and recurrent baselines, LR schedules at fixed area, generalisation; ≤ 45 min",
-    ),
-}
-DEFAULT_SETTINGS = PresetSettings(
-    corpus={"source": "stdlib", "vocab_size": 2048, "max_tokens": 2_000_000},
-    laws=(LawJob("kaplan-n", _MAIN, 200, 0), LawJob("kaplan-c", _MAIN, 200)),
-)
+    law: str = Field(min_length=1)
+    select: str | dict[str, Any] = "main"
+    bootstrap: int = Field(default=200, ge=0)
+    holdout: int = Field(default=0, ge=0)
+    key: str = ""
+
+
+class _Corpus(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(min_length=1)
+    vocab_size: int = Field(gt=1)
+    max_tokens: int | None = Field(default=None, gt=0)
+
+
+class _Reproduce(BaseModel):
+    """The [reproduce] table of a plan file: how to prepare its corpus and which laws to fit on which runs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: str = ""
+    budgets_pf_days: list[float] = Field(default_factory=list)
+    corpus: _Corpus
+    fit: list[_Fit] = Field(min_length=1)
+
+
+def _select_value(v: Any) -> Any:
+    """TOML has no null: `{ missing = true }` in a select table stands for None (runs without a value)."""
+    return None if v == {"missing": True} else v
+
+
+def settings_from_table(table: dict[str, Any], where: str) -> PresetSettings:
+    """PresetSettings from a plan's [reproduce] table; a problem is one UserError naming `where` and the key."""
+    try:
+        r = _Reproduce.model_validate(table)
+    except pydantic.ValidationError as e:
+        first = e.errors()[0]
+        loc = ".".join(str(x) for x in first["loc"])
+        raise UserError(f"{where}: [reproduce] {loc}: {first['msg']}") from None
+    laws = tuple(LawJob(f.law, f.select if isinstance(f.select, str) else
+                        {k: _select_value(v) for k, v in f.select.items()}, f.bootstrap, f.holdout, f.key)
+                 for f in r.fit)
+    return PresetSettings(r.corpus.model_dump(exclude_none=True), laws, tuple(r.budgets_pf_days), r.note)
+
+
+def settings_from_text(text: str, where: str) -> PresetSettings | None:
+    """The [reproduce] settings of a plan file's text, None when it has no such table."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"plan {where} is not valid TOML: {e}") from None
+    table = raw.get("reproduce")
+    return None if table is None else settings_from_table(table, where)
 
 
 def preset_names() -> list[str]:
@@ -137,7 +149,11 @@ def preset_text(name: str) -> str:
 
 
 def settings_for(name: str) -> PresetSettings:
-    return PRESETS.get(name, DEFAULT_SETTINGS)
+    """The preset's corpus settings and law jobs (its plan file's [reproduce] table)."""
+    settings = settings_from_text(preset_text(name), f"{name}.toml")
+    if settings is None:  # pragma: no cover - every shipped preset has one (tested)
+        raise UserError(f"preset {name!r} has no [reproduce] table")
+    return settings
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -223,10 +239,10 @@ def law_frame(db: Path, job: LawJob):
     from scalinglab.laws import data as ld
     from scalinglab.store.db import load_runs
 
-    if job.select == "main":
+    if isinstance(job.select, str):  # a family: the runs tagged with it (old stores: the inferred family)
         from scalinglab.report.study import Study
 
-        ids = set(Study.from_db(db).main_family()["run_id"].astype(str))
+        ids = set(Study.from_db(db).family(job.select)["run_id"].astype(str))
     else:
         runs = load_runs(db)
         if "early_stop" not in runs and "config" in runs:
@@ -328,12 +344,13 @@ def reproduce(preset: str, out: str | Path, *, workers: int = 2, plan_file: str 
             raise UserError(f"plan file not found: {p}")
         text = p.read_text(encoding="utf-8")
         label = f"plan:{p.name}"
+        settings = settings_from_text(text, p.name) or settings_for(preset)
     else:
         text = preset_text(preset)
         label = preset
+        settings = settings_for(preset)
     if workers < 1:
         raise UserError(f"--workers must be at least 1 (got {workers})")
-    settings = settings_for(preset)
     if corpus_overrides:
         settings = replace(settings, corpus={**settings.corpus, **corpus_overrides})
     out = Path(out)

@@ -16,6 +16,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from scalinglab.store.families import (
+    FULL_DATA,
+    MAIN,
+    USUAL_BATCH,
+    finished_mask,
+    with_families,
+    with_shape_ratios,
+)
+
 RUN_KEYS = (
     "arch", "n_layer", "d_model", "d_ff", "d_attn", "n_heads", "n_ctx", "batch_size", "steps",
     "data_tokens", "lr", "schedule", "seed", "n_params", "n_params_with_embeddings", "plan",
@@ -65,12 +74,7 @@ class Study:
     def done(self) -> pd.DataFrame:
         """Finished runs with a finite final loss (the only ones any figure uses)."""
         r = self.runs
-        if r.empty:
-            return r
-        ok = np.isfinite(pd.to_numeric(r.get("val_loss"), errors="coerce"))
-        if "status" in r:
-            ok &= r["status"].fillna("done").eq("done")
-        return r[ok]
+        return r if r.empty else r[finished_mask(r)]
 
     @property
     def done_curves(self) -> pd.DataFrame:
@@ -84,37 +88,20 @@ class Study:
         d = self.done
         return d[d["arch"].fillna("transformer") == arch] if not d.empty else d
 
+    def family(self, *names: str) -> pd.DataFrame:
+        """Finished runs of the given families (plan tags; untagged runs by `store.families.infer_families`)."""
+        d = self.done
+        return d[d["family"].isin(names)] if not d.empty else d
+
     def full_data(self) -> pd.DataFrame:
-        """Transformer runs on the full data (no D-subset) with the study's usual schedule (decay floor
-        included: a schedule study's decay-to-zero cosine runs are not the family's) and context."""
-        d = self.transformers()
-        if d.empty:
-            return d
-        d = d[d["data_tokens"].isna()]
-        return _modal(d, ("schedule", "min_lr_ratio", "n_ctx"))
+        """Transformer runs on the full data at the study's usual schedule and context: the main family, its
+        shape scans and its batch scans (families "main", "shape", "batch-scan")."""
+        return self.family(*FULL_DATA)
 
     def main_family(self, one_shape: bool = True) -> pd.DataFrame:
-        """The L(N) / L(C) family: full-data transformer runs at the study's usual batch size too
-        (batch scans, schedule and D-subset runs are other figures' data). Of a shape scan (≥ 3 shapes
-        at the same N, Fig. 5) only the shape nearest the family's usual aspect ratio stays in, and runs
-        off the family's usual d_ff/d_model, d_attn/d_model and head rule (the other shape scans) are left out."""
-        d = _modal(self.full_data(), ("batch_size",))
-        if not one_shape:
-            return d
-        d = d.loc[_modal(_with_shape_ratios(d), ("ff_ratio", "attn_ratio", "default_heads")).index]
-        if len(d) < 4:
-            return d
-        logn = np.log(d["n_params"].astype(float))
-        aspect = np.log(d["d_model"].astype(float) / d["n_layer"].astype(float))
-        drop: set = set()
-        for i in d.index:
-            near = d.index[(logn - logn[i]).abs() < np.log(1.2)]
-            if len(near) >= 3 and aspect[near].nunique() >= 3:
-                others = aspect.drop(near)
-                target = others.median() if len(others) else aspect.median()
-                keep = (aspect[near] - target).abs().idxmin()
-                drop.update(j for j in near if j != keep)
-        return d.drop(index=sorted(drop))
+        """The L(N) / L(C) family: the runs tagged "main" (batch scans, schedule and D-subset runs are other
+        figures' data). With `one_shape=False` the shape scans at the family's batch size are in too (Fig. 5)."""
+        return self.family(MAIN) if one_shape else self.family(*USUAL_BATCH)
 
     def shape_scans(self) -> dict[str, list[pd.DataFrame]]:
         """Fig. 5's sub-studies, keyed by shape dimension ("aspect", "ff_ratio", "head_dim"): sets of ≥ 3
@@ -125,7 +112,7 @@ class Study:
         attention; the head scan keeps n_layer, d_model, d_ff and d_attn. Without this a d_ff scan's runs
         (whose aspect ratio moves with d_model) would land in the aspect panel and confound it."""
         d = self.main_family(one_shape=False)
-        d = _with_shape_ratios(d.dropna(subset=["n_layer", "d_model", "d_ff", "d_attn", "n_heads"]))
+        d = with_shape_ratios(d.dropna(subset=["n_layer", "d_model", "d_ff", "d_attn", "n_heads"]))
         if d.empty:
             return {}
         controls = {"aspect": ["ff_ratio", "attn_ratio", "default_heads"],
@@ -156,24 +143,6 @@ class Study:
         return sorted(names)
 
 
-def _with_shape_ratios(d: pd.DataFrame) -> pd.DataFrame:
-    """d plus the shape ratios Fig. 5 varies: aspect, ff_ratio, head_dim, attn_ratio and default_heads."""
-    if d.empty:
-        return d.assign(aspect=[], ff_ratio=[], head_dim=[], attn_ratio=[], default_heads=[])
-    return d.assign(aspect=d["d_model"] / d["n_layer"], ff_ratio=(d["d_ff"] / d["d_model"]).round(4),
-                    head_dim=d["d_attn"] / d["n_heads"], attn_ratio=(d["d_attn"] / d["d_model"]).round(4),
-                    default_heads=[_default_heads(a, h) for a, h in zip(d["d_attn"], d["n_heads"], strict=True)])
-
-
-def _default_heads(d_attn: float, n_heads: float) -> bool:
-    """Whether n_heads is what `ModelConfig` picks when none is given (heads of width 64, at least one);
-    unknown (NaN) counts as the default."""
-    if not (np.isfinite(d_attn) and np.isfinite(n_heads)):
-        return True
-    n = max(1, int(d_attn) // 64)
-    return int(n_heads) == (n if int(d_attn) % n == 0 else 1)
-
-
 def _size_groups(n_params: pd.Series) -> list[pd.Index]:
     """Runs grouped by N: sorted by N, a run joins the previous group when it is within 20% of that group's
     largest run and within 50% of its smallest (shape scans solved for one target N scatter by ±15%)."""
@@ -187,14 +156,6 @@ def _size_groups(n_params: pd.Series) -> list[pd.Index]:
     return [pd.Index(g) for g in groups]
 
 
-def _modal(d: pd.DataFrame, cols: tuple[str, ...]) -> pd.DataFrame:
-    """Keep the rows whose value of each column is that column's most common value."""
-    for c in cols:
-        if c in d and not d.empty and d[c].notna().any():
-            d = d[d[c] == d[c].mode().iloc[0]]
-    return d
-
-
 def _finite(x: Any) -> bool:
     try:
         return bool(np.isfinite(float(x)))
@@ -205,7 +166,7 @@ def _finite(x: Any) -> bool:
 def _normalise_runs(runs: pd.DataFrame) -> pd.DataFrame:
     r = runs.copy() if runs is not None else pd.DataFrame()
     if r.empty:
-        return pd.DataFrame(columns=["run_id", "status", "val_loss", *RUN_KEYS])
+        return pd.DataFrame(columns=["run_id", "status", "val_loss", "family", *RUN_KEYS])
     for col in ("eval_losses", "val_loss_per_position", "config"):
         if col in r:
             r[col] = r[col].map(_parse_json)
@@ -225,7 +186,7 @@ def _normalise_runs(runs: pd.DataFrame) -> pd.DataFrame:
         r["d_ff"] = r["d_ff"].fillna(4 * r["d_model"])
     if "d_attn" in r:
         r["d_attn"] = r["d_attn"].fillna(r["d_model"])
-    return r.reset_index(drop=True)
+    return with_families(r).reset_index(drop=True)
 
 
 def _normalise_curves(curves: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:

@@ -4,7 +4,7 @@ One file, standard-library `sqlite3`, WAL mode (readers never block the writer a
 transaction), foreign keys on, schema versioned by `PRAGMA user_version` with forward-only migrations.
 
 Tables
-    runs       one row per run id: plan, config JSON, status (queued/running/done/diverged/failed),
+    runs       one row per run id: plan, family tag, config JSON, status (queued/running/done/diverged/failed),
                timings, host, threads, final metrics (flat columns + the full result JSON)
     evals      one row per learning-curve point (run_id, step): tokens, FLOPs, losses, noise scale, extra evals
     plan_runs  which plans contain which runs (a run may be shared by several plans)
@@ -149,6 +149,12 @@ CREATE TABLE fits (
     fit TEXT NOT NULL
 );
 """,
+    # 2: the family a plan tags its runs with ("main", "batch-scan", ...); NULL for runs stored before
+    # (they get a family from store.families.infer_families when read)
+    """
+ALTER TABLE runs ADD COLUMN family TEXT;
+CREATE INDEX runs_family ON runs(family);
+""",
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -193,7 +199,7 @@ def connect(db_path: str | os.PathLike, create: bool = True) -> sqlite3.Connecti
             raise UserError(f"results DB {p}: cannot switch to WAL mode (got {mode})")
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
-        migrate(conn, str(p))
+        migrate(conn, str(p), apply=create)
     except sqlite3.DatabaseError as e:
         conn.close()
         raise UserError(f"{p} is not a scalinglab results DB: {e}") from None
@@ -203,13 +209,17 @@ def connect(db_path: str | os.PathLike, create: bool = True) -> sqlite3.Connecti
     return conn
 
 
-def migrate(conn: sqlite3.Connection, name: str = "results DB") -> int:
+def migrate(conn: sqlite3.Connection, name: str = "results DB", apply: bool = True) -> int:
     """Bring the schema to SCHEMA_VERSION, one transaction per step; returns the final version.
 
     The version is read inside each write transaction, so two processes opening a new store at once
-    (a sweep creating it, a reader polling it) never apply a migration twice.
+    (a sweep creating it, a reader polling it) never apply a migration twice. With `apply=False` (readers)
+    a store at an older version is read as it is (the readers know every version's columns), so looking
+    at a store never changes it.
     """
     version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if not apply and 0 < version <= SCHEMA_VERSION:
+        return version
     while version < SCHEMA_VERSION:
         with transaction(conn):
             version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -296,15 +306,21 @@ def canonical_config(config: Any) -> dict:
     d = cfg.model_dump(mode="json")
     shape = cfg.model()
     d.update(d_ff=shape.d_ff, d_attn=shape.d_attn, n_heads=shape.n_heads)
-    d["corpus"] = corpus_fingerprint(cfg.corpus)
+    d["corpus"] = corpus_fingerprint(cfg.corpus) if cfg.corpus else ""  # "": a command run without a corpus
     for k in ID_EXCLUDED:
         d.pop(k, None)
     return d
 
 
-def run_id_for(config: Any) -> str:
-    """Stable id of a run: sha256 of the canonical JSON of its identifying config (16 hex digits)."""
-    blob = json.dumps(canonical_config(config), sort_keys=True, separators=(",", ":"))
+def run_id_for(config: Any, command: str | None = None) -> str:
+    """Stable id of a run: sha256 of the canonical JSON of its identifying config (16 hex digits).
+
+    A run of a user's trainer (`command`, the plan's template) hashes the template too: the same config
+    trained by another program is another run. A run's family is not part of its id."""
+    ident = canonical_config(config)
+    if command is not None:
+        ident["command"] = command
+    blob = json.dumps(ident, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:RUN_ID_LEN]
 
 
@@ -339,9 +355,14 @@ def _add_to_plan(conn: sqlite3.Connection, plan: str | None, run_id: str) -> Non
         )
 
 
-def enqueue(db: DbLike, runs: list[tuple[str, Any]], plan: str | None = None) -> int:
-    """Add (run_id, config) pairs as 'queued' unless already present; returns how many were new."""
+def enqueue(db: DbLike, runs: list[tuple[str, Any]], plan: str | None = None,
+            families: Mapping[str, str | None] | None = None) -> int:
+    """Add (run_id, config) pairs as 'queued' unless already present; returns how many were new.
+
+    `families` (run id → tag) are the plan's family tags: the plan is the record of which family a run is in,
+    so a tag it gives is written on new and existing rows alike; a run it gives none keeps what it has."""
     new = 0
+    families = families or {}
     with _conn(db) as conn, transaction(conn):
         for run_id, config in runs:
             cur = conn.execute(
@@ -351,6 +372,9 @@ def enqueue(db: DbLike, runs: list[tuple[str, Any]], plan: str | None = None) ->
             if cur.rowcount:
                 new += 1
                 _event(conn, run_id, "queued")
+            if families.get(run_id):
+                conn.execute("UPDATE runs SET family = ? WHERE run_id = ? AND family IS NOT ?",
+                             (families[run_id], run_id, families[run_id]))
             _add_to_plan(conn, plan, run_id)
     return new
 
@@ -514,7 +538,10 @@ CONFIG_COLUMNS = ("arch", "n_layer", "d_model", "d_ff", "d_attn", "n_heads", "n_
 
 
 def load_runs(db_path: DbLike, plan: str | None = None):
-    """One row per run (pandas DataFrame): ids, status, timings, flattened config, final metrics.
+    """One row per run (pandas DataFrame): ids, family, status, timings, flattened config, final metrics.
+
+    `family` is the run's tag, or for a finished run stored without one the family `store.families` infers
+    (`family_inferred` True); the inference runs over the untagged runs read, so with `plan` over that plan's.
 
     `steps`, `tokens` and `lr` are what the run did (resolved LR, steps actually taken) when it has a
     result, otherwise the planned steps and the configured LR. `eval_losses`, `val_loss_per_position`
@@ -523,6 +550,7 @@ def load_runs(db_path: DbLike, plan: str | None = None):
     import pandas as pd
 
     from scalinglab.config import TrainConfig
+    from scalinglab.store.families import with_families
 
     q, args = "SELECT * FROM runs", ()
     if plan is not None:
@@ -542,7 +570,8 @@ def load_runs(db_path: DbLike, plan: str | None = None):
         except Exception:  # a config written by another version: show what is there
             resolved = {"planned_steps": cfg.get("steps")}
         rec = {
-            "run_id": r["run_id"], "plan": r["plan"], "status": r["status"], "reason": r["reason"],
+            "run_id": r["run_id"], "plan": r["plan"], "family": r.get("family"), "status": r["status"],
+            "reason": r["reason"],
             "host": r["host"], "created_at": r["created_at"], "started_at": r["started_at"],
             "finished_at": r["finished_at"], "wall_s": r["wall_s"], "threads": r["threads"],
             "attempts": r["attempts"],
@@ -561,11 +590,11 @@ def load_runs(db_path: DbLike, plan: str | None = None):
         rec["config"] = r["config"]
         records.append(rec)
     columns = list(records[0]) if records else _run_frame_columns()
-    return pd.DataFrame.from_records(records, columns=columns)
+    return with_families(pd.DataFrame.from_records(records, columns=columns))
 
 
 def _run_frame_columns() -> list[str]:
-    return ["run_id", "plan", "status", "reason", "host", "created_at", "started_at", "finished_at", "wall_s",
+    return ["run_id", "plan", "family", "status", "reason", "host", "created_at", "started_at", "finished_at", "wall_s",
             "threads", "attempts", *CONFIG_COLUMNS, "steps", "lr",
             *(k for k in RUN_METRICS if k not in ("steps", "lr")), *RUN_JSON_METRICS, "config"]
 

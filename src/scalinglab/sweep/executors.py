@@ -24,13 +24,18 @@ EXECUTORS = ("local", "ray")
 
 
 def execute_run(task: dict[str, Any]) -> dict[str, Any]:
-    """Train one run in a worker: `task` = {run_id, config (TrainConfig dict with threads), out_dir[, tracker]}.
+    """Train one run in a worker: `task` = {run_id, config (TrainConfig dict with threads), out_dir[, tracker]},
+    plus command and cwd for a run of a user's trainer.
 
     Never raises: an exception becomes a result with status 'failed' and the reason, so that one bad run
     cannot take the sweep down. A run folder with a checkpoint resumes inside `run_training`.
     """
     t0 = time.perf_counter()
     base = {"run_id": task["run_id"], "host": socket.gethostname(), "worker_pid": os.getpid()}
+    if task.get("command"):  # a user's trainer (sweep/command.py)
+        from scalinglab.sweep.command import execute_command
+
+        return {**execute_command(task), **base, "worker_s": time.perf_counter() - t0}
     try:
         from scalinglab.config import TrainConfig
         from scalinglab.trackers import train_tracked

@@ -24,6 +24,18 @@ Resource keys, usable in the same places, ask a Ray cluster for what one run nee
 they do not change the run id): num_cpus (default: the run's threads), num_gpus (a run asking for a GPU
 lands on a node that has one), memory (bytes, or a size such as "8GiB").
 
+Table keys (in [train], [[grid]] or [[run]], one value for the whole table, never a grid axis; not part of
+the run id):
+  family = "main"         the sub-study the runs belong to; fits and figures select on it ("main" is the
+                          L(N)/L(C) family; the presets also use "batch-scan", "shape", "d-subsets",
+                          "lr-schedules", "lstm", "universal"). A run named by two tables keeps the first
+                          one's family; runs without one get the inferred family (`store.families`).
+  command = "python train.py --n_layer {n_layer} ..."
+                          train with your own program instead of scalinglab's trainer (`sweep.command`): the
+                          template's {keys} are the run's config keys plus run_dir, run_id and metrics;
+                          a template key the run lacks is an error here. A command plan needs no corpus.
+A [reproduce] table (corpus settings, law jobs) is read by `scalinglab reproduce`; sweeps ignore it.
+
 Every expanded run is validated as a TrainConfig; errors name the plan file, the line where we can
 find it, the table and the key. The corpus is resolved to an absolute path relative to the plan file.
 """
@@ -47,9 +59,10 @@ from scalinglab.errors import UserError
 from scalinglab.sweep.cluster import RESOURCE_KEYS, check_resource
 
 STUDY_KEYS = ("n_params", "aspect_ratio", "compute")
+TABLE_KEYS = ("family", "command")  # describe the table's runs; one value per table, not in the run id
 DEFAULT_ASPECT_RATIO = 32.0
 TRAIN_KEYS = tuple(TrainConfig.model_fields)
-ALLOWED_KEYS = TRAIN_KEYS + STUDY_KEYS + RESOURCE_KEYS
+ALLOWED_KEYS = TRAIN_KEYS + STUDY_KEYS + RESOURCE_KEYS + TABLE_KEYS
 
 
 class PlanFile(BaseModel):
@@ -63,6 +76,7 @@ class PlanFile(BaseModel):
     train: dict[str, Any] = Field(default_factory=dict)
     grid: list[dict[str, Any]] = Field(default_factory=list)
     run: list[dict[str, Any]] = Field(default_factory=list)
+    reproduce: dict[str, Any] = Field(default_factory=dict)
 
 
 @dataclass
@@ -74,6 +88,8 @@ class RunSpec:
     origin: str  # e.g. "grid 1", "run 2"
     study: dict[str, float] = field(default_factory=dict)  # targets it came from (n_params, compute, ...)
     resources: dict[str, float] = field(default_factory=dict)  # what it asks a Ray cluster for (num_gpus, ...)
+    family: str | None = None  # the plan's tag (None: inferred when read)
+    command: str | None = None  # a user trainer's command template (None: scalinglab's trainer)
 
     @property
     def shape(self) -> ModelConfig:
@@ -105,12 +121,17 @@ class Plan:
     runs: list[RunSpec]
     duplicates: int = 0
     description: str = ""
+    reproduce: dict[str, Any] = field(default_factory=dict)  # the [reproduce] table, as written
+
+    @property
+    def families(self) -> dict[str, str | None]:
+        return {r.run_id: r.family for r in self.runs}
 
     @property
     def vocab_size(self) -> int:
         from scalinglab.data.corpus import Corpus
 
-        corpora = {str(r.config.corpus) for r in self.runs}
+        corpora = {str(r.config.corpus) for r in self.runs if r.config.corpus}
         return max(Corpus.open(c).vocab_size for c in corpora) if corpora else 2
 
 
@@ -226,11 +247,28 @@ def _check_keys(entry: dict[str, Any], table: str, index: int, where: _Where, li
             raise where.error(table, index, k, f"unknown key{hint}")
         if isinstance(v, dict):
             raise where.error(table, index, k, "expected a value, got a table")
+        if k in TABLE_KEYS:
+            _check_table_key(k, v, table, index, where)
+            continue
         if isinstance(v, list):
             if not lists:
                 raise where.error(table, index, k, "lists belong in a [[grid]] table")
             if not v:
                 raise where.error(table, index, k, "empty list: the grid would have no runs")
+
+
+def _check_table_key(key: str, value: Any, table: str, index: int, where: _Where) -> None:
+    from scalinglab.store.families import check_family
+
+    if isinstance(value, list):
+        raise where.error(table, index, key, f"{key} describes the whole table, it is not a grid axis")
+    if key == "family":
+        try:
+            check_family(value)
+        except ValueError as e:
+            raise where.error(table, index, key, str(e)) from None
+    elif not isinstance(value, str) or not value.strip():
+        raise where.error(table, index, key, f"expected the command line as a string (got {value!r})")
 
 
 def load_plan(path: str | Path, run_id_fn=None) -> Plan:
@@ -261,7 +299,7 @@ def load_plan(path: str | Path, run_id_fn=None) -> Plan:
         if first["type"] == "missing":
             raise UserError(f"{p.name}: missing top-level key {loc[-1]!r}") from None
         if first["type"] == "extra_forbidden" and table is None:
-            msg = "unknown top-level key (expected name, corpus, description, [train], [[grid]], [[run]])"
+            msg = "unknown top-level key (expected name, corpus, description, [train], [[grid]], [[run]], [reproduce])"
         raise where.error(table, index, key, msg) from None
     if not pf.grid and not pf.run:
         raise UserError(f"{p.name}: the plan has no [[grid]] or [[run]] tables, so no runs")
@@ -278,17 +316,28 @@ def load_plan(path: str | Path, run_id_fn=None) -> Plan:
             for combo in itertools.product(*(v for _, v in axes)):
                 point = {**fixed, **dict(zip((k for k, _ in axes), combo, strict=True))}
                 specs.append(_resolve(pf.train, point, table, index, where, base_dir, plan_corpus, run_id_fn))
+    unique = _merge_duplicates(specs)
+    _check_corpora(unique.values(), p)
+    return Plan(pf.name, p, plan_corpus, list(unique.values()), len(specs) - len(unique), pf.description,
+                pf.reproduce)
+
+
+def _merge_duplicates(specs: list[RunSpec]) -> dict[str, RunSpec]:
+    """Runs by id: the first table naming a run keeps it, with its family (e.g. a shape scan whose aspect-32
+    point is a main-family run leaves that run in "main"); an untagged first takes a later table's tag."""
     unique: dict[str, RunSpec] = {}
     for s in specs:
-        unique.setdefault(s.run_id, s)
-    _check_corpora(unique.values(), p)
-    return Plan(pf.name, p, plan_corpus, list(unique.values()), len(specs) - len(unique), pf.description)
+        first = unique.setdefault(s.run_id, s)
+        if first.family is None:
+            first.family = s.family
+    return unique
 
 
 def _resolve(defaults: dict, point: dict, table: str, index: int, where: _Where, base_dir: Path,
              plan_corpus: Path | None, run_id_fn) -> RunSpec:
     """Merge defaults and one grid point / run, expand the study keys, validate as a TrainConfig."""
     cfg = {**defaults, **point}
+    family, command = cfg.pop("family", None), cfg.pop("command", None)
     study: dict[str, float] = {}
     aspect = cfg.pop("aspect_ratio", None)
     n_target = cfg.pop("n_params", None)
@@ -337,6 +386,8 @@ def _resolve(defaults: dict, point: dict, table: str, index: int, where: _Where,
         cfg["corpus"] = str((base_dir / str(cfg["corpus"])).resolve())
     elif plan_corpus is not None:
         cfg["corpus"] = str(plan_corpus)
+    elif command is not None:
+        cfg["corpus"] = ""  # a user trainer brings its own data
     else:
         raise where.error(None, 0, None, "no corpus: set `corpus = \"DIR\"` at the top of the plan")
     try:
@@ -360,13 +411,22 @@ def _resolve(defaults: dict, point: dict, table: str, index: int, where: _Where,
     # make the shape explicit so the stored config says exactly what ran
     shape = tc.model()
     tc = tc.model_copy(update={"d_ff": shape.d_ff, "d_attn": shape.d_attn, "n_heads": shape.n_heads})
-    return RunSpec(run_id_fn(tc), tc, f"{table} {index + 1}", study, resources)
+    where_from = f"{table} {index + 1}"
+    if command is None:
+        return RunSpec(run_id_fn(tc), tc, where_from, study, resources, family)
+    from scalinglab.sweep.command import check_template
+
+    try:
+        check_template(command, tc)
+    except UserError as e:
+        raise bad("command", str(e)) from None
+    return RunSpec(run_id_fn(tc, command=command), tc, where_from, study, resources, family, command)
 
 
 def _check_corpora(specs, plan_path: Path) -> None:
     from scalinglab.data.corpus import Corpus
 
-    for corpus in sorted({s.config.corpus for s in specs}):
+    for corpus in sorted({s.config.corpus for s in specs if s.config.corpus}):
         try:
             Corpus.open(corpus)
         except UserError as e:

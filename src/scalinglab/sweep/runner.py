@@ -144,7 +144,7 @@ def run_sweep(
     conn = store.connect(db_path)
     try:
         with _Lock(db_path):
-            store.enqueue(conn, [(s.run_id, s.config) for s in plan.runs], plan=plan.name)
+            store.enqueue(conn, [(s.run_id, s.config) for s in plan.runs], plan=plan.name, families=plan.families)
             status = store.run_statuses(conn)
             todo: list[RunSpec] = []
             for s in plan.runs:
@@ -189,6 +189,8 @@ def _drive(plan: Plan, todo: list[RunSpec], db_path: Path, conn, summary: SweepS
                         "resources": spec.resources}
                 if tracker:
                     task["tracker"] = tracker
+                if spec.command:  # a user's trainer, run in the plan's folder (sweep/command.py)
+                    task.update(command=spec.command, cwd=str(plan.path.resolve().parent))
                 store.mark_running(conn, spec.run_id, cfg, run_threads)
                 inflight[ex.submit(task)] = spec
             for handle, result in ex.wait(list(inflight), timeout=None):
