@@ -119,7 +119,7 @@ def test_comparisons_law_jobs_select_their_families(tmp_path):
     """The comparisons preset's fits: one law on several families under its own key, LR ranges, skips said."""
     import pandas as pd
 
-    from scalinglab.reproduce import PRESETS, _matches, fit_laws
+    from scalinglab.reproduce import _matches, fit_laws, settings_for
     from tests.helpers import make_store
 
     runs = pd.DataFrame({"arch": ["lstm", "lstm", "transformer"], "lr": [1e-3, 5e-3, 1e-3]})
@@ -127,8 +127,64 @@ def test_comparisons_law_jobs_select_their_families(tmp_path):
     assert _matches(runs, {"lr": {"min": 2e-3}}).tolist() == [False, True, False]
 
     db = make_store(tmp_path / "runs.db")
-    fits, skipped = fit_laws(db, PRESETS["comparisons"].laws, lambda _: None)
+    fits, skipped = fit_laws(db, settings_for("comparisons").laws, lambda _: None)
     assert {"kaplan-n", "log-n", "kaplan-c", "ood-offset", "ood-linear"} <= set(fits)
     assert set(skipped) == {"kaplan-n:lstm"} and "at least 3" in skipped["kaplan-n:lstm"]  # the store has 2 LSTMs
     assert fits["ood-offset"]["params"]["offset"] == pytest.approx(0.4, abs=1e-3)  # its "shifted" set is L + 0.4
     assert fits["ood-linear"]["params"]["slope"] == pytest.approx(1.0, abs=0.02)
+
+
+@pytest.mark.parametrize("preset", ["tiny", "cpu", "gpu", "comparisons"])
+def test_print_plan_round_trips_the_whole_preset(preset, tmp_path, synthetic_corpus):
+    """--print-plan prints everything reproduce uses: loading the printed file gives the same runs (ids, families,
+    configs), corpus settings, law jobs, budgets and note as the shipped preset."""
+    from scalinglab.reproduce import preset_text, settings_for, settings_from_text
+    from scalinglab.sweep.plan import load_plan
+
+    printed = run_main("reproduce", "--preset", preset, "--print-plan", check=True).stdout
+    os.symlink(synthetic_corpus, tmp_path / "corpus")
+    (tmp_path / "printed.toml").write_text(printed)
+    (tmp_path / "shipped.toml").write_text(preset_text(preset))
+    a, b = load_plan(tmp_path / "printed.toml"), load_plan(tmp_path / "shipped.toml")
+    assert [(r.run_id, r.family, r.config) for r in a.runs] == [(r.run_id, r.family, r.config) for r in b.runs]
+    assert settings_from_text(printed, "printed.toml") == settings_for(preset)
+    assert all(r.family for r in a.runs)  # every preset run is tagged
+
+
+@pytest.mark.parametrize("preset", ["tiny", "cpu", "gpu", "comparisons"])
+def test_preset_tags_are_the_families_old_stores_are_read_with(preset, tmp_path, synthetic_corpus):
+    """The presets' explicit tags agree with the inference rule that untagged (old) stores are read with, so a
+    store written before tags existed and one written now select the same runs, except where the rule was
+    wrong: in gpu it kept a shape-scan run (2 × 320) in L(N) and dropped the main grid's 2 × 384."""
+    import pandas as pd
+
+    from scalinglab.model.counting import count_model
+    from scalinglab.reproduce import preset_text
+    from scalinglab.store.families import infer_families
+    from scalinglab.sweep.plan import load_plan
+
+    os.symlink(synthetic_corpus, tmp_path / "corpus")
+    (tmp_path / "plan.toml").write_text(preset_text(preset))
+    plan = load_plan(tmp_path / "plan.toml")
+    runs = pd.DataFrame([{**s.config.model_dump(), "run_id": s.run_id, "status": "done", "val_loss": 3.0,
+                          "n_params": count_model(s.config.model(256)).n_params} for s in plan.runs])
+    inferred = dict(zip(runs["run_id"], infer_families(runs), strict=True))
+    differ = {(s.config.n_layer, s.config.d_model, s.family, inferred[s.run_id])
+              for s in plan.runs if s.family != inferred[s.run_id]}
+    assert differ == ({(2, 384, "main", "shape"), (2, 320, "shape", "main")} if preset == "gpu" else set())
+
+
+def test_a_plan_file_carries_its_own_reproduce_settings(tmp_path):
+    from scalinglab.reproduce import LawJob, settings_from_text
+
+    text = MICRO_PLAN + ('[reproduce]\ncorpus = { source = "stdlib", vocab_size = 300 }\n[[reproduce.fit]]\n'
+                         'law = "kaplan-n"\nselect = { n_layer = 1, data_tokens = { missing = true } }\n')
+    s = settings_from_text(text, "micro.toml")
+    assert s.corpus == {"source": "stdlib", "vocab_size": 300}
+    assert s.laws == (LawJob("kaplan-n", {"n_layer": 1, "data_tokens": None}, 200, 0),)
+    assert settings_from_text(MICRO_PLAN, "micro.toml") is None  # then the preset's settings apply
+    bad = tmp_path / "bad.toml"
+    bad.write_text(MICRO_PLAN + '[reproduce]\ncorpus = { source = "stdlib" }\n[[reproduce.fit]]\nlaw = "kaplan-n"\n')
+    out = tmp_path / "out"
+    assert_clean_error(run_main("reproduce", "--plan", bad, "--out", out), "bad.toml", "corpus.vocab_size")
+    assert not out.exists()
