@@ -22,7 +22,7 @@ def reproduce(
     print_plan: Annotated[bool, typer.Option("--print-plan", help="Print the preset's plan file (a starting "
                                              "point for your own study) and exit.")] = False,
     plan: Annotated[str | None, typer.Option("--plan", help="Run this plan file (corpus = \"corpus\") instead of "
-                                             "the preset's, with the preset's corpus and fit settings.")] = None,
+                                             "the preset's, with its [reproduce] table (else the preset's corpus and fit settings).")] = None,
     max_tokens: Annotated[int | None, typer.Option("--max-tokens", help="Override the preset's corpus size "
                                                    "(tokens).")] = None,
     vocab_size: Annotated[int | None, typer.Option("--vocab-size", help="Override the preset's BPE vocabulary "

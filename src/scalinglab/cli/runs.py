@@ -12,7 +12,7 @@ from scalinglab.cli.core import emit_json, new_app
 from scalinglab.io import json_safe
 
 # What `runs --json` reports per run (besides `config` and, with --curves, `curve`).
-JSON_FIELDS = ("run_id", "plan", "status", "reason", "val_loss", "best_val_loss", "train_loss", "n_params",
+JSON_FIELDS = ("run_id", "plan", "family", "status", "reason", "val_loss", "best_val_loss", "train_loss", "n_params",
                "n_params_with_embeddings", "n_embedding", "steps", "tokens", "examples", "flops", "flops_no_context",
                "pf_days", "noise_scale", "lr", "wall_s", "threads", "host", "started_at", "finished_at", "attempts")
 

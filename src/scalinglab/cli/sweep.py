@@ -81,6 +81,8 @@ def sweep(
 
 
 def _dry_run(plan, db: str | None, threads: int, workers: int, estimate: bool, json_: bool) -> None:
+    from dataclasses import replace
+
     from scalinglab.store import db as store
     from scalinglab.sweep.estimate import estimate_walls
 
@@ -89,7 +91,8 @@ def _dry_run(plan, db: str | None, threads: int, workers: int, estimate: bool, j
     statuses: dict[str, str] = {}
     if db and Path(db).is_file():
         statuses = store.run_statuses(db)
-    walls = estimate_walls(plan, threads) if estimate else {}
+    native = [s for s in plan.runs if not s.command]  # a user's trainer (command) cannot be timed here
+    walls = estimate_walls(replace(plan, runs=native), threads) if estimate and native else {}
     for r in rows:
         r["status"] = statuses.get(r["run_id"], "new")
         r["est_wall_s"] = walls.get(r["run_id"])

@@ -5,7 +5,7 @@ which runs the headline fits and figures use is written down, not guessed. Runs 
 written before tags existed, plans that give none, `train --db`) get a family from `infer_families`: the rule the
 report used to apply to every study, kept so that an old store reports exactly what it reported before.
 
-The inference rule, over the finished runs with a finite loss that carry no tag (in this order):
+The inference rule, over the finished runs with a finite loss (applied to those without a tag), in this order:
   arch other than transformer          -> the arch ("lstm", "universal")
   trained on a D-token subset          -> "d-subsets"
   not the most common schedule or decay floor (min_lr_ratio) -> "lr-schedules"
@@ -46,8 +46,10 @@ def with_families(runs: pd.DataFrame) -> pd.DataFrame:
     r = runs.copy()
     tag = r["family"] if "family" in r else pd.Series(None, index=r.index, dtype=object)
     tag = tag.where(tag.notna() & (tag.astype(str) != ""), None).astype(object)
-    untagged = tag.isna() & finished_mask(r)
-    inferred = infer_families(r[untagged]) if untagged.any() else pd.Series(dtype=object)
+    finished = finished_mask(r)
+    untagged = tag.isna() & finished
+    # inferred over every finished run (as the report did), so tagging some runs leaves the others' families
+    inferred = infer_families(r[finished]) if untagged.any() else pd.Series(dtype=object)
     r["family"] = tag.where(~untagged, inferred.reindex(r.index)).astype(object)
     r["family_inferred"] = untagged | (r["family_inferred"].fillna(False).astype(bool) if "family_inferred" in r
                                        else False)

@@ -102,7 +102,7 @@ class RunSpec:
         c = count_model(self.config.model(vocab_size))
         tokens = self.config.total_steps * self.config.tokens_per_step
         return {
-            "run_id": self.run_id, "origin": self.origin, "arch": c.arch, "n_layer": c.n_layer,
+            "run_id": self.run_id, "origin": self.origin, "family": self.family, "arch": c.arch, "n_layer": c.n_layer,
             "d_model": c.d_model, "d_ff": c.d_ff, "n_heads": c.n_heads, "n_ctx": c.n_ctx,
             "batch_size": self.config.batch_size, "steps": self.config.total_steps, "seed": self.config.seed,
             "lr": self.config.lr, "n_params": c.n_params, "n_params_with_embeddings": c.n_params_with_embeddings,
