@@ -279,12 +279,13 @@ def fit_laws(db: Path, jobs: tuple[LawJob, ...], log: Callable[[str], None]) -> 
 
 
 def _digest(db: Path, jobs: tuple[LawJob, ...]) -> str:
-    """What the fits depend on: the finished runs and their final losses, the law jobs, and the fitting code
-    (so a rerun after an upgrade of laws/ refits instead of keeping fits an older version made)."""
+    """What the fits depend on: the finished runs, their final losses and families (a plan that retags runs
+    refits), the law jobs, and the fitting code (so a rerun after an upgrade of laws/ refits instead of keeping
+    fits an older version made)."""
     from scalinglab.store.db import load_runs
 
     runs = load_runs(db)
-    rows = sorted(f"{r.run_id}:{r.status}:{r.val_loss}" for r in runs.itertuples())
+    rows = sorted(f"{r.run_id}:{r.status}:{r.val_loss}:{r.family}" for r in runs.itertuples())
     laws_dir = resources.files("scalinglab").joinpath("laws")
     code = sorted(f.read_bytes() for f in laws_dir.iterdir() if f.name.endswith(".py"))
     h = hashlib.sha256("\n".join(rows).encode())
@@ -325,6 +326,17 @@ def _holdout_brief(fit: dict) -> dict | None:
     return {k: h.get(k) for k in ("k", "mean_abs_rel_error", "max_abs_rel_error") if k in h}
 
 
+def _what_to_run(preset: str, plan_file: str | Path | None) -> tuple[str, str, PresetSettings]:
+    """(plan text, label, settings): the preset's, or a plan file's with its [reproduce] table (else the preset's)."""
+    if plan_file is None:
+        return preset_text(preset), preset, settings_for(preset)
+    p = Path(plan_file)
+    if not p.is_file():
+        raise UserError(f"plan file not found: {p}")
+    text = p.read_text(encoding="utf-8")
+    return text, f"plan:{p.name}", settings_from_text(text, p.name) or settings_for(preset)
+
+
 def reproduce(preset: str, out: str | Path, *, workers: int = 2, plan_file: str | Path | None = None,
               only: list[str] | None = None, log: Callable[[str], None] = _log,
               progress: bool | None = None, corpus_overrides: dict[str, Any] | None = None) -> ReproduceResult:
@@ -338,17 +350,7 @@ def reproduce(preset: str, out: str | Path, *, workers: int = 2, plan_file: str 
     from scalinglab.sweep.runner import run_sweep
 
     t_start = time.perf_counter()
-    if plan_file is not None:
-        p = Path(plan_file)
-        if not p.is_file():
-            raise UserError(f"plan file not found: {p}")
-        text = p.read_text(encoding="utf-8")
-        label = f"plan:{p.name}"
-        settings = settings_from_text(text, p.name) or settings_for(preset)
-    else:
-        text = preset_text(preset)
-        label = preset
-        settings = settings_for(preset)
+    text, label, settings = _what_to_run(preset, plan_file)
     if workers < 1:
         raise UserError(f"--workers must be at least 1 (got {workers})")
     if corpus_overrides:
