@@ -48,7 +48,7 @@ def test_records_become_the_curve_and_the_result(tmp_path):
     ("pass", ["wrote no metrics", "SCALINGLAB_METRICS"]),
     ("emit({'step': 1, 'loss': 3.0})", ["without a final record"]),
     ("emit({'step': 1, 'loss': 3.0})\nopen(M, 'a').write('not json\\n')\nemit({'final': True})",
-     ["metrics.jsonl line 2 is not JSON"]),
+     ["metrics.jsonl line 2 is not valid JSON"]),
     ("emit({'step': 1, 'tokens': 8})\nemit({'final': True})", ["record 1 has no 'loss'"]),
     ("emit({'final': True, 'loss': 2.0})", ["no evaluation"]),
 ])
@@ -164,3 +164,14 @@ def test_a_failed_command_run_is_retried_and_resumes_itself(tmp_path):
     run_main("sweep", plan, "--db", tmp_path / "b" / "runs.db", check=True)
     (plain,) = json.loads(run_main("runs", "--db", tmp_path / "b" / "runs.db", "--json", check=True).stdout)
     assert resumed["val_loss"] == plain["val_loss"]
+
+
+def test_a_final_record_without_its_newline_still_finishes_the_run(tmp_path):
+    from scalinglab.sweep.command import execute_command
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text('{"step": 10, "loss": 2.0}\n{"final": true}')
+    r = execute_command(_task(tmp_path, f"{PY} -c 'import sys; sys.exit(7)'"))  # would fail if it ran
+    assert r["status"] == "done" and r["val_loss"] == 2.0
+    assert (run / "metrics.jsonl").read_text().endswith('{"final": true}\n')

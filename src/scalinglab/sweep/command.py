@@ -102,37 +102,37 @@ def render(template: str, values: dict[str, Any]) -> list[str]:
 
 
 def read_metrics(path: Path) -> list[dict]:
-    """The records of a metrics file; a line that is not a JSON object raises MetricsError with its number.
+    """The records of a metrics file (none when it does not exist); a line that is not a JSON object raises
+    MetricsError naming its line. A last line cut off by a kill is dropped first (`_mend_last_line`)."""
+    from scalinglab.io import jsonl_objects
 
-    A last line without its newline is a record cut off by a kill; it is ignored (the command writes it again)."""
     if not path.is_file():
         return []
-    text = path.read_text(encoding="utf-8", errors="replace")
-    lines = text.split("\n")
-    if lines and lines[-1] != "":
-        lines = lines[:-1]  # unterminated: cut off mid-write
-    records = []
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            raise MetricsError(f"{path.name} line {i} is not JSON: {line[:80]!r}") from None
-        if not isinstance(rec, dict):
-            raise MetricsError(f"{path.name} line {i} is not a JSON object")
-        records.append(rec)
-    return records
+    _mend_last_line(path)
+    try:
+        return [rec for _, rec in jsonl_objects(path)]
+    except UserError as e:
+        raise MetricsError(str(e).replace(f"{path}: ", f"{path.name} ")) from None
 
 
-def _drop_partial_line(path: Path) -> None:
-    """Cut a record left half-written by a killed command, so the rerun's first record starts on its own line."""
-    if not path.is_file():
-        return
+def _mend_last_line(path: Path) -> None:
+    """A last line without its newline: a record cut off mid-write is removed (the rerun writes it again), a
+    complete one gets its newline (so the next record starts on its own line)."""
     data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        with path.open("r+b") as f:
-            f.truncate(data.rfind(b"\n") + 1)
+    if not data or data.endswith(b"\n"):
+        return
+    cut = data.rfind(b"\n") + 1
+    try:
+        json.loads(data[cut:])
+        complete = True
+    except ValueError:
+        complete = False
+    with path.open("r+b") as f:
+        if complete:
+            f.seek(0, os.SEEK_END)
+            f.write(b"\n")
+        else:
+            f.truncate(cut)
 
 
 def _number(rec: dict, key: str, where: str, required: bool = False) -> float | None:
@@ -224,7 +224,6 @@ def execute_command(task: dict[str, Any]) -> dict[str, Any]:
         records = read_metrics(metrics)
         if not any(r.get("final") for r in records):
             atomic_write_json(out / CONFIG, {**task["config"], "command": task["command"]})
-            _drop_partial_line(metrics)
             rc, tail, wall = _launch(task, out, metrics)
             if rc != 0:
                 return _failed(task, f"command exited with status {rc}" + (f": {tail}" if tail else ""))
