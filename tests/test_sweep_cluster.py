@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,15 +39,17 @@ d_model = [32, 48]
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def cluster():
     pytest.importorskip("ray")
-    c = LocalCluster(tmp_path_factory.mktemp("raynodes"))
+    # a short root: Ray's socket paths under it must stay within AF_UNIX's 107 bytes
+    c = LocalCluster(Path(tempfile.mkdtemp(prefix="slray-", dir="/tmp")))
     try:
         c.start_node("head", head=True)
         c.start_node("w1")
         yield c
     finally:
         c.stop()
+        shutil.rmtree(c.root, ignore_errors=True)
 
 
 def _attempts(run_dir: Path) -> list[str]:
