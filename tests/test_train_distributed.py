@@ -114,6 +114,8 @@ def test_kill_one_rank_then_rerun_resumes_exactly(corpus, tmp_path):
     at = ck["run"]["step"]
     assert 0 < at < 60 and ck["world_size"] == 2 and len(ck["rng_ranks"]) == 2
 
+    # one process cannot continue the two ranks' RNG streams: refused, checkpoint kept
+    assert_clean_error(run_cli(*args, "--out", out), "written by a run on 2 process(es), not 1")
     rc, stdout, stderr = _finish(_torchrun(*args, "--out", out))
     assert rc == 0, stderr
     resumed = _result(stdout)

@@ -121,3 +121,26 @@ def test_run_training_leaves_the_callers_process_settings_alone(tmp_path):
         assert (np.random.rand(), random.random()) == expected[1:]
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
+
+
+def test_gradient_accumulation_follows_the_same_curve(tmp_path):
+    """micro_batch_size splits every step's batch (4 pieces here); the curve is the whole-batch one up to
+    float32 summation order, and the run id and resume check ignore the setting."""
+    from scalinglab.config import TrainConfig
+    from scalinglab.data.corpus import write_corpus
+    from scalinglab.store.db import run_id_for
+    from scalinglab.train import run_training
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    write_corpus(corpus, markov_tokens(20_000, 64, 1), markov_tokens(3_000, 64, 1), vocab_size=64, eot_token=63,
+                 source="synthetic", documents={"train": 1, "val": 1})
+    kw = dict(corpus=str(corpus), n_layer=1, d_model=16, n_ctx=8, batch_size=8, steps=12, eval_every=4,
+              eval_tokens=256, threads=1, lr=3e-3)
+    whole = run_training(TrainConfig(**kw), tmp_path / "whole", progress=False)
+    split_cfg = TrainConfig(**kw, micro_batch_size=2)
+    split = run_training(split_cfg, tmp_path / "split", progress=False)
+    assert run_id_for(split_cfg) == run_id_for(TrainConfig(**kw))
+    for a, b in zip(whole["curve"], split["curve"], strict=True):
+        assert a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-5)
+        assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-5)

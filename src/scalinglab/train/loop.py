@@ -81,7 +81,7 @@ def run_training(
     evaluator = Evaluator(splits, cfg.n_ctx, cfg.eval_tokens, corpus.vocab_size, device)
     distributed.split(cfg.batch_size, world)
     if world > ranks.world_size:
-        return _launch(cfg, out, cfg_dict, overwrite)
+        return _launch(cfg, out, cfg_dict, overwrite, hooks)
     with distributed.process_group(ranks, device), runtime.session(ranks.threads(cfg.threads), device) as threads:
         finished = distributed.broadcast(ranks, prepare_out(out, cfg_dict, overwrite) if ranks.is_main else None)
         if finished is not None:
@@ -209,16 +209,23 @@ class _Run:
             self.parts.noise.update(stats.small_sq, stats.grad_norm**2, stats.b_small, self.cfg.batch_size)
 
 
-def _launch(cfg: TrainConfig, out: Path, cfg_dict: dict, overwrite: bool) -> dict:
-    """Train on `nproc_per_node` processes that torchrun starts here (they resume from a checkpoint like any run)."""
+def _launch(cfg: TrainConfig, out: Path, cfg_dict: dict, overwrite: bool, hooks: list[EvalHook]) -> dict:
+    """Train on `nproc_per_node` processes that torchrun starts here (they resume from a checkpoint like any run).
+
+    The ranks evaluate, so the `on_eval` hooks get the run's evaluation records when it has finished."""
     finished = prepare_out(out, cfg_dict, overwrite)
     if finished is not None:
         return finished
+    state.check_world_size(out / CHECKPOINT, cfg.nproc_per_node)
     rc = distributed.launch(out, cfg.nproc_per_node, cfg.threads)
     if not (out / RESULT).exists():
         raise RuntimeError(f"torchrun with {cfg.nproc_per_node} processes exited {rc} before the run finished "
                            "(its stderr says why); run again to resume from the last checkpoint")
-    return read_json(out / RESULT, "run result")
+    result = read_json(out / RESULT, "run result")
+    for rec in result.get("curve", []):
+        for hook in hooks:
+            hook(rec)
+    return result
 
 
 class _Clock:

@@ -96,15 +96,22 @@ def save(path: Path, state: RunState, parts: Trainable, config: dict, ranks: Ran
     save_checkpoint(path, payload)
 
 
+def check_world_size(path: Path, world_size: int, ck: dict | None = None) -> None:
+    """A checkpoint resumes only on as many processes as wrote it (each rank has its own RNG state)."""
+    if ck is None and not path.exists():
+        return
+    written_by = int((ck if ck is not None else load_checkpoint(path)).get("world_size", 1))
+    if written_by != world_size:
+        raise UserError(f"{path} was written by a run on {written_by} process(es), not {world_size}; resume it "
+                        f"with nproc_per_node={written_by} (or --overwrite to start again)")
+
+
 def restore(path: Path, parts: Trainable, config: dict, ranks: Ranks) -> RunState:
     """Load the checkpoint into `parts` and this rank's RNGs; returns the RunState it holds."""
     ck = load_checkpoint(path)
     if ck.get("config") != config:
         raise UserError(f"{path} belongs to a different config; use --overwrite to start again")
-    written_by = int(ck.get("world_size", 1))
-    if written_by != ranks.world_size:
-        raise UserError(f"{path} was written by a run on {written_by} process(es), not {ranks.world_size}; "
-                        f"resume it with torchrun --nproc-per-node {written_by} (or --overwrite to start again)")
+    check_world_size(path, ranks.world_size, ck)
     parts.model.load_state_dict(ck["model"])
     parts.opt.load_state_dict(ck["optimizer"])
     parts.loader.load_state_dict(ck["loader"])
