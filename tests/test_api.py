@@ -93,6 +93,22 @@ def test_study_from_a_store_and_from_an_import(tmp_path):
         sl.Study(runs=study.runs, curves=study.curves).fit_law("kaplan-n")
 
 
+def test_plan_from_a_dict_is_the_plan_file(synthetic_corpus, tmp_path):
+    d = {"name": "p", "corpus": str(synthetic_corpus), "train": {"n_ctx": 32, "steps": 10},
+         "grid": [{"n_layer": 1, "d_model": [8, 16]}], "run": [{"n_layer": 2, "d_model": 8, "lr": 1e-3}]}
+    toml = (f'name = "p"\ncorpus = "{synthetic_corpus}"\n[train]\nn_ctx = 32\nsteps = 10\n'
+            '[[grid]]\nn_layer = 1\nd_model = [8, 16]\n[[run]]\nn_layer = 2\nd_model = 8\nlr = 1e-3\n')
+    (tmp_path / "p.toml").write_text(toml)
+    from_file = sl.load_plan(tmp_path / "p.toml")
+    from_dict = sl.Plan.from_dict(d)
+    assert [r.run_id for r in from_dict.runs] == [r.run_id for r in from_file.runs] and len(from_dict.runs) == 3
+    assert [r.run_id for r in sl.load_plan(d).runs] == [r.run_id for r in from_file.runs]
+    rel = sl.Plan.from_dict({**d, "corpus": synthetic_corpus.name}, base_dir=synthetic_corpus.parent)
+    assert rel.corpus == synthetic_corpus.resolve()
+    with pytest.raises(sl.UserError, match="d_model"):
+        sl.Plan.from_dict({**d, "grid": [{"n_layer": 1, "d_model": []}]})
+
+
 def test_bad_input_is_a_user_error(tmp_path):
     with pytest.raises(sl.UserError, match="out_dir"):
         sl.run_training(corpus="x", n_layer=1, d_model=8, steps=1)

@@ -8,7 +8,7 @@
     sl.plan_allocation(C, fits=...) the compute-optimal allocation for a budget (paper=True: eq 1.7)
     sl.Study                        runs + curves from a store (from_db), an import (from_import) or frames
     sl.run_training(corpus=..., n_layer=..., d_model=..., steps=..., out_dir=...)
-    sl.prepare_corpus(source, out), sl.load_plan(path), sl.Plan, sl.run_sweep(plan, db)
+    sl.prepare_corpus(source, out), sl.load_plan(path or dict), sl.Plan.from_dict(d), sl.run_sweep(plan, db)
     sl.build_report(study_or_db, out_dir), sl.load_model(run_dir)
     sl.import_runs(source, db), sl.read_runs(source), sl.datasets (packaged published tables)
     sl.TrainConfig, sl.ModelConfig, sl.UserError

@@ -132,15 +132,18 @@ def run_training(config: Any = None, out_dir: str | Path | None = None, *, progr
     return _run(cfg, out_dir, progress=progress, overwrite=overwrite)  # type: ignore[return-value]
 
 
-def load_plan(plan: str | Path | Plan) -> Plan:
-    """A validated, expanded sweep plan from a TOML file (a Plan is returned as is)."""
+def load_plan(plan: str | Path | dict | Plan, base_dir: str | Path = ".") -> Plan:
+    """A validated, expanded sweep plan from a TOML file or a dict shaped like one (`Plan.from_dict`; a
+    relative corpus is relative to `base_dir`); a Plan is returned as is."""
     from scalinglab.sweep.plan import Plan
     from scalinglab.sweep.plan import load_plan as _load
 
-    return plan if isinstance(plan, Plan) else _load(plan)
+    if isinstance(plan, Plan):
+        return plan
+    return Plan.from_dict(plan, base_dir) if isinstance(plan, dict) else _load(plan)
 
 
-def run_sweep(plan: str | Path | Plan, db: str | Path, *, progress: bool = False, log=None,
+def run_sweep(plan: str | Path | dict | Plan, db: str | Path, *, progress: bool = False, log=None,
               **options: Any) -> SweepSummary:
     """Run every unfinished run of `plan` into the store `db` (options: executor, workers, threads, ...)."""
     from scalinglab.sweep.runner import run_sweep as _run

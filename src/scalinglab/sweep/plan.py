@@ -123,6 +123,12 @@ class Plan:
     description: str = ""
     reproduce: dict[str, Any] = field(default_factory=dict)  # the [reproduce] table, as written
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], base_dir: str | Path = ".", name: str = "plan.toml") -> Plan:
+        """A plan from a dict shaped like a plan file (name, corpus, train, grid, run); a relative corpus is
+        relative to `base_dir`."""
+        return plan_from_dict(d, Path(base_dir) / name)
+
     @property
     def families(self) -> dict[str, str | None]:
         return {r.run_id: r.family for r in self.runs}
@@ -273,9 +279,6 @@ def _check_table_key(key: str, value: Any, table: str, index: int, where: _Where
 
 def load_plan(path: str | Path, run_id_fn=None) -> Plan:
     """Read, validate and expand a plan file; every problem is one UserError naming file, line and key."""
-    from scalinglab.store.db import run_id_for
-
-    run_id_fn = run_id_fn or run_id_for
     p = Path(path)
     if not p.is_file():
         raise UserError(f"plan file not found: {p}")
@@ -286,6 +289,18 @@ def load_plan(path: str | Path, run_id_fn=None) -> Plan:
         raise UserError(f"plan {p} is not UTF-8 text: {e}") from None
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"plan {p} is not valid TOML: {e}") from None
+    return plan_from_dict(raw, p, text, run_id_fn)
+
+
+def plan_from_dict(raw: dict[str, Any], path: str | Path = "plan.toml", text: str = "", run_id_fn=None) -> Plan:
+    """Validate and expand a plan given as the dict its TOML parses to (`Plan.from_dict`); a relative corpus
+    is relative to `path`'s folder, and errors name `path` (with a line number when `text` is its source)."""
+    from scalinglab.store.db import run_id_for
+
+    run_id_fn = run_id_fn or run_id_for
+    p = Path(path)
+    if not isinstance(raw, dict):
+        raise UserError(f"{p.name}: a plan is a table (dict) of name, corpus, [train], [[grid]], [[run]]")
     where = _Where(p, text)
     try:
         pf = PlanFile.model_validate(raw)
