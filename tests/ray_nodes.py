@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 RAY_START = [sys.executable, "-m", "ray.scripts.scripts", "start", "--block", "--disable-usage-stats"]
@@ -111,6 +112,16 @@ class LocalCluster:
         self.nodes.append(node)
         self._wait_started(node)
         return node
+
+    @contextmanager
+    def extra_node(self, name: str, **kwargs):
+        """A node that joins for one test and is stopped (and forgotten) after it."""
+        node = self.start_node(name, **kwargs)
+        try:
+            yield node
+        finally:
+            node.stop()
+            self.nodes.remove(node)
 
     def _wait_started(self, node: Node, timeout: float = 180) -> None:
         log = self.root / f"{node.name}.log"

@@ -81,15 +81,11 @@ def test_run_folder_a_node_cannot_see_exits_2(cluster, synthetic_corpus, tmp_pat
     runs = tmp_path / "out" / "runs"
     runs.mkdir(parents=True)
     hide = ["unshare", "-rm", "sh", "-c", 'mount -t tmpfs none "$0" && exec "$@"', str(runs)]
-    blind = cluster.start_node("blind", prefix=hide)
-    try:
+    with cluster.extra_node("blind", prefix=hide) as blind:
         proc = run_cli("sweep", tmp_path / "plan.toml", "--db", tmp_path / "out" / "results.db", "--executor", "ray",
                        "--address", cluster.address, "--workers", "2", "--threads", "1", env=cluster.env, timeout=400)
         assert_clean_error(proc, "cannot see the run folder", str(runs), blind.node_id[:8])
         assert list(runs.iterdir()) == []  # no run started, the check's marker file removed
-    finally:
-        blind.stop()
-        cluster.nodes.remove(blind)
 
 
 @pytest.mark.slow
@@ -107,8 +103,7 @@ def test_a_driver_without_the_cluster_token_exits_2_with_one_line(cluster, synth
 @pytest.mark.ray
 def test_a_run_asking_for_a_gpu_lands_on_the_node_that_has_one(cluster, synthetic_corpus, tmp_path):
     # the node declares one GPU (Ray's resource; this machine has none, so the run still trains on the CPU)
-    gpu = cluster.start_node("gpu", num_gpus=1)
-    try:
+    with cluster.extra_node("gpu", num_gpus=1) as gpu:
         body = PLAN.format(corpus=synthetic_corpus).split("[[grid]]")[0].replace("steps = 150", "steps = 20")
         plan = _write(tmp_path / "plan.toml", body + "[[run]]\nn_layer = 1\nd_model = 32\nnum_gpus = 1\n"
                       "[[run]]\nn_layer = 1\nd_model = 48\n")
@@ -121,9 +116,6 @@ def test_a_run_asking_for_a_gpu_lands_on_the_node_that_has_one(cluster, syntheti
         placed = {json.loads(c)["d_model"]: json.loads(r)["node_id"] for c, r in conn.execute("SELECT config, result FROM runs")}
         conn.close()
         assert placed[32] == gpu.node_id  # the only node with a GPU
-    finally:
-        gpu.stop()
-        cluster.nodes.remove(gpu)
 
 
 @pytest.mark.slow
