@@ -17,7 +17,7 @@ from scalinglab.importers import import_runs, read_runs
 from scalinglab.laws import fit_law
 from scalinglab.laws.data import frame_from_store
 from scalinglab.store.db import load_evals, load_runs
-from tests.helpers import N_CTX, VOCAB, assert_clean_error, make_store, run_cli
+from tests.helpers import N_CTX, VOCAB, assert_clean_error, make_store, run_cli, run_main
 
 CURVE = ["step", "tokens", "flops", "val_loss", "train_loss", "lr"]
 
@@ -259,10 +259,10 @@ def test_unknown_format_and_undetectable_source(tmp_path):
     db = tmp_path / "s.db"
     f = tmp_path / "x.csv"
     f.write_text("run,step,loss\na,1,3.0\n")
-    assert_clean_error(run_cli("import", f, "--db", db, "--format", "parquet"), "unknown --format", "parquet")
+    assert_clean_error(run_main("import", f, "--db", db, "--format", "parquet"), "unknown --format", "parquet")
     other = tmp_path / "notes.txt"
     other.write_text("hello\n")
-    assert_clean_error(run_cli("import", other, "--db", db), "cannot tell the format")
+    assert_clean_error(run_main("import", other, "--db", db), "cannot tell the format")
     _no_db(db)
 
 
@@ -272,7 +272,7 @@ def test_folder_with_no_runs(tmp_path):
     for fmt in ("tensorboard", "wandb", "hf-trainer"):
         if fmt in LIBS:
             pytest.importorskip(LIBS[fmt])
-        assert_clean_error(run_cli("import", tmp_path / "empty", "--db", db, "--format", fmt), "no runs found")
+        assert_clean_error(run_main("import", tmp_path / "empty", "--db", db, "--format", fmt), "no runs found")
     _no_db(db)
 
 
@@ -280,7 +280,7 @@ def test_run_without_a_loss_series(tmp_path):
     db = tmp_path / "s.db"
     f = tmp_path / "c.csv"
     f.write_text("run,step,tokens,N,train_loss\na,1,100,1000,3.0\na,2,200,1000,2.0\n")
-    assert_clean_error(run_cli("import", f, "--db", db), "run 'a'", "no loss series")
+    assert_clean_error(run_main("import", f, "--db", db), "run 'a'", "no loss series")
     _no_db(db)
 
 
@@ -288,7 +288,7 @@ def test_jsonl_line_that_is_not_json(tmp_path):
     db = tmp_path / "s.db"
     f = tmp_path / "c.jsonl"
     f.write_text('{"run": "a", "step": 1, "loss": 3.0, "tokens": 10, "N": 5}\n\n{"run": "a", "step": 2,\n')
-    assert_clean_error(run_cli("import", f, "--db", db), "line 3", "not valid json")
+    assert_clean_error(run_main("import", f, "--db", db), "line 3", "not valid json")
     _no_db(db)
 
 
@@ -299,7 +299,7 @@ def test_bad_input_leaves_an_existing_store_as_it_was(native, tmp_path):
     before = (load_runs(db).drop(columns=["finished_at"]), load_evals(db))
     bad = tmp_path / "bad.csv"
     pd.read_csv(src).assign(loss=lambda d: d["loss"].where(d["run"] != d["run"].iloc[-1])).to_csv(bad, index=False)
-    assert_clean_error(run_cli("import", bad, "--db", db, "--config", cfg), "no loss series")
+    assert_clean_error(run_main("import", bad, "--db", db, "--config", cfg), "no loss series")
     pd.testing.assert_frame_equal(load_runs(db).drop(columns=["finished_at"]), before[0])
     pd.testing.assert_frame_equal(load_evals(db), before[1])
 
@@ -308,9 +308,9 @@ def test_bad_run_config_and_config_table(tmp_path):
     f = tmp_path / "c.csv"
     f.write_text("run,step,loss,N,tokens\na,1,3.0,10,5\n")
     db = tmp_path / "s.db"
-    assert_clean_error(run_cli("import", f, "--db", db, "--run-config", "los=x"), "not a canonical key")
-    assert_clean_error(run_cli("import", f, "--db", db, "--run-config", "loss"), "KEY=COLUMN")
+    assert_clean_error(run_main("import", f, "--db", db, "--run-config", "los=x"), "not a canonical key")
+    assert_clean_error(run_main("import", f, "--db", db, "--run-config", "loss"), "KEY=COLUMN")
     t = tmp_path / "t.csv"
     t.write_text("run,n_layer\nzzz,2\n")
-    assert_clean_error(run_cli("import", f, "--db", db, "--config", t), "does not have", "zzz")
+    assert_clean_error(run_main("import", f, "--db", db, "--config", t), "does not have", "zzz")
     _no_db(db)

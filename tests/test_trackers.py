@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from scalinglab.importers import read_runs
-from tests.helpers import assert_clean_error, run_cli
+from tests.helpers import assert_clean_error, run_cli, run_main
 
 SHAPE = ["--n-layer", "1", "--d-model", "16", "--n-ctx", "32", "--batch-size", "4", "--threads", "1",
          "--steps", "12", "--eval-every", "4", "--eval-tokens", "512"]
@@ -73,12 +73,12 @@ def test_sweep_tracker_logs_every_run(synthetic_corpus, tmp_path):
 
 def test_tracker_off_by_default_and_bad_names_exit_2(synthetic_corpus, tmp_path):
     out = tmp_path / "run"
-    assert_clean_error(run_cli("train", "--corpus", synthetic_corpus, "--out", out, *SHAPE, "--tracker", "neptune"),
+    assert_clean_error(run_main("train", "--corpus", synthetic_corpus, "--out", out, *SHAPE, "--tracker", "neptune"),
                        "unknown --tracker", "neptune")
     assert not out.exists()
     plan = tmp_path / "plan.toml"
     plan.write_text(f'name = "p"\ncorpus = "{synthetic_corpus}"\n[train]\nsteps = 2\n[[run]]\nn_layer = 1\nd_model = 8\n')
-    assert_clean_error(run_cli("sweep", plan, "--db", tmp_path / "r.db", "--tracker", "neptune"), "unknown --tracker")
+    assert_clean_error(run_main("sweep", plan, "--db", tmp_path / "r.db", "--tracker", "neptune"), "unknown --tracker")
     assert not (tmp_path / "r.db").exists()
     run_cli("train", "--corpus", synthetic_corpus, "--out", out, *SHAPE, env={"WANDB_MODE": "offline"}, check=True)
     assert not (out / "tensorboard").exists() and not any(Path(os.getcwd()).glob("mlflow.db"))
