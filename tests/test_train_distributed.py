@@ -13,6 +13,7 @@ import json
 import math
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -129,3 +130,29 @@ def test_batch_that_does_not_split_over_the_ranks_exits_2(corpus, tmp_path):
                    "--steps", "3", "--nproc-per-node", "2")
     assert_clean_error(proc, "batch_size 7 does not split evenly over nproc_per_node=2")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_sweep_runs_a_plan_key_nproc_per_node_through_torchrun(corpus, tmp_path, two_ranks):
+    """`nproc_per_node = 2` in a plan: the executor's run_training starts torchrun; the store keeps world_size."""
+    from scalinglab.store.db import load_runs, run_id_for
+    from scalinglab.sweep.plan import load_plan
+
+    plan = tmp_path / "p.toml"
+    plan.write_text(f'name = "ddp"\ncorpus = "{corpus}"\n[train]\nn_layer = 2\nd_model = 32\nn_ctx = 16\n'
+                    'batch_size = 8\neval_tokens = 1024\neval_every = 10\nsteps = 60\ncheckpoint_every_steps = 10\n'
+                    'nproc_per_node = 2\n[[run]]\nseed = 0\n')
+    db = tmp_path / "runs.db"
+    proc = run_cli("sweep", plan, "--db", db, "--threads", "1", "--json")
+    assert proc.returncode == 0, proc.stderr
+    runs = load_runs(db)
+    spec = load_plan(plan).runs[0]
+    assert list(runs["run_id"]) == [spec.run_id] == [run_id_for(spec.config.model_copy(update={"nproc_per_node": 1}))]
+    assert list(runs["status"]) == ["done"]
+    conn = sqlite3.connect(db)
+    try:
+        (stored,) = conn.execute("SELECT result FROM runs").fetchone()
+    finally:
+        conn.close()
+    assert json.loads(stored)["world_size"] == 2
+    assert runs["val_loss"].iloc[0] == two_ranks["val_loss"]  # the same run as `train --nproc-per-node 2`
