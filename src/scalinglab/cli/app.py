@@ -18,6 +18,7 @@ from scalinglab.cli import (
     fit,
     import_runs,
     plan,
+    predict,
     report,
     reproduce,
     runs,
@@ -48,7 +49,7 @@ def _root(
     """Scaling laws for neural language models: train, fit, plan and report."""
 
 
-for _module in (count, fit, import_runs, plan, report, reproduce, runs, sweep, train):
+for _module in (count, fit, import_runs, plan, predict, report, reproduce, runs, sweep, train):
     app.add_typer(_module.app)
 app.add_typer(bench.bench_app, name="bench")
 app.add_typer(corpus.corpus_app, name="corpus")

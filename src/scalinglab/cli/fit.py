@@ -29,13 +29,25 @@ def fit(
     c_unit: Annotated[Literal["flops", "pf-days"], typer.Option("--c-unit", help="Unit of column C: flops or pf-days (C_c is reported in "
                                         "PF-days either way).")] = "flops",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap resampling.")] = 0,
+    fix: Annotated[list[str] | None, typer.Option("--fix", help="Hold a parameter fixed: NAME=VALUE (repeatable), "
+                                                  "e.g. E=1.69.")] = None,
+    solver: Annotated[Literal["varpro", "grid"], typer.Option("--solver", help="chinchilla(-tied): varpro (variable "
+                                                              "projection) or grid (grid of starts).")] = "varpro",
+    window: Annotated[int, typer.Option("--window", help="isoflop: parabola over the K sizes nearest each budget's "
+                                        "lowest loss (0: every size).")] = 5,
+    group: Annotated[str | None, typer.Option("--group", help="isoflop: column naming the budget (default: C); "
+                                              "frontier: column(s) naming a curve (default: run), e.g. model,sweep.")] = None,
+    method: Annotated[Literal["envelope", "hull"], typer.Option("--method", help="frontier: envelope (Hoffmann et "
+                                                                "al.) or hull (lower convex hull).")] = "envelope",
     json_out: Annotated[str | None, typer.Option("--json", help="Write the fit as JSON to this file ('-': stdout).")] = None,
 ) -> None:
     """Fit LAW with a Huber loss on log residuals from a grid of starts; bootstrap CIs and a hold-out check."""
+    from scalinglab.cli import fitting
     from scalinglab.errors import UserError
-    from scalinglab.laws import get_law
     from scalinglab.laws.data import apply_mapping, frame_from_store, load_csv, parse_col_maps
     from scalinglab.laws.fit import fit_law
+    from scalinglab.laws.fixed import parse_fix
+    from scalinglab.laws.optimal import ALLOCATION_LAWS
     from scalinglab.laws.power import KaplanC
 
     if sum(x is not None for x in (csv, db, dataset)) != 1:
@@ -44,29 +56,55 @@ def fit(
         from scalinglab.datasets import path as dataset_path
 
         csv = str(dataset_path(dataset))
-    proto = get_law(law)  # unknown law -> exit 2 listing the known ones
-    options = {"c_unit": c_unit} if isinstance(proto, KaplanC) else {}
+    names = fitting.law_list(law)
+    allocation = names[0] in ALLOCATION_LAWS
+    if allocation and len(names) > 1:
+        raise UserError(f"--law {names[0]} (an allocation estimator) cannot be compared with point laws")
+    laws = [] if allocation else [_law(n, c_unit, solver, huber_delta, seed, parse_fix(fix)) for n in names]
     col_map = parse_col_maps(col)
     if csv is not None:
         df = load_csv(csv, col_map, query)
         source = f"dataset:{dataset}" if dataset is not None else csv
     else:
-        df = apply_mapping(frame_from_store(db, law, count_embeddings=count_embeddings), col_map, query,
-                           what=f"DB {db}")
+        frame = (fitting.store_frame(db, names[0], count_embeddings) if allocation
+                 else frame_from_store(db, names[0], count_embeddings=count_embeddings))
+        df = apply_mapping(frame, col_map, query, what=f"DB {db}")
         source = db
-    fitted = fit_law(law, df, bootstrap=bootstrap, holdout=holdout, huber_delta=huber_delta, seed=seed, **options)
-    result = fitted.to_dict()
+        group = group or ("budget" if names[0] == "isoflop" else None)
+    if allocation:
+        result = fitting.fit_allocation(names[0], df, bootstrap, seed, window, group, method)
+        show = fitting.allocation_summary
+    elif len(laws) > 1:
+        result = fitting.fit_comparison(laws, df, holdout)
+        show = fitting.comparison_summary
+    else:
+        result = fit_law(laws[0], df, bootstrap=bootstrap, holdout=holdout, huber_delta=huber_delta,
+                         seed=seed).to_dict()
+        show = summary
     result["source"] = str(source)
     if query:
         result["query"] = query
     if db is not None:
         result["count_embeddings"] = bool(count_embeddings)
-    if isinstance(fitted, KaplanC):
+    if not allocation and isinstance(laws[0], KaplanC):
         result["units"] = {"C_c": "PF-days", "C": c_unit}
     if json_out is not None:
         emit_json(result, json_out)
     if json_out != "-":
-        typer.echo(summary(result))
+        typer.echo(show(result))
+
+
+def _law(name: str, c_unit: str, solver: str, huber_delta: float, seed: int, fixed: dict[str, float]):
+    """An unfitted law with the command's options (unknown names and parameters are one-line errors)."""
+    from scalinglab.laws.fixed import with_fixed
+    from scalinglab.laws.power import KaplanC
+    from scalinglab.laws.registry import get_law
+
+    proto = get_law(name)  # unknown law -> exit 2 listing the known ones
+    options = {"c_unit": c_unit} if isinstance(proto, KaplanC) else {}
+    if "solver" in proto.get_options():
+        options["solver"] = solver
+    return with_fixed(get_law(name, **options, huber_delta=huber_delta, seed=seed), fixed)
 
 
 def summary(result: dict) -> str:
@@ -74,7 +112,8 @@ def summary(result: dict) -> str:
     lines = [f"{result['law']}: {result['formula']}  ({result['n_points']} points)"]
     for k, v in result["params"].items():
         ci = result["ci95"].get(k)
-        lines.append(f"  {k:>8} = {v:.5g}" + (f"   95% CI [{ci[0]:.5g}, {ci[1]:.5g}]" if ci else ""))
+        held = "  (fixed)" if k in (result.get("fixed") or {}) else ""
+        lines.append(f"  {k:>8} = {v:.5g}" + (f"   95% CI [{ci[0]:.5g}, {ci[1]:.5g}]" if ci else "") + held)
     for k, v in (result.get("derived") or {}).items():
         ci = (result.get("derived_ci95") or {}).get(k)
         if v is not None:

@@ -18,6 +18,8 @@ def plan(
     paper: Annotated[bool, typer.Option("--paper", help="Use the paper's constants (eq 1.3, 1.7).")] = False,
     fit: Annotated[str | None, typer.Option("--fit", help="FIT.json from `scalinglab fit` or fits.json from "
                                             "`reproduce` (object keyed by law name).")] = None,
+    unique_tokens: Annotated[float | None, typer.Option("--unique-tokens", help="Cap on unique training tokens U: "
+                                                        "allocate under repeated data (data-constrained fits).")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
 ) -> None:
     """N_opt, D, B_crit, S_min and predicted loss for a compute budget (with CIs when the fit has bootstraps)."""
@@ -27,7 +29,7 @@ def plan(
 
     fits = read_json(fit, "fit file") if fit is not None else None
     flops = compute * PF_DAY if unit == "pf-days" else compute
-    result = plan_allocation(flops, fits=fits, paper=paper)
+    result = plan_allocation(flops, fits=fits, paper=paper, unique_tokens=unique_tokens)
     if fit is not None:
         result["fit_file"] = str(fit)
     if json_:
@@ -48,6 +50,8 @@ def summary(r: dict) -> str:
         src = (r.get("sources") or {}).get(key, "")
         lines.append(f"  {label:>16} = {_fmt(r.get(key))}" + (f"  95% CI [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "")
                      + (f"  [{src}]" if src else ""))
+    if r.get("unique_tokens"):
+        lines.append(f"  unique tokens U = {r['unique_tokens']:.4g}: D is {r['epochs']:.3g} epochs of them")
     c = r.get("contradiction") or {}
     if c.get("C_pf_days") is not None:
         lines.append(f"  contradiction point: C* = {c['C_pf_days']:.3g} PF-days, N* = {c['N']:.3g}, "

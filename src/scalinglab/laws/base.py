@@ -144,7 +144,7 @@ class Law:
         if n < self.n_params + 1:
             raise UserError(f"{self.law_name} has {self.n_params} parameters and needs at least {self.n_params + 1} "
                             f"points; got {n}")
-        theta, obj, ok = optimise(self, X, y)
+        theta, obj, ok = self._optimise(X, y)
         self._reset()
         self.params_ = dict(zip(self.param_names, map(float, self.params_from_theta(theta)), strict=True))
         f, _ = self._logpred(theta[None, :], X, grad=False)
@@ -155,6 +155,10 @@ class Law:
         self.derived_ = self.derived(self.params_)
         self._X, self._y, self._theta = X, y, theta
         return theta
+
+    def _optimise(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float, bool]:
+        """The point fit in internal coordinates (grid of starts -> L-BFGS); laws with structure override it."""
+        return optimise(self, X, y)
 
     def _attach_bootstrap(self, samples: np.ndarray, conv: np.ndarray, seed: int) -> None:
         """Percentile CIs of parameters and derived quantities from bootstrap parameter samples (K, p)."""
@@ -190,23 +194,32 @@ class Law:
             "max_abs_rel_error": float(np.max(np.abs(rel))),
         }
 
-    def predict(self, **columns: Any) -> np.ndarray:
-        """Predicted target (e.g. L) at the given raw input values, e.g. predict(N=1e9, D=2e10)."""
-        self._check_fitted()
+    def _input_columns(self, X: Any, columns: dict[str, Any]) -> dict[str, Any]:
+        """The inputs from a table X (DataFrame or mapping, the shape `fit` takes) or keyword columns."""
+        if X is not None:
+            columns = {**{c: X[c] for c in self.inputs if c in X}, **columns}
         missing = [c for c in self.inputs if c not in columns]
         if missing:
             raise UserError(f"{self.law_name}.predict needs {', '.join(self.inputs)}; missing {', '.join(missing)}")
+        return columns
+
+    def predict(self, X: Any = None, **columns: Any) -> np.ndarray:
+        """Predicted target (e.g. L) for a table X with the input columns, or keyword columns: predict(df),
+        predict(N=1e9, D=2e10)."""
+        self._check_fitted()
+        columns = self._input_columns(X, columns)
         arrays = np.broadcast_arrays(*[np.asarray(columns[c], dtype=float) for c in self.inputs])
         shape = arrays[0].shape
         X = self.features({c: a.ravel() for c, a in zip(self.inputs, arrays, strict=True)})
         f, _ = self._logpred(self.theta_from_params(self.params_)[None, :], X, grad=False)
         return np.exp(f[0]).reshape(shape)
 
-    def predict_ci(self, **columns: Any) -> np.ndarray:
+    def predict_ci(self, X: Any = None, **columns: Any) -> np.ndarray:
         """95% percentile band of the prediction over the bootstrap fits: array (..., 2) of [low, high]."""
         self._check_fitted()
         if self.bootstrap_samples_ is None:
             raise UserError(f"{self.law_name} has no bootstrap fits; fit with bootstrap=K for prediction CIs")
+        columns = self._input_columns(X, columns)
         arrays = np.broadcast_arrays(*[np.asarray(columns[c], dtype=float) for c in self.inputs])
         shape = arrays[0].shape
         X = self.features({c: a.ravel() for c, a in zip(self.inputs, arrays, strict=True)})
@@ -215,6 +228,8 @@ class Law:
         f, _ = self._logpred(thetas, X, grad=False)
         lo, hi = np.percentile(np.exp(f), [2.5, 97.5], axis=0)
         return np.stack([lo, hi], axis=-1).reshape(*shape, 2)
+
+    predict_interval = predict_ci
 
     def required_columns(self) -> tuple[str, ...]:
         return (*self.inputs, self.target)

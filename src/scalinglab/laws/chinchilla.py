@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from scalinglab.laws.base import Law
@@ -15,6 +17,20 @@ class Chinchilla(Law, register={"chinchilla": {}}):
     inputs = ("N", "D")
     param_names = ("E", "A", "B", "alpha", "beta")
     log_params = (True, True, True, False, False)
+
+    def __init__(self, solver: str = "varpro", **kw: Any) -> None:
+        from scalinglab.laws.varpro import check_solver
+
+        self.solver = check_solver(solver)  # varpro (variable projection, laws/varpro.py) or grid (starts)
+        super().__init__(**kw)
+
+    def get_options(self) -> dict[str, Any]:
+        return {"solver": self.solver}
+
+    def _optimise(self, X: np.ndarray, y: np.ndarray):
+        from scalinglab.laws.varpro import optimise_with
+
+        return optimise_with(self, X, y)
 
     def bounds(self):
         b = super().bounds()

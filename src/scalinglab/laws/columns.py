@@ -8,7 +8,7 @@ import numpy as np
 
 from scalinglab.errors import UserError
 
-CANONICAL = ("N", "D", "C", "S", "B", "L", "L_ood")
+CANONICAL = ("N", "D", "C", "S", "B", "L", "L_ood", "U")
 
 
 def law_columns(law: Any, data: Any) -> dict[str, np.ndarray]:

@@ -6,7 +6,8 @@ columns a law needs are present, numeric, finite and positive, and returns them 
 is a one-line `UserError`.
 
 `frame_from_store(db, law, count_embeddings=False)` maps the results store onto canonical columns:
-N = n_params (n_params_with_embeddings with count_embeddings), D = data_tokens when set else tokens, C = flops
+N = n_params (n_params_with_embeddings with count_embeddings), D = data_tokens when set else tokens (U the same;
+the data-constrained law takes D = tokens trained on and U = data_tokens, the unique tokens), C = flops
 (FLOPs; kaplan-c/kaplan-cmin convert to PF-days inside the law), S = steps, B = batch_size·n_ctx tokens,
 L = val_loss, L:<name> = final loss on each extra eval set (L_ood too when there is exactly one); only runs
 with status "done", ordered by run id. Laws of learning curves (bcrit-scan, kaplan-ns, kaplan-c, kaplan-cmin)
@@ -110,10 +111,12 @@ def runs_from_store(db: str | Path, count_embeddings: bool = False):
     df = pd.DataFrame({"run": runs["run_id"].astype(str).to_numpy()})
     df["N"] = runs[ncol].to_numpy(dtype=float)
     tokens = runs["tokens"].to_numpy(dtype=float)
+    df["tokens"] = tokens  # trained on (D of the data-constrained law)
     if "data_tokens" in runs.columns:
         dt = pd.to_numeric(runs["data_tokens"], errors="coerce").to_numpy(dtype=float)
         tokens = np.where(np.isfinite(dt) & (dt > 0), dt, tokens)
     df["D"] = tokens
+    df["U"] = tokens  # unique tokens: the D-subset's size, else every token seen was new
     df["C"] = runs["flops"].to_numpy(dtype=float)
     df["S"] = runs["steps"].to_numpy(dtype=float)
     df["B"] = (runs["batch_size"].to_numpy(dtype=float) * runs["n_ctx"].to_numpy(dtype=float))
@@ -209,6 +212,8 @@ def frame_from_store(db: str | Path, law: str, count_embeddings: bool = False, r
             df = compute_frontier(df)
         return df
     df = runs_from_store(db, count_embeddings)
+    if law == "data-constrained":  # U = the subset's unique tokens, D = the tokens trained on (repeats included)
+        df = df.assign(D=df["tokens"])
     if law.startswith("ood-") and not any(str(c).startswith("L:") for c in df.columns):
         raise UserError(f"results DB {db} has no losses on extra eval sets for {law}; prepare the corpus with "
                         "--eval-set NAME=SOURCE (the stdlib source has one) and train on it")

@@ -29,6 +29,18 @@ def compute_frontier(curves: Any, n_points: int = 60, group: str | None = None):
     """
     import pandas as pd
 
+    t = envelope_tables(curves, n_points, group)
+    C, L, who = envelope(t)
+    return pd.DataFrame({"C": C, "L": L, "run": [t["keys"][j] for j in who], "N": t["N"][who]})
+
+
+def envelope_tables(curves: Any, n_points: int = 60, group: str | None = None,
+                    extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Every curve on one log-C grid: `logL` (runs, grid) of the monotone curve, inf where a run does not reach
+    that compute; the same for the log of each `extra` column (e.g. D); run keys and N. The envelope of any subset
+    of runs is then a minimum over rows (`envelope`), which is what a run-level bootstrap needs."""
+    import pandas as pd
+
     df = pd.DataFrame(curves)
     for c in ("C", "L"):
         if c not in df.columns:
@@ -36,32 +48,41 @@ def compute_frontier(curves: Any, n_points: int = 60, group: str | None = None):
     group = group or ("run" if "run" in df.columns else "N" if "N" in df.columns else None)
     if group is None:
         raise UserError("frontier needs a curve identifier column: run or N")
-    df = _numeric(df, ("C", "L", "N") if "N" in df.columns else ("C", "L"))
+    df = _numeric(df, tuple(c for c in ("C", "L", "N", *extra) if c in df.columns))
     df = df[(df["C"] > 0) & (df["L"] > 0) & np.isfinite(df["C"]) & np.isfinite(df["L"])]
     if len(df) < 2:
         raise UserError("frontier needs at least two positive learning-curve points")
     grid = np.geomspace(df["C"].min(), df["C"].max(), n_points)
     lg = np.log(grid)
-    best = np.full(n_points, np.inf)
-    who = np.full(n_points, -1)
-    keys = []
-    Ns = []
-    for i, (key, g) in enumerate(df.groupby(group, sort=True)):
+    keys, Ns, rows, more = [], [], [], {c: [] for c in extra}
+    for key, g in df.groupby(group, sort=True):
         g = g.sort_values("C")
-        lc, ll = np.log(g["C"].to_numpy(float)), np.log(np.minimum.accumulate(g["L"].to_numpy(float)))
+        lc = np.log(g["C"].to_numpy(float))
         keys.append(key)
         Ns.append(float(g["N"].iloc[0]) if "N" in g.columns else np.nan)
-        inside = (lg >= lc[0] - 1e-12) & (lg <= lc[-1] + 1e-12)
-        if lc.size == 1:
-            vals = np.where(np.isclose(lg, lc[0]), ll[0], np.inf)
-        else:
-            vals = np.where(inside, np.interp(lg, lc, ll), np.inf)
-        better = vals < best
-        best[better], who[better] = vals[better], i
-    ok = who >= 0
-    out = pd.DataFrame({"C": grid[ok], "L": np.exp(best[ok]),
-                        "run": [keys[j] for j in who[ok]], "N": [Ns[j] for j in who[ok]]})
-    return out.reset_index(drop=True)
+        rows.append(_on_grid(lg, lc, np.log(np.minimum.accumulate(g["L"].to_numpy(float)))))
+        for c in extra:
+            more[c].append(_on_grid(lg, lc, np.log(g[c].to_numpy(float))))
+    return {"C": grid, "logL": np.array(rows), "keys": keys, "N": np.array(Ns),
+            **{f"log{c}": np.array(v) for c, v in more.items()}}
+
+
+def _on_grid(lg: np.ndarray, lc: np.ndarray, ly: np.ndarray) -> np.ndarray:
+    """ly(lc) interpolated at the grid points inside the curve's compute range, inf outside."""
+    if lc.size == 1:
+        return np.where(np.isclose(lg, lc[0]), ly[0], np.inf)
+    inside = (lg >= lc[0] - 1e-12) & (lg <= lc[-1] + 1e-12)
+    return np.where(inside, np.interp(lg, lc, ly), np.inf)
+
+
+def envelope(tables: dict[str, Any], rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(C, L, index of the run reaching it) at every grid compute some selected run reaches."""
+    logL = tables["logL"] if rows is None else tables["logL"][rows]
+    pick = np.argmin(logL, axis=0)  # first run in key order wins a tie
+    best = logL[pick, np.arange(logL.shape[1])]
+    ok = np.isfinite(best)
+    who = pick[ok] if rows is None else np.asarray(rows)[pick[ok]]
+    return tables["C"][ok], np.exp(best[ok]), who
 
 
 def _numeric(df: Any, cols: tuple[str, ...]):
@@ -97,9 +118,10 @@ def fit_nopt(frontier: Any, c_unit: str = "flops") -> dict[str, Any]:
 
 
 def isoflop_optima(df: Any, min_points: int = 3):
-    """Approach 2: per compute budget C, fit L = p2·x² + p1·x + p0 with x = ln N; N_opt = exp(−p1/(2·p2)).
+    """Approach 2 with one global parabola per budget: L = p2·x² + p1·x + p0 over every size, x = ln N.
 
-    Returns a DataFrame C, N_opt, D_opt, L_min, n_points, inside (vertex within the sampled N range), convex.
+    Kept for comparison (it is biased where IsoFLOP curves are asymmetric over a wide N range; `IsoFLOP` estimates
+    each minimum over a window of sizes nearest it). Returns C, N_opt, D_opt, L_min, n_points, inside, convex.
     """
     import pandas as pd
 

@@ -16,6 +16,7 @@ Every law evaluates a whole batch of parameter vectors at once with analytic gra
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -153,15 +154,25 @@ def lbfgs_batched(fg: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.nd
     return x, f, converged
 
 
+@functools.cache
+def _blas_controller():
+    """threadpoolctl's view of the loaded BLAS libraries, built once: building it scans the process's libraries
+    (about 1-8 ms), more than a variable-projection fit's whole polish."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # optional: without it the fit is the same, only slower
+        return None
+    return ThreadpoolController()
+
+
 def _one_blas_thread():
     """BLAS threads only slow L-BFGS-B's tiny vector ops (7x under load); pin to one when threadpoolctl is there."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional: without it the fit is the same, only slower
+    ctl = _blas_controller()
+    if ctl is None:
         from contextlib import nullcontext
 
         return nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+    return ctl.limit(limits=1, user_api="blas")
 
 
 def scipy_polish(fg1: Callable, x0: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, float, bool]:

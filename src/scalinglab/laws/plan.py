@@ -26,9 +26,11 @@ import numpy as np
 from scalinglab.errors import UserError
 from scalinglab.laws.base import Law
 from scalinglab.laws.constants import PAPER_PLAN, PF_DAY
+from scalinglab.laws.optimal import ALLOCATION_LAWS, _Allocation, allocation_from_dict
 
 PAPER = PAPER_PLAN  # the paper's eq 1.7 allocation and the laws it combines (laws/constants.py)
-ALLOC_LAWS = ("chinchilla", "kaplan-nd")
+ALLOC_LAWS = ("chinchilla", "chinchilla-tied", "data-constrained", "isoflop", "frontier", "kaplan-nd")
+U_LAWS = ("data-constrained",)  # laws with unique tokens U, for --unique-tokens
 LOSS_LAWS = ("kaplan-cmin", "kaplan-cmin-e", "kaplan-c", "kaplan-c-e")
 BCRIT_LAWS = ("bcrit", "bcrit-scan")
 D_LAWS = ("kaplan-d", "kaplan-d-e")
@@ -94,13 +96,15 @@ def _as_laws(fits: Any) -> dict[str, Law]:
         for f in fits:
             out.update(_as_laws(f))
         return out
+    if isinstance(fits, _Allocation):
+        return {fits.law_name: fits}  # type: ignore[dict-item]
     if isinstance(fits, dict):
         if "law" in fits and "params" in fits:
-            law = Law.from_dict(fits)
+            law = allocation_from_dict(fits) if fits["law"] in ALLOCATION_LAWS else Law.from_dict(fits)
             return {law.law_name: law}
         out = {}
         for v in fits.values():
-            if isinstance(v, Law) or (isinstance(v, dict) and "law" in v and "params" in v):
+            if isinstance(v, (Law, _Allocation)) or (isinstance(v, dict) and "law" in v and "params" in v):
                 try:
                     out.update(_as_laws(v))
                 except UserError:
@@ -115,10 +119,17 @@ def _samples(law: Law) -> list[dict[str, float]]:
     return [dict(zip(law.param_names, map(float, row), strict=True)) for row in law.bootstrap_samples_]
 
 
-def _alloc(name: str, params: dict[str, float], C: float) -> tuple[float, float, float]:
-    """(N_opt, D_opt, L) at C FLOPs for an allocation law's parameters."""
-    if name == "chinchilla":
-        E, A, B, al, be = (params[k] for k in ("E", "A", "B", "alpha", "beta"))
+def _alloc(name: str, params: dict[str, float], C: float, U: float | None = None) -> tuple[float, float, float | None]:
+    """(N_opt, D_opt, L) at C FLOPs for an allocation law's parameters (L is None for approaches 1 and 2);
+    `U` caps the unique tokens (data-constrained only)."""
+    if name in ALLOCATION_LAWS:
+        N, D = _Allocation.allocate(params, np.array([C]))
+        return float(N[0]), float(D[0]), None
+    if name == "data-constrained" and U is not None:
+        return _data_capped(params, C, U)
+    if name in ("chinchilla", "chinchilla-tied", "data-constrained"):  # unrepeated data: the Chinchilla part
+        E, A, B, al = (params[k] for k in ("E", "A", "B", "alpha"))
+        be = params.get("beta", al)
         G = (al * A / (be * B)) ** (1.0 / (al + be))
         N = G * (C / 6.0) ** (be / (al + be))
         D = (C / 6.0) ** (al / (al + be)) / G
@@ -136,6 +147,29 @@ def _alloc(name: str, params: dict[str, float], C: float) -> tuple[float, float,
     return N, C / (6.0 * N), math.exp(res.fun)
 
 
+def _data_capped(params: dict[str, float], C: float, U: float) -> tuple[float, float, float]:
+    """Muennighoff et al.'s allocation under a cap of U unique tokens, solved: the N minimising
+    L(N, D = C/(6N), U) of the data-constrained law (a log grid, then a bounded refinement)."""
+    from scipy.optimize import minimize_scalar
+
+    from scalinglab.laws.registry import get_law
+
+    law = get_law("data-constrained")
+    law.params_ = dict(params)
+
+    def loss(lnN: np.ndarray) -> np.ndarray:
+        N = np.exp(lnN)
+        return law.predict(N=N, D=C / (6.0 * N), U=np.full_like(N, U))
+
+    grid = np.linspace(0.0, math.log(C / 6.0), 400)
+    i = int(np.argmin(loss(grid)))
+    lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+    res = minimize_scalar(lambda x: float(loss(np.array([x]))[0]), bounds=(lo, hi), method="bounded",
+                          options={"xatol": 1e-10})
+    N = math.exp(res.x)
+    return N, C / (6.0 * N), float(res.fun)
+
+
 def _ci(values: list[float]) -> list[float] | None:
     v = np.asarray([x for x in values if x is not None and math.isfinite(x)], float)
     if v.size < 10:
@@ -144,42 +178,26 @@ def _ci(values: list[float]) -> list[float] | None:
     return [float(lo), float(hi)]
 
 
-def _fit_plan(C: float, laws: dict[str, Law]) -> dict[str, Any]:
+def _fit_plan(C: float, laws: dict[str, Law], unique_tokens: float | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"N_opt": None, "D": None, "B_crit": None, "S_min": None, "L_pred": None,
                            "ci95": {}, "sources": {}}
     alloc = next((n for n in ALLOC_LAWS if n in laws), None)
     loss_law = next((n for n in LOSS_LAWS if n in laws), None)
     bc_law = next((n for n in BCRIT_LAWS if n in laws), None)
+    if unique_tokens is not None:
+        alloc = next((n for n in U_LAWS if n in laws), None)
+        if alloc is None:
+            raise UserError(f"--unique-tokens needs a fit of a law with unique tokens U ({', '.join(U_LAWS)}); "
+                            f"the fit has: {', '.join(laws) or 'none'}")
     if alloc is None and loss_law is None:
         raise UserError("the fit has no law the planner can use (needs one of: "
                         f"{', '.join(ALLOC_LAWS + LOSS_LAWS)}); found: {', '.join(laws) or 'none'}")
-    samples_L: list[float] = []
     samples_N: list[float] = []
     if alloc is not None:
-        law = laws[alloc]
-        N, D, L = _alloc(alloc, law.params_ or {}, C)
-        out.update(N_opt=N, D=D, L_pred=L)
-        out["sources"].update(N_opt=alloc, D=alloc, L_pred=alloc)
-        boot = [_alloc(alloc, s, C) for s in _samples(law)]
-        if boot:
-            samples_N, samples_L = [b[0] for b in boot], [b[2] for b in boot]
-            out["ci95"].update(N_opt=_ci(samples_N), D=_ci([b[1] for b in boot]), L_pred=_ci(samples_L))
-        if alloc == "chinchilla":
-            out["exponents"] = {"a": (law.derived_ or {}).get("a"), "b": (law.derived_ or {}).get("b")}
-    else:
-        law = laws[loss_law]
-        kw = {"C": np.array([C if getattr(law, "c_unit", "flops") == "flops" else C / PF_DAY])}
-        out["L_pred"] = float(law.predict(**kw)[0])
-        out["sources"]["L_pred"] = loss_law
-        boot_laws = []
-        for s in _samples(law):
-            b = type(law)(**law.get_options())
-            b.params_ = s
-            boot_laws.append(float(b.predict(**kw)[0]))
-        samples_L = boot_laws
-        if boot_laws:
-            out["ci95"]["L_pred"] = _ci(boot_laws)
-    if bc_law is not None:
+        samples_N = _plan_allocation(out, alloc, laws[alloc], C, unique_tokens)
+    if out["L_pred"] is None and loss_law is not None:
+        _plan_loss(out, loss_law, laws[loss_law], C)
+    if bc_law is not None and out["L_pred"] is not None:
         p = laws[bc_law].params_ or {}
         bcrit = p["B_star"] / out["L_pred"] ** (1.0 / p["alpha_B"])
         out["B_crit"] = bcrit
@@ -198,10 +216,48 @@ def _fit_plan(C: float, laws: dict[str, Law]) -> dict[str, Any]:
     return out
 
 
+def _plan_allocation(out: dict[str, Any], name: str, law: Any, C: float, U: float | None) -> list[float]:
+    """N_opt, D (and L when the law predicts it) with bootstrap CIs into `out`; returns the N_opt draws."""
+    N, D, L = _alloc(name, law.params_ or {}, C, U)
+    out.update(N_opt=N, D=D)
+    out["sources"].update(N_opt=name, D=name)
+    boot = [_alloc(name, s, C, U) for s in _samples(law)]
+    samples_N = [b[0] for b in boot]
+    if boot:
+        out["ci95"].update(N_opt=_ci(samples_N), D=_ci([b[1] for b in boot]))
+    if L is not None:
+        out["L_pred"] = L
+        out["sources"]["L_pred"] = name
+        if boot:
+            out["ci95"]["L_pred"] = _ci([b[2] for b in boot])
+    if name in ALLOCATION_LAWS:
+        out["exponents"] = {"a": law.params_["a"], "b": law.params_["b"]}
+        out["ci95"].update({f"exponent_{k}": law.ci95_[k] for k in ("a", "b") if k in law.ci95_})
+    elif name != "kaplan-nd":
+        out["exponents"] = {"a": (law.derived_ or {}).get("a"), "b": (law.derived_ or {}).get("b")}
+    if U is not None:
+        out.update(unique_tokens=float(U), epochs=D / float(U))
+    return samples_N
+
+
+def _plan_loss(out: dict[str, Any], name: str, law: Any, C: float) -> None:
+    """L_pred (and its CI) from a loss-of-compute law."""
+    kw = {"C": np.array([C if getattr(law, "c_unit", "flops") == "flops" else C / PF_DAY])}
+    out["L_pred"] = float(law.predict(**kw)[0])
+    out["sources"]["L_pred"] = name
+    boot = []
+    for s in _samples(law):
+        b = type(law)(**law.get_options())
+        b.params_ = s
+        boot.append(float(b.predict(**kw)[0]))
+    if boot:
+        out["ci95"]["L_pred"] = _ci(boot)
+
+
 def _fit_contradiction(laws: dict[str, Law], alloc: str | None) -> dict[str, Any]:
     lc = next((n for n in ("kaplan-cmin", "kaplan-c") if n in laws), None)
     ld = next((n for n in D_LAWS if n in laws), None)
-    if lc is None and ld is None and alloc == "chinchilla":
+    if lc is None and ld is None and alloc in ("chinchilla", "chinchilla-tied", "data-constrained"):
         return {"available": False,
                 "reason": "under the chinchilla form L(N_opt, D_opt) > E + B/D_opt^beta = L(D) at every C, so the "
                           "two never cross; fit kaplan-cmin and kaplan-d to locate the contradiction point"}
@@ -226,13 +282,18 @@ def _fit_contradiction(laws: dict[str, Law], alloc: str | None) -> dict[str, Any
     return pt
 
 
-def plan_allocation(compute_flops: float, fits: Any = None, paper: bool = False) -> dict[str, Any]:
+def plan_allocation(compute_flops: float, fits: Any = None, paper: bool = False,
+                    unique_tokens: float | None = None) -> dict[str, Any]:
     """The plan for a budget of `compute_flops` FLOPs (see module doc); exactly one of fits / paper."""
     if not (isinstance(compute_flops, (int, float)) and math.isfinite(compute_flops) and compute_flops > 0):
         raise UserError(f"compute must be a positive finite number, got {compute_flops}")
     if paper == (fits is not None):
         raise UserError("give exactly one of paper=True (--paper) or fits (--fit FIT.json)")
     C_pf = compute_flops / PF_DAY
-    body = _paper_plan(C_pf) if paper else _fit_plan(compute_flops, _as_laws(fits))
+    if unique_tokens is not None and not (math.isfinite(unique_tokens) and unique_tokens > 0):
+        raise UserError(f"unique tokens must be a positive number, got {unique_tokens}")
+    if unique_tokens is not None and paper:
+        raise UserError("--unique-tokens needs --fit of a data-constrained law, not --paper")
+    body = _paper_plan(C_pf) if paper else _fit_plan(compute_flops, _as_laws(fits), unique_tokens)
     return {"compute_flops": float(compute_flops), "compute_pf_days": C_pf,
             "mode": "paper" if paper else "fit", **body}

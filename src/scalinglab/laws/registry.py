@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from scalinglab.laws import batch, bcrit_scan, chinchilla, generalisation, joint, power
+from scalinglab.laws import batch, bcrit_scan, chinchilla, chinchilla_variants, generalisation, joint, power
 from scalinglab.laws.base import Law, make_law, registered_names
 
 # the order `law_names()` lists the families in (the paper's order: single-variable, joint, batch, then the rest)
-FAMILIES = (power, joint, chinchilla, batch, bcrit_scan, generalisation)
+FAMILIES = (power, joint, chinchilla, chinchilla_variants, batch, bcrit_scan, generalisation)
 
 
 def law_names() -> list[str]:
