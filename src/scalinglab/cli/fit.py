@@ -14,7 +14,9 @@ app = new_app()
 @app.command()
 def fit(
     law: Annotated[str, typer.Option("--law", help="Law to fit (kaplan-n, kaplan-d, kaplan-c, kaplan-cmin, kaplan-nd, "
-                                     "kaplan-ns, bcrit, bcrit-scan, chinchilla, *-e variants, log-n, ...).")],
+                                     "kaplan-ns, bcrit, bcrit-scan, chinchilla, chinchilla-tied, data-constrained, *-e "
+                                     "variants, log-n, ...; isoflop or frontier for approaches 2 and 1; A,B,... to "
+                                     "compare forms by hold-out).")],
     csv: Annotated[str | None, typer.Option("--csv", help="CSV with canonical columns N, D, C, S, B, L.")] = None,
     db: Annotated[str | None, typer.Option("--db", help="Results store (SQLite) to read finished runs from.")] = None,
     dataset: Annotated[str | None, typer.Option("--dataset", help="A packaged table (`scalinglab datasets list`): "
