@@ -86,8 +86,12 @@ class TrainConfig(BaseModel):
         default="auto", description="Peak learning rate, or 'auto' for the paper's LR(N) = 0.003239 − "
         "0.0001395·ln(N) (N = non-embedding params; ~1.6e-3 at N=1e5; floored at 1e-5).")
     warmup: float = Field(default=0.05, ge=0, description="Linear warmup: steps if ≥ 1, else a fraction of the run.")
-    schedule: Literal["cosine", "constant", "linear"] = Field(
-        default="cosine", description="cosine | constant | linear (decay after warmup).")
+    schedule: Literal["cosine", "constant", "linear", "wsd"] = Field(
+        default="cosine", description="cosine | constant | linear (decay after warmup) | wsd (warmup, constant, "
+        "then a linear decay over the last `decay_fraction` of the run).")
+    decay_fraction: float | None = Field(
+        default=None, gt=0.0, lt=1.0,
+        description="WSD: the share of the run spent decaying (default 0.2; Hägele et al. 2024 use 0.2).")
     min_lr_ratio: float = Field(default=0.1, ge=0.0, le=1.0,
                                 description="Final LR as a fraction of the peak (0 = decay to zero).")
     weight_decay: float = Field(default=0.1, ge=0.0, description="AdamW weight decay on matrices.")
@@ -123,6 +127,8 @@ class TrainConfig(BaseModel):
             raise ValueError("eval_every must be 'log' or a positive number of steps")
         if isinstance(self.lr, float) and not (self.lr > 0):
             raise ValueError("lr must be positive or 'auto'")
+        if self.decay_fraction is not None and self.schedule != "wsd":
+            raise ValueError(f"decay_fraction is for schedule = 'wsd' (schedule is {self.schedule!r})")
         if self.batch_size % self.nproc_per_node:
             raise ValueError(f"batch_size {self.batch_size} does not split evenly over nproc_per_node="
                              f"{self.nproc_per_node} processes")

@@ -100,7 +100,7 @@ def _dry_run(plan, db: str | None, threads: int, workers: int, estimate: bool, j
     total_est = sum(r["est_wall_s"] or 0.0 for r in todo) / workers if walls else None
     out = {"plan": plan.name, "corpus": str(plan.corpus) if plan.corpus else None, "runs": rows,
            "n_runs": len(rows), "n_todo": len(todo), "duplicates": plan.duplicates, "workers": workers,
-           "threads": threads, "total_flops": sum(r["flops"] for r in rows), "est_wall_s": total_est}
+           "threads": threads, "total_flops": sum(r["own_flops"] for r in rows), "est_wall_s": total_est}
     if json_:
         emit_json(json_safe(out))
         return

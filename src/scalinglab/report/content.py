@@ -151,10 +151,18 @@ def summary(study: Study, figs: list[FigureResult]) -> list[tuple[str, str]]:
         ("figures drawn", f"{sum(f.drawn for f in figs)} / {len(figs)}"),
     ]
     if "pf_days" in done and done["pf_days"].notna().any():
-        cards.append(("total compute", f"{done['pf_days'].sum():.3e} PF-days"))
+        cards.append(("total compute", f"{_counted_once(done, 'pf_days', 'own_flops', 'flops').sum():.3e} PF-days"))
     if "wall_s" in done and done["wall_s"].notna().any():
-        cards.append(("training time", f"{done['wall_s'].sum() / 60:.1f} min"))
+        cards.append(("training time", f"{_counted_once(done, 'wall_s', 'own_wall_s', 'wall_s').sum() / 60:.1f} min"))
     return cards
+
+
+def _counted_once(done: pd.DataFrame, col: str, own: str, total: str) -> pd.Series:
+    """`col` scaled to what each run spent itself (a WSD cooldown branch shares its trunk's start)."""
+    if own not in done or total not in done:
+        return done[col]
+    share = (done[own] / done[total].where(done[total] > 0)).fillna(1.0)
+    return done[col] * share
 
 
 def report_context(study: Study, figs: list[FigureResult], title: str) -> dict[str, Any]:

@@ -51,6 +51,9 @@ FINISHED = ("done", "diverged")  # deterministic outcomes: a rerun skips them
 RUN_ID_LEN = 16
 ID_EXCLUDED = ("threads", "device", "micro_batch_size", "nproc_per_node")  # execution settings, not part of what a run computes
 
+# Fields added after run ids were first issued: left out of the id while unset, so older runs keep their ids.
+ID_OMITTED_WHEN_NONE = ("decay_fraction",)
+
 # Final metrics kept as typed columns of `runs` (everything else stays in the `result` JSON).
 RUN_METRICS: dict[str, str] = {
     "steps": "INTEGER",
@@ -309,6 +312,9 @@ def canonical_config(config: Any) -> dict:
     d["corpus"] = corpus_fingerprint(cfg.corpus) if cfg.corpus else ""  # "": a command run without a corpus
     for k in ID_EXCLUDED:
         d.pop(k, None)
+    for k in ID_OMITTED_WHEN_NONE:
+        if d.get(k) is None:
+            d.pop(k, None)
     return d
 
 
@@ -587,16 +593,30 @@ def load_runs(db_path: DbLike, plan: str | None = None):
                 rec[k] = r[k]
         for k in RUN_JSON_METRICS:
             rec[k] = r[k]
+        rec.update(_branch_columns(r))
         rec["config"] = r["config"]
         records.append(rec)
     columns = list(records[0]) if records else _run_frame_columns()
     return with_families(pd.DataFrame.from_records(records, columns=columns))
 
 
+def _branch_columns(row: Mapping[str, Any]) -> dict:
+    """parent_id, inherited_flops, own_flops and own_wall_s of a run (from its result; a run that is no WSD cooldown branch
+    has no parent and its own FLOPs are all its FLOPs): sum `own_flops` (`own_wall_s`) for a study's compute (time)."""
+    res = json.loads(row["result"]) if row["result"] else {}
+    inherited = res.get("inherited_flops") or 0.0
+    own = res.get("own_flops")
+    own_wall = res.get("own_wall_s")
+    return {"parent_id": res.get("parent_id"), "inherited_flops": inherited,
+            "own_flops": own if own is not None else row["flops"],
+            "own_wall_s": own_wall if own_wall is not None else row["wall_s"]}
+
+
 def _run_frame_columns() -> list[str]:
     return ["run_id", "plan", "family", "status", "reason", "host", "created_at", "started_at", "finished_at", "wall_s",
             "threads", "attempts", *CONFIG_COLUMNS, "steps", "lr",
-            *(k for k in RUN_METRICS if k not in ("steps", "lr")), *RUN_JSON_METRICS, "config"]
+            *(k for k in RUN_METRICS if k not in ("steps", "lr")), *RUN_JSON_METRICS,
+            "parent_id", "inherited_flops", "own_flops", "own_wall_s", "config"]
 
 
 def load_evals(db_path: DbLike, plan: str | None = None):

@@ -19,6 +19,9 @@ Study keys, usable in [train], [[grid]] (as lists) and [[run]], expanded before 
   compute = 1e13          training FLOPs of the run (Table 1: 3·(2N + 2·n_layer·n_ctx·d_attn) per token);
                           sets `steps` = round(compute / (FLOPs per token · batch_size · n_ctx))
 `data_tokens = [...]` (D-subsets) and `batch_size = [...]` (batch scans) are ordinary grid axes.
+  cooldowns = [2e5, 0.5]  WSD cooldown branches of each run (`train/branches.py`): token counts (≥ 1) or fractions
+                          of the run's tokens (< 1), each below the run's tokens; needs schedule = "wsd". A list,
+                          never a grid axis. Each point adds a branch run (parent: the trunk; family "wsd-branches").
 
 Resource keys, usable in the same places, ask a Ray cluster for what one run needs (`sweep --executor ray`;
 they do not change the run id): num_cpus (default: the run's threads), num_gpus (a run asking for a GPU
@@ -58,8 +61,10 @@ from scalinglab.config import ModelConfig, TrainConfig
 from scalinglab.errors import UserError
 from scalinglab.sweep.cluster import RESOURCE_KEYS, check_resource
 
-STUDY_KEYS = ("n_params", "aspect_ratio", "compute")
+STUDY_KEYS = ("n_params", "aspect_ratio", "compute", "cooldowns")
 TABLE_KEYS = ("family", "command")  # describe the table's runs; one value per table, not in the run id
+LIST_KEYS = ("cooldowns",)  # keys whose value is a list, not a grid axis
+BRANCH_FAMILY = "wsd-branches"  # the family of WSD cooldown branch runs (their trunks keep the table's)
 DEFAULT_ASPECT_RATIO = 32.0
 TRAIN_KEYS = tuple(TrainConfig.model_fields)
 ALLOWED_KEYS = TRAIN_KEYS + STUDY_KEYS + RESOURCE_KEYS + TABLE_KEYS
@@ -90,6 +95,9 @@ class RunSpec:
     resources: dict[str, float] = field(default_factory=dict)  # what it asks a Ray cluster for (num_gpus, ...)
     family: str | None = None  # the plan's tag (None: inferred when read)
     command: str | None = None  # a user trainer's command template (None: scalinglab's trainer)
+    parent: str | None = None  # a WSD cooldown branch: the trunk's run id ...
+    fork_step: int | None = None  # ... and the trunk step it starts from
+    forks: list[int] = field(default_factory=list)  # a trunk: the steps its branches fork at
 
     @property
     def shape(self) -> ModelConfig:
@@ -101,13 +109,16 @@ class RunSpec:
 
         c = count_model(self.config.model(vocab_size))
         tokens = self.config.total_steps * self.config.tokens_per_step
+        inherited = c.flops_per_token_train * (self.fork_step or 0) * self.config.tokens_per_step
         return {
             "run_id": self.run_id, "origin": self.origin, "family": self.family, "arch": c.arch, "n_layer": c.n_layer,
             "d_model": c.d_model, "d_ff": c.d_ff, "n_heads": c.n_heads, "n_ctx": c.n_ctx,
             "batch_size": self.config.batch_size, "steps": self.config.total_steps, "seed": self.config.seed,
             "lr": self.config.lr, "n_params": c.n_params, "n_params_with_embeddings": c.n_params_with_embeddings,
             "tokens": tokens, "data_tokens": self.config.data_tokens, "flops": c.flops_per_token_train * tokens,
-            "flops_no_context": c.flops_per_token_train_no_context * tokens, **{f"target_{k}": v for k, v in self.study.items()},
+            "flops_no_context": c.flops_per_token_train_no_context * tokens,
+            "own_flops": c.flops_per_token_train * tokens - inherited, "parent": self.parent, "fork_step": self.fork_step,
+            **{f"target_{k}": v for k, v in self.study.items()},
         }
 
 
@@ -256,7 +267,7 @@ def _check_keys(entry: dict[str, Any], table: str, index: int, where: _Where, li
         if k in TABLE_KEYS:
             _check_table_key(k, v, table, index, where)
             continue
-        if isinstance(v, list):
+        if isinstance(v, list) and k not in LIST_KEYS:
             if not lists:
                 raise where.error(table, index, k, "lists belong in a [[grid]] table")
             if not v:
@@ -326,11 +337,13 @@ def plan_from_dict(raw: dict[str, Any], path: str | Path = "plan.toml", text: st
     for table, entries in (("grid", pf.grid), ("run", pf.run)):
         for index, entry in enumerate(entries):
             _check_keys(entry, table, index, where, lists=table == "grid")
-            axes = [(k, v) for k, v in entry.items() if isinstance(v, list)]
-            fixed = {k: v for k, v in entry.items() if not isinstance(v, list)}
+            axes = [(k, v) for k, v in entry.items() if isinstance(v, list) and k not in LIST_KEYS]
+            fixed = {k: v for k, v in entry.items() if k not in dict(axes)}
             for combo in itertools.product(*(v for _, v in axes)):
                 point = {**fixed, **dict(zip((k for k, _ in axes), combo, strict=True))}
-                specs.append(_resolve(pf.train, point, table, index, where, base_dir, plan_corpus, run_id_fn))
+                trunk = _resolve(pf.train, point, table, index, where, base_dir, plan_corpus, run_id_fn)
+                specs += [trunk, *_branch_specs(trunk, {**pf.train, **point}.get("cooldowns"), table, index, where,
+                                                run_id_fn)]
     unique = _merge_duplicates(specs)
     _check_corpora(unique.values(), p)
     return Plan(pf.name, p, plan_corpus, list(unique.values()), len(specs) - len(unique), pf.description,
@@ -357,6 +370,7 @@ def _resolve(defaults: dict, point: dict, table: str, index: int, where: _Where,
     aspect = cfg.pop("aspect_ratio", None)
     n_target = cfg.pop("n_params", None)
     compute = cfg.pop("compute", None)
+    cfg.pop("cooldowns", None)  # expanded into branch runs by `_branch_specs`
 
     def bad(key: str, msg: str) -> UserError:
         if key not in point and key in defaults:
@@ -436,6 +450,27 @@ def _resolve(defaults: dict, point: dict, table: str, index: int, where: _Where,
     except UserError as e:
         raise bad("command", str(e)) from None
     return RunSpec(run_id_fn(tc, command=command), tc, where_from, study, resources, family, command)
+
+
+def _branch_specs(trunk: RunSpec, cooldowns: Any, table: str, index: int, where: _Where, run_id_fn) -> list[RunSpec]:
+    """The WSD cooldown branches of `trunk` (none without `cooldowns`); the trunk learns its fork steps."""
+    from scalinglab.train.branches import plan_branches
+
+    if cooldowns is None:
+        return []
+    if trunk.command is not None:
+        raise where.error(table, index, "cooldowns", "cooldown branches need scalinglab's trainer, not a command run")
+    if not isinstance(cooldowns, list) or not cooldowns:
+        raise where.error(table, index, "cooldowns", f"expected a non-empty list of token counts or fractions "
+                          f"(got {cooldowns!r})")
+    try:
+        found = plan_branches(trunk.config, cooldowns)
+    except ValueError as e:
+        raise where.error(table, index, "cooldowns", str(e)) from None
+    trunk.forks = sorted({b.fork_step for b in found})
+    return [RunSpec(run_id_fn(b.config), b.config, f"{trunk.origin} cooldown {b.tokens:,} tokens",
+                    {**trunk.study, "cooldown_tokens": float(b.tokens)}, dict(trunk.resources), family=BRANCH_FAMILY,
+                    parent=trunk.run_id, fork_step=b.fork_step) for b in found]
 
 
 def _check_corpora(specs, plan_path: Path) -> None:

@@ -8,7 +8,8 @@ Only this process writes the store, and only one sweep at a time may write a giv
 so a sweep killed at any moment resumes every half-done run from its checkpoint when started again:
 'running' rows left by a killed driver are simply run again, and `run_training` continues from the
 checkpoint (or returns the finished result.json if the worker had finished but the driver had not yet
-recorded it). Runs that 'diverged' are final (they would diverge again); 'failed' runs (an exception, a
+recorded it). A WSD cooldown branch (`train/branches.py`) waits for its trunk and starts from the trunk's
+checkpoint at its fork step. Runs that 'diverged' are final (they would diverge again); 'failed' runs (an exception, a
 dead worker) are retried with `retry_failed`.
 
 Threads: each run gets `threads` = cores // workers unless given; a run resumed from a checkpoint keeps
@@ -175,14 +176,20 @@ def _drive(plan: Plan, todo: list[RunSpec], db_path: Path, conn, summary: SweepS
     log(f"{plan.name}: running {len(todo)} runs on {executor} with {workers} worker(s) × {threads} thread(s)")
     bar = Progress("sweep", len(todo), enabled=progress if todo else False, transient=False, fallback=log)
     queue = list(todo)
+    waiting = {s.run_id for s in todo}  # a branch is not started while its trunk is here
     inflight: dict[Any, RunSpec] = {}
     t0 = time.perf_counter()
     finished = 0
     try:
         while queue or inflight:
-            while queue and len(inflight) < workers:
-                spec = queue.pop(0)
+            while len(inflight) < workers:
+                ready = [s for s in queue if s.parent not in waiting]
+                if not ready:
+                    break
+                spec = ready[0]
+                queue.remove(spec)
                 out_dir = run_folder(db_path, spec.run_id)
+                _prepare_branching(spec, db_path, out_dir)
                 run_threads = _resume_threads(out_dir) or threads
                 cfg = spec.config.model_copy(update={"threads": run_threads})
                 task = {"run_id": spec.run_id, "config": cfg.model_dump(mode="json"), "out_dir": str(out_dir),
@@ -195,6 +202,7 @@ def _drive(plan: Plan, todo: list[RunSpec], db_path: Path, conn, summary: SweepS
                 inflight[ex.submit(task)] = spec
             for handle, result in ex.wait(list(inflight), timeout=None):
                 spec = inflight.pop(handle)
+                waiting.discard(spec.run_id)
                 finished += 1
                 _record(conn, plan, spec, result, summary)
                 elapsed = time.perf_counter() - t0
@@ -210,6 +218,17 @@ def _drive(plan: Plan, todo: list[RunSpec], db_path: Path, conn, summary: SweepS
         raise
     bar.close()
     ex.shutdown()
+
+
+def _prepare_branching(spec: RunSpec, db_path: Path, out_dir: Path) -> None:
+    """A trunk is told its fork steps; a branch gets its trunk's fork checkpoint (`train/branches.py`)."""
+    from scalinglab.train import branches
+
+    if spec.forks:
+        branches.request_forks(out_dir, spec.forks)
+    if spec.parent is not None:
+        branch = branches.Branch(spec.config, spec.fork_step, spec.config.total_steps * spec.config.tokens_per_step)
+        branches.start_branch(run_folder(db_path, spec.parent), branch, out_dir, spec.parent)
 
 
 def _record(conn, plan: Plan, spec: RunSpec, result: dict, summary: SweepSummary) -> None:

@@ -39,7 +39,7 @@ from scalinglab.data.loader import WindowLoader
 from scalinglab.io import json_safe, read_json
 from scalinglab.model import build_model
 from scalinglab.progress import Progress
-from scalinglab.train import distributed, runtime, state
+from scalinglab.train import branches, distributed, runtime, state
 from scalinglab.train.accounting import Accounting
 from scalinglab.train.checkpoint import CHECKPOINT
 from scalinglab.train.distributed import GradSync, Ranks
@@ -92,6 +92,7 @@ def run_training(
         if ranks.is_main:
             write_metrics(out, st.curve)  # drop records written after the checkpoint by an interrupted run
         total, to_eval = cfg.total_steps, set(eval_steps(cfg.total_steps, cfg.eval_every))
+        forks = branches.fork_steps(out)  # WSD trunks keep these checkpoints for their cooldown branches
         rep = _progress(progress if ranks.is_main else False, total, st.step)
         if st.resumed_from and st.resumed_from[-1] == st.step:
             rep.log(f"resumed {out} from step {st.step}")
@@ -126,6 +127,9 @@ def run_training(
                 if cfg.checkpoint_every_steps and step % cfg.checkpoint_every_steps == 0 and step < total:
                     clock.tick()
                     state.save(ckpt, st, run.parts, comparable(cfg_dict), ranks)
+                if step in forks:
+                    clock.tick()
+                    state.save(branches.fork_path(out, step), st, run.parts, comparable(cfg_dict), ranks)
                 rep.update(step, info)
             clock.tick()
             if status == "done":
@@ -183,7 +187,7 @@ class _Run:
     def lr(self, step: int) -> float:
         c = self.cfg
         return lr_at(step, peak=self.peak, total_steps=c.total_steps, warmup=self.warm, schedule=c.schedule,
-                     min_lr_ratio=c.min_lr_ratio)
+                     min_lr_ratio=c.min_lr_ratio, decay_fraction=c.decay_fraction)
 
     def set_lr(self, step: int) -> float:
         lr = self.lr(step)
@@ -323,6 +327,7 @@ def _result(run: _Run, st: RunState, status: str, reason: str | None, threads: i
         "warmup_steps": run.warm,
         "epochs": run.parts.loader.epochs,
         "resumed_from": st.resumed_from,
+        **branches.branch_accounting(st.fork, lambda s: run.acct.at(s)["flops"], acc["flops"], st.wall_s),
         "config": cfg_dict,
         "curve": st.curve,
     }

@@ -7,7 +7,9 @@ N ≈ 1.2e10, so it is floored at `LR_FLOOR` (far beyond the sizes this toolkit 
 
 The schedule is a pure function of the step, so a checkpoint only needs the step to resume it exactly:
 linear warmup from 0 to the peak, then cosine (or linear) decay to `min_lr_ratio`·peak at the last step,
-or a constant LR after warmup.
+or a constant LR after warmup, or WSD (warmup-stable-decay, Hägele et al. 2024): the peak until the last
+`decay_fraction` of the run, then a linear decay to `min_lr_ratio`·peak. A WSD run's LR up to its decay start
+does not depend on its length, which is what lets cooldown branches fork from one trunk (`train/branches.py`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,15 @@ def warmup_steps(warmup: float, total_steps: int) -> int:
     return min(max(w, 0), total_steps)
 
 
+DEFAULT_DECAY_FRACTION = 0.2  # Hägele et al. 2024: a 20% cooldown matches cosine
+
+
+def decay_steps(total_steps: int, decay_fraction: float | None) -> int:
+    """Steps a WSD run of `total_steps` spends decaying: round(fraction · total), at least 1."""
+    f = DEFAULT_DECAY_FRACTION if decay_fraction is None else decay_fraction
+    return min(total_steps, max(1, int(round(f * total_steps))))
+
+
 def lr_at(
     step: int,
     *,
@@ -40,6 +51,7 @@ def lr_at(
     warmup: int,
     schedule: str = "cosine",
     min_lr_ratio: float = 0.1,
+    decay_fraction: float | None = None,
 ) -> float:
     """LR for optimisation step `step` (1-based: step 1 is the first update)."""
     if warmup > 0 and step <= warmup:
@@ -47,6 +59,12 @@ def lr_at(
     if schedule == "constant":
         return peak
     floor = peak * min_lr_ratio
+    if schedule == "wsd":
+        decay = decay_steps(total_steps, decay_fraction)
+        start = max(total_steps - decay, warmup)
+        if step <= start:
+            return peak
+        return floor + (peak - floor) * (1.0 - min((step - start) / max(total_steps - start, 1), 1.0))
     span = max(total_steps - warmup, 1)
     progress = min(max((step - warmup) / span, 0.0), 1.0)
     if schedule == "cosine":

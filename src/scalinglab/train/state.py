@@ -39,6 +39,7 @@ class RunState:
     val_loss_per_position: list[float] | None = None
     early_stopped: bool = False
     resumed_from: list[int] = field(default_factory=list)
+    fork: dict | None = None  # a WSD cooldown branch: {"parent_id", "step"} of the trunk checkpoint it began from
 
     def to_dict(self) -> dict:
         return asdict(self)
