@@ -35,6 +35,7 @@ def _problem(name: str, seed: int, n: int):
     return law, X, y, x0, b, inside
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", LAWS)
 @settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**31 - 1), n=st.integers(8, 40))

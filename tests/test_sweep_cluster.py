@@ -166,6 +166,7 @@ def test_two_node_sweep_survives_a_node_loss(cluster, synthetic_corpus, tmp_path
     assert nodes_used == {head.node_id, w1.node_id}  # the plan was spread over both nodes
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 def test_unreachable_address_exits_2_within_the_probe_timeout(synthetic_corpus, tmp_path):
     pytest.importorskip("ray")

@@ -35,6 +35,7 @@ def _metrics(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["tensorboard", "mlflow", "wandb"])
 def test_train_tracker_logs_every_eval_and_the_config(kind, synthetic_corpus, tmp_path):
     pytest.importorskip(LIBS[kind])
@@ -56,6 +57,7 @@ def test_train_tracker_logs_every_eval_and_the_config(kind, synthetic_corpus, tm
         assert run.status == "done"
 
 
+@pytest.mark.slow
 def test_sweep_tracker_logs_every_run(synthetic_corpus, tmp_path):
     pytest.importorskip("tensorboard")
     plan = tmp_path / "plan.toml"
