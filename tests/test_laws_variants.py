@@ -41,6 +41,7 @@ def test_chinchilla_tied_recovers_its_exponent():
         1.8 + 500 / 1e9**0.32 + 1500 / 2e10**0.32, rel=0.01)
 
 
+@pytest.mark.slow
 def test_data_constrained_recovers_muennighoff_parameters():
     """Synthetic data drawn from their published fit (0.3% noise): the joint 7-parameter fit recovers R_D* and R_N*
     to 5%, and with the Chinchilla part fixed (their two-stage fit) to 3% with CIs that hold the truth."""

@@ -115,6 +115,7 @@ def test_reproduce_end_to_end_and_resume(tmp_path):
     assert second["fits"]["kaplan-n"]["params"] == first["fits"]["kaplan-n"]["params"]
 
 
+@pytest.mark.slow
 def test_comparisons_law_jobs_select_their_families(tmp_path):
     """The comparisons preset's fits: one law on several families under its own key, LR ranges, skips said."""
     import pandas as pd
