@@ -23,10 +23,11 @@ from typing import Any
 import numpy as np
 
 from scalinglab.laws.base import Law
+from scalinglab.laws.chinchilla import Chinchilla
 
 
-class ChinchillaTied(Law, register={"chinchilla-tied": {}}):
-    """L = E + A/N^alpha + B/D^alpha: the Chinchilla form with one exponent for N and D."""
+class ChinchillaTied(Chinchilla, register={"chinchilla-tied": {}}):
+    """L = E + A/N^alpha + B/D^alpha: the Chinchilla form with one exponent for N and D (the same solvers)."""
 
     name = "chinchilla-tied"
     formula = "L = E + A/N^alpha + B/D^alpha"
@@ -34,22 +35,8 @@ class ChinchillaTied(Law, register={"chinchilla-tied": {}}):
     param_names = ("E", "A", "B", "alpha")
     log_params = (True, True, True, False)
 
-    def __init__(self, solver: str = "varpro", **kw: Any) -> None:
-        from scalinglab.laws.varpro import check_solver
-
-        self.solver = check_solver(solver)
-        super().__init__(**kw)
-
-    def get_options(self) -> dict[str, Any]:
-        return {"solver": self.solver}
-
-    def _optimise(self, X: np.ndarray, y: np.ndarray):
-        from scalinglab.laws.varpro import optimise_with
-
-        return optimise_with(self, X, y)
-
     def bounds(self):
-        b = super().bounds()
+        b = Law.bounds(self)
         b[3] = (0.0, 10.0)
         return b
 
