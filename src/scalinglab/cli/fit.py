@@ -62,6 +62,8 @@ def fit(
     allocation = names[0] in ALLOCATION_LAWS
     if allocation and len(names) > 1:
         raise UserError(f"--law {names[0]} (an allocation estimator) cannot be compared with point laws")
+    if allocation and fix:
+        raise UserError(f"--fix holds a parameter of a law; {names[0]} measures N_opt(C) directly and has none to hold")
     laws = [] if allocation else [_law(n, c_unit, solver, huber_delta, seed, parse_fix(fix)) for n in names]
     col_map = parse_col_maps(col)
     if csv is not None:
