@@ -109,6 +109,8 @@ def test_bad_input_exits_2_and_writes_nothing(fits, store, tmp_path):
     assert_clean_error(run_main("fit", "--dataset", "chinchilla_kyo_takano", "--law", "chinchilla", "--fix", "Q=1",
                                 "--json", out), "no parameter 'Q'")
     assert_clean_error(run_main("predict", "--fit", fits / "ch.json", "--N", "1e9", "--json", out), "missing D")
+    assert_clean_error(run_main("fit", "--dataset", "llama3_fig2_isoflops", "--law", "isoflop", "--fix", "a=0.5",
+                                "--json", out), "--fix")
     assert_clean_error(run_main("plan", "--fit", fits / "ch.json", "--compute", "1e22", "--unique-tokens", "1e10"),
                        "--unique-tokens", "data-constrained")
     assert not out.exists()
