@@ -17,8 +17,8 @@ def test_imported_app_is_complete_and_cli_runner_drives_it():
     runner = CliRunner()
     listing = runner.invoke(app, ["--help"])
     assert listing.exit_code == 0
-    for name in ("count", "corpus", "train", "bench", "sweep", "runs", "fit", "plan", "report", "reproduce",
-                 "datasets"):
+    for name in ("count", "corpus", "train", "bench", "sweep", "runs", "fit", "plan", "predict", "report",
+                 "reproduce", "datasets", "import"):
         assert f"  {name}" in listing.output, name
     res = runner.invoke(app, ["count", "--n-layer", "2", "--d-model", "64", "--n-ctx", "32", "--vocab", "100",
                               "--json"])
