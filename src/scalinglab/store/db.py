@@ -396,6 +396,13 @@ def mark_running(db: DbLike, run_id: str, config: Any, threads: int | None, host
         _event(conn, run_id, "running", f"threads={threads}", host)
 
 
+def set_family(db: DbLike, run_id: str, family: str, event: str, detail: str | None = None) -> None:
+    """Tag a run with `family` after the fact (the best LR of a sweep joins "main"), with an event saying why."""
+    with _conn(db) as conn, transaction(conn):
+        conn.execute("UPDATE runs SET family = ? WHERE run_id = ?", (family, run_id))
+        _event(conn, run_id, event, detail)
+
+
 def mark_failed(db: DbLike, run_id: str, reason: str, host: str | None = None) -> None:
     """A run raised or its worker died: status 'failed' with the reason (retried by --retry-failed)."""
     with _conn(db) as conn, transaction(conn):

@@ -22,6 +22,9 @@ Study keys, usable in [train], [[grid]] (as lists) and [[run]], expanded before 
   cooldowns = [2e5, 0.5]  WSD cooldown branches of each run (`train/branches.py`): token counts (≥ 1) or fractions
                           of the run's tokens (< 1), each below the run's tokens; needs schedule = "wsd". A list,
                           never a grid axis. Each point adds a branch run (parent: the trunk; family "wsd-branches").
+  lr = "sweep"            train each run at every LR of `lr_grid = [...]` (at least two; default: the paper's LR(N)
+                          times 0.25, 0.5, 1, 2, 4); after the sweep the LR with the lowest final val loss joins
+                          the table's family (default "main"), the others are family "lr-sweep" (`sweep/lr_sweep.py`).
 
 Resource keys, usable in the same places, ask a Ray cluster for what one run needs (`sweep --executor ray`;
 they do not change the run id): num_cpus (default: the run's threads), num_gpus (a run asking for a GPU
@@ -61,9 +64,9 @@ from scalinglab.config import ModelConfig, TrainConfig
 from scalinglab.errors import UserError
 from scalinglab.sweep.cluster import RESOURCE_KEYS, check_resource
 
-STUDY_KEYS = ("n_params", "aspect_ratio", "compute", "cooldowns")
+STUDY_KEYS = ("n_params", "aspect_ratio", "compute", "cooldowns", "lr_grid")
 TABLE_KEYS = ("family", "command")  # describe the table's runs; one value per table, not in the run id
-LIST_KEYS = ("cooldowns",)  # keys whose value is a list, not a grid axis
+LIST_KEYS = ("cooldowns", "lr_grid")  # keys whose value is a list, not a grid axis
 BRANCH_FAMILY = "wsd-branches"  # the family of WSD cooldown branch runs (their trunks keep the table's)
 DEFAULT_ASPECT_RATIO = 32.0
 TRAIN_KEYS = tuple(TrainConfig.model_fields)
@@ -98,6 +101,8 @@ class RunSpec:
     parent: str | None = None  # a WSD cooldown branch: the trunk's run id ...
     fork_step: int | None = None  # ... and the trunk step it starts from
     forks: list[int] = field(default_factory=list)  # a trunk: the steps its branches fork at
+    lr_group: str | None = None  # `lr = "sweep"`: the runs of one size that differ only in LR share this ...
+    lr_family: str | None = None  # ... and the best of them joins this family (`sweep/lr_sweep.py`)
 
     @property
     def shape(self) -> ModelConfig:
@@ -341,6 +346,9 @@ def plan_from_dict(raw: dict[str, Any], path: str | Path = "plan.toml", text: st
             fixed = {k: v for k, v in entry.items() if k not in dict(axes)}
             for combo in itertools.product(*(v for _, v in axes)):
                 point = {**fixed, **dict(zip((k for k, _ in axes), combo, strict=True))}
+                if {**pf.train, **point}.get("lr") == "sweep" or "lr_grid" in {**pf.train, **point}:
+                    specs += _lr_sweep_specs(pf.train, point, table, index, where, base_dir, plan_corpus, run_id_fn)
+                    continue
                 trunk = _resolve(pf.train, point, table, index, where, base_dir, plan_corpus, run_id_fn)
                 specs += [trunk, *_branch_specs(trunk, {**pf.train, **point}.get("cooldowns"), table, index, where,
                                                 run_id_fn)]
@@ -371,6 +379,7 @@ def _resolve(defaults: dict, point: dict, table: str, index: int, where: _Where,
     n_target = cfg.pop("n_params", None)
     compute = cfg.pop("compute", None)
     cfg.pop("cooldowns", None)  # expanded into branch runs by `_branch_specs`
+    cfg.pop("lr_grid", None)  # expanded into one run per LR by `_lr_sweep_specs`
 
     def bad(key: str, msg: str) -> UserError:
         if key not in point and key in defaults:
@@ -450,6 +459,33 @@ def _resolve(defaults: dict, point: dict, table: str, index: int, where: _Where,
     except UserError as e:
         raise bad("command", str(e)) from None
     return RunSpec(run_id_fn(tc, command=command), tc, where_from, study, resources, family, command)
+
+
+def _lr_sweep_specs(defaults: dict, point: dict, table: str, index: int, where: _Where, base_dir: Path,
+                    plan_corpus: Path | None, run_id_fn) -> list[RunSpec]:
+    """One run per LR of an `lr = "sweep"` point, grouped so that the best one joins the table's family."""
+    from scalinglab.model.counting import count_model
+    from scalinglab.sweep import lr_sweep
+
+    merged = {**defaults, **point}
+    tbl, idx = ("train", 0) if "lr_grid" not in point and "lr_grid" in defaults else (table, index)
+    if merged.get("lr") != "sweep":
+        raise where.error(tbl, idx, "lr_grid", 'lr_grid needs lr = "sweep"')
+    if merged.get("cooldowns") is not None:
+        raise where.error(table, index, "cooldowns", 'tune the LR (lr = "sweep") and branch cooldowns in separate tables')
+    try:
+        grid = lr_sweep.check_grid(merged.get("lr_grid"))
+    except ValueError as e:
+        raise where.error(tbl, idx, "lr_grid", str(e)) from None
+    base = _resolve(defaults, {**point, "lr": "auto"}, table, index, where, base_dir, plan_corpus, run_id_fn)
+    if grid is None:
+        grid = lr_sweep.default_grid(count_model(base.config.model()).n_params)
+    specs = []
+    for lr in grid:
+        s = _resolve(defaults, {**point, "lr": lr}, table, index, where, base_dir, plan_corpus, run_id_fn)
+        s.family, s.lr_group, s.lr_family = lr_sweep.FAMILY, base.run_id, base.family or "main"
+        specs.append(s)
+    return specs
 
 
 def _branch_specs(trunk: RunSpec, cooldowns: Any, table: str, index: int, where: _Where, run_id_fn) -> list[RunSpec]:

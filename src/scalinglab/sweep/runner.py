@@ -55,6 +55,7 @@ class SweepSummary:
     wall_s: float = 0.0
     run_wall_s: float = 0.0
     runs: list[dict] = field(default_factory=list)
+    lr_choices: list[dict] = field(default_factory=list)  # `lr = "sweep"`: the best LR of each size
 
     @property
     def overhead_per_run_s(self) -> float | None:
@@ -162,6 +163,7 @@ def run_sweep(
             if todo:
                 _drive(plan, todo, db_path, conn, summary, executor, workers, threads, address, progress, log,
                        tracker)
+            summary.lr_choices = _choose_lrs(conn, plan, log)
     finally:
         conn.close()
     summary.wall_s = time.perf_counter() - t_start
@@ -218,6 +220,19 @@ def _drive(plan: Plan, todo: list[RunSpec], db_path: Path, conn, summary: SweepS
         raise
     bar.close()
     ex.shutdown()
+
+
+def _choose_lrs(conn, plan: Plan, log) -> list[dict]:
+    """`lr = "sweep"` groups: the best LR per size joins its family (`sweep/lr_sweep.py`); say which, and warn at
+    a grid edge."""
+    from scalinglab.sweep.lr_sweep import record_choices
+
+    choices = record_choices(conn, plan)
+    for c in choices:
+        edge = " (at the edge of the grid: widen lr_grid)" if c["at_edge"] else ""
+        log(f"{plan.name}: best LR for N={c['n_params']}: {c['best_lr']:.3g} (val_loss {c['best_val_loss']:.4f}), "
+            f"family {c['family']}{edge}")
+    return choices
 
 
 def _prepare_branching(spec: RunSpec, db_path: Path, out_dir: Path) -> None:
