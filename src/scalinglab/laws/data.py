@@ -121,6 +121,7 @@ def runs_from_store(db: str | Path, count_embeddings: bool = False):
     df["S"] = runs["steps"].to_numpy(dtype=float)
     df["B"] = (runs["batch_size"].to_numpy(dtype=float) * runs["n_ctx"].to_numpy(dtype=float))
     df["L"] = runs["val_loss"].to_numpy(dtype=float)
+    df["LR"] = pd.to_numeric(runs["lr"], errors="coerce").to_numpy(dtype=float)  # the peak LR it ran at (lr-opt)
     df["noise_scale"] = (pd.to_numeric(runs["noise_scale"], errors="coerce").to_numpy(dtype=float)
                          if "noise_scale" in runs.columns else np.nan)
     extra = [_json_dict(v) for v in runs.get("eval_losses", pd.Series([None] * len(runs)))]

@@ -2,18 +2,27 @@
 
 `get_law(name, **options)` returns a fresh law, `law_names()` lists them (kaplan-n, kaplan-d, kaplan-c, kaplan-cmin
 and their `-e` variants, log-n/-d/-c/-s, kaplan-nd, kaplan-ns, chinchilla, bcrit, batch-tradeoff, bcrit-scan,
-ood-offset, ood-linear, plus whatever later family modules add).
+ood-offset, ood-linear, lr-opt, plus whatever later family modules add).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from scalinglab.laws import batch, bcrit_scan, chinchilla, chinchilla_variants, generalisation, joint, power
+from scalinglab.laws import (
+    batch,
+    bcrit_scan,
+    chinchilla,
+    chinchilla_variants,
+    generalisation,
+    joint,
+    lr_opt,
+    power,
+)
 from scalinglab.laws.base import Law, make_law, registered_names
 
 # the order `law_names()` lists the families in (the paper's order: single-variable, joint, batch, then the rest)
-FAMILIES = (power, joint, chinchilla, chinchilla_variants, batch, bcrit_scan, generalisation)
+FAMILIES = (power, joint, chinchilla, chinchilla_variants, batch, bcrit_scan, generalisation, lr_opt)
 
 
 def law_names() -> list[str]:
