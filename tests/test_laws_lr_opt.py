@@ -50,3 +50,25 @@ def test_lr_opt_needs_three_swept_sizes(tmp_path):
     out = tmp_path / "fit.json"
     assert_clean_error(run_main("fit", "--csv", csv, "--law", "lr-opt", "--json", out), "lr-opt", "need 3")
     assert not out.exists()
+
+
+def test_plan_suggests_the_lr_of_the_planned_model(tmp_path):
+    from scalinglab.laws.fit import fit_law
+    from scalinglab.laws.plan import plan_allocation
+
+    rng = np.random.default_rng(0)
+    N = np.exp(rng.uniform(np.log(5e7), np.log(2e10), 80))
+    D = np.exp(rng.uniform(np.log(2e8), np.log(3e11), 80))
+    L = (1.69 + 406.4 / N**0.34 + 410.7 / D**0.28) * np.exp(0.002 * rng.standard_normal(80))
+    chin = fit_law("chinchilla", pd.DataFrame({"N": N, "D": D, "L": L}), bootstrap=50)
+    lr = get_law("lr-opt").fit(_sweep(0.3), bootstrap=50)
+    fits = {"chinchilla": chin.to_dict(), "lr-opt": lr.to_dict()}
+    p = plan_allocation(1e22, fits=fits)
+    assert p["LR"] == pytest.approx(lr.predict(N=[p["N_opt"]])[0])
+    lo, hi = p["ci95"]["LR"]
+    assert lo < p["LR"] < hi and p["sources"]["LR"] == "lr-opt at N_opt"
+    assert "LR" not in plan_allocation(1e22, fits={"chinchilla": chin.to_dict()})
+    path = tmp_path / "fits.json"
+    path.write_text(json.dumps(fits))
+    res = run_main("plan", "--compute", "1e22", "--fit", path, check=True)
+    assert "LR (peak)" in res.stdout

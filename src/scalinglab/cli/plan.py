@@ -45,7 +45,9 @@ def _fmt(v: float | None) -> str:
 def summary(r: dict) -> str:
     lines = [f"plan for C = {r['compute_flops']:.4g} FLOPs = {r['compute_pf_days']:.4g} PF-days ({r['mode']})"]
     for key, label in (("N_opt", "N_opt (params)"), ("D", "D (tokens)"), ("B_crit", "B_crit (tokens)"),
-                       ("S_min", "S_min (steps)"), ("L_pred", "L (nats/token)")):
+                       ("S_min", "S_min (steps)"), ("L_pred", "L (nats/token)"), ("LR", "LR (peak)")):
+        if key == "LR" and r.get("LR") is None:
+            continue  # only with an lr-opt fit
         ci = (r.get("ci95") or {}).get(key)
         src = (r.get("sources") or {}).get(key, "")
         lines.append(f"  {label:>16} = {_fmt(r.get(key))}" + (f"  95% CI [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "")

@@ -212,8 +212,21 @@ def _fit_plan(C: float, laws: dict[str, Law], unique_tokens: float | None = None
                 m = min(len(bc_samples), len(samples_N))
                 out["ci95"]["S_min"] = _ci([C / (6.0 * n * b) for n, b in zip(samples_N[:m], bc_samples[:m],
                                                                               strict=True)])
+    if "lr-opt" in laws and out["N_opt"] is not None:
+        _plan_lr(out, laws["lr-opt"], out["N_opt"], samples_N)
     out["contradiction"] = _fit_contradiction(laws, alloc)
     return out
+
+
+def _plan_lr(out: dict[str, Any], law: Any, N: float, samples_N: list[float]) -> None:
+    """The peak LR the lr-opt fit suggests for the planned N_opt (its CI from the lr-opt and N_opt draws)."""
+    p = law.params_ or {}
+    out["LR"] = (p["N_LR"] / N) ** p["alpha_LR"]
+    out["sources"]["LR"] = "lr-opt at N_opt"
+    draws = _samples(law)
+    if draws:
+        ns = samples_N[: len(draws)] if samples_N else [N] * len(draws)
+        out["ci95"]["LR"] = _ci([(q["N_LR"] / n) ** q["alpha_LR"] for q, n in zip(draws, ns, strict=False)])
 
 
 def _plan_allocation(out: dict[str, Any], name: str, law: Any, C: float, U: float | None) -> list[float]:
