@@ -212,7 +212,7 @@ def test_analytic_gradients_match_finite_differences():
     rng = np.random.default_rng(0)
     cols = {"N": np.geomspace(1e6, 1e10, 7), "D": np.geomspace(1e7, 1e11, 7), "S": np.geomspace(1e2, 1e5, 7),
             "C": np.geomspace(1e16, 1e20, 7), "B": np.geomspace(1e3, 1e6, 7), "L": np.linspace(2, 4, 7),
-            "L_ood": np.linspace(2.5, 4.3, 7), "U": np.geomspace(1e6, 1e10, 7)}
+            "L_ood": np.linspace(2.5, 4.3, 7), "U": np.geomspace(1e6, 1e10, 7), "LR": np.geomspace(1e-2, 1e-4, 7)}
     for name in law_names():
         if name == "bcrit-scan":
             continue

@@ -14,7 +14,7 @@ LAWS = [n for n in law_names() if n != "bcrit-scan"]  # bcrit-scan fits bcrit on
 # data-constrained's Jacobian is a central difference (14 evaluations a step): minutes here, so in the slow suite
 LAWS = [pytest.param(n, marks=pytest.mark.slow) if n == "data-constrained" else n for n in LAWS]
 RANGES = {"N": (1e5, 1e10), "D": (1e7, 1e11), "S": (1e2, 1e5), "C": (1e15, 1e21), "B": (1e3, 1e6),
-          "L": (2.0, 5.0), "L_ood": (2.2, 5.5), "U": (1e6, 1e10)}
+          "L": (2.0, 5.0), "L_ood": (2.2, 5.5), "U": (1e6, 1e10), "LR": (1e-4, 1e-2)}
 
 
 def _problem(name: str, seed: int, n: int):
