@@ -41,12 +41,23 @@ def fit(
                                               "frontier: column(s) naming a curve (default: run), e.g. model,sweep.")] = None,
     method: Annotated[Literal["envelope", "hull"], typer.Option("--method", help="frontier: envelope (Hoffmann et "
                                                                 "al.) or hull (lower convex hull).")] = "envelope",
+    flops: Annotated[str, typer.Option("--flops", help="With --db: FLOP convention of C: paper (6N per token), exact "
+                                       "(with the attention-context term) or with-head (exact + the de-embedding).")
+                     ] = "paper",
+    min_step: Annotated[float | None, typer.Option("--min-step", help="Learning-curve rows: drop points before this "
+                                                   "step (default: max(2 x warm-up, 10)).")] = None,
+    min_tokens: Annotated[float | None, typer.Option("--min-tokens", help="Learning-curve rows: drop points before "
+                                                     "this many tokens.")] = None,
+    min_policy: Annotated[str, typer.Option("--min-policy", help="With --db, kaplan-ns/-cmin: B_crit for S_min/C_min: "
+                                            "noise-scale (measured per point) or none.")] = "noise-scale",
+    sensitivity: Annotated[bool, typer.Option("--sensitivity", help="With --db: print the law's exponents under each "
+                                              "FLOP convention, transient cut and N with/without embeddings.")] = False,
     json_out: Annotated[str | None, typer.Option("--json", help="Write the fit as JSON to this file ('-': stdout).")] = None,
 ) -> None:
     """Fit LAW with a Huber loss on log residuals from a grid of starts; bootstrap CIs and a hold-out check."""
     from scalinglab.cli import fitting
     from scalinglab.errors import UserError
-    from scalinglab.laws.data import apply_mapping, frame_from_store, load_csv, parse_col_maps
+    from scalinglab.laws.data import apply_mapping, check_flops, frame_from_store, load_csv, parse_col_maps
     from scalinglab.laws.fit import fit_law
     from scalinglab.laws.fixed import parse_fix
     from scalinglab.laws.optimal import ALLOCATION_LAWS
@@ -59,6 +70,12 @@ def fit(
 
         csv = str(dataset_path(dataset))
     names = fitting.law_list(law)
+    check_flops(flops)
+    if min_policy not in ("noise-scale", "none"):
+        raise UserError(f"unknown --min-policy {min_policy!r}; use noise-scale or none")
+    if sensitivity:
+        _sensitivity(db, names[0], huber_delta, json_out)
+        return
     allocation = names[0] in ALLOCATION_LAWS
     if allocation and len(names) > 1:
         raise UserError(f"--law {names[0]} (an allocation estimator) cannot be compared with point laws")
@@ -71,7 +88,8 @@ def fit(
         source = f"dataset:{dataset}" if dataset is not None else csv
     else:
         frame = (fitting.store_frame(db, names[0], count_embeddings) if allocation
-                 else frame_from_store(db, names[0], count_embeddings=count_embeddings))
+                 else frame_from_store(db, names[0], count_embeddings=count_embeddings, flops=flops,
+                                       min_policy=min_policy))
         df = apply_mapping(frame, col_map, query, what=f"DB {db}")
         source = db
         group = group or ("budget" if names[0] == "isoflop" else None)
@@ -83,9 +101,12 @@ def fit(
         show = fitting.comparison_summary
     else:
         result = fit_law(laws[0], df, bootstrap=bootstrap, holdout=holdout, huber_delta=huber_delta,
-                         seed=seed).to_dict()
+                         seed=seed, min_step=min_step, min_tokens=min_tokens).to_dict()
         show = summary
     result["source"] = str(source)
+    if csv is not None:  # what a store read records (laws.data) is the user's choice for a CSV
+        result.setdefault("flops", "as given in column C")
+        result.setdefault("loss", "as given in column L")
     if query:
         result["query"] = query
     if db is not None:
@@ -96,6 +117,20 @@ def fit(
         emit_json(result, json_out)
     if json_out != "-":
         typer.echo(show(result))
+
+
+def _sensitivity(db: str | None, law: str, huber_delta: float, json_out: str | None) -> None:
+    """`fit --sensitivity`: the law's exponents under each FLOP convention, transient cut and N convention."""
+    from scalinglab.errors import UserError
+    from scalinglab.laws.sensitivity import sensitivity, sensitivity_table
+
+    if db is None:
+        raise UserError("--sensitivity needs --db (the conventions are recomputed from the store)")
+    rows = sensitivity(db, law, huber_delta=huber_delta)
+    if json_out is not None:
+        emit_json({"law": law, "source": str(db), "sensitivity": rows}, json_out)
+    if json_out != "-":
+        typer.echo(f"{law}: exponents under each convention (no bootstrap)\n" + sensitivity_table(rows))
 
 
 def _law(name: str, c_unit: str, solver: str, huber_delta: float, seed: int, fixed: dict[str, float]):
@@ -128,7 +163,14 @@ def summary(result: dict) -> str:
         lines.append(f"  warning: {k} is at a bound of its search range; the data do not determine it")
     if result.get("bootstrap"):
         b = result["bootstrap"]
-        lines.append(f"  bootstrap: {b['k']} resamples, {100 * b['converged_fraction']:.1f}% converged")
+        lines.append(f"  bootstrap: {b['k']} resamples of {b.get('resample') or 'point'}s, "
+                     f"{100 * b['converged_fraction']:.1f}% converged (intervals from the converged ones)")
+        if b["converged_fraction"] < 0.95:
+            lines.append(f"  warning: only {100 * b['converged_fraction']:.1f}% of the bootstrap refits converged; "
+                         "the intervals may be too narrow")
+    t = result.get("transient")
+    if t:
+        lines.append(f"  transient cut: {t['policy']}: kept {t['n_after']} of {t['n_before']} curve points")
     h = result.get("holdout")
     if h:
         lines.append(f"  hold-out of {h['k']} largest-compute points: mean |rel err| = {h['mean_abs_rel_error']:.4g}, "

@@ -24,6 +24,7 @@ import numpy as np
 from scalinglab.errors import UserError
 from scalinglab.io import json_safe
 from scalinglab.laws.columns import law_columns
+from scalinglab.laws.curves import is_curves, run_weights, transient_cut
 from scalinglab.laws.optimize import bootstrap_fits, optimise, percentile_ci
 
 EXP_BOUNDS = (1e-6, 10.0)  # exponents
@@ -77,6 +78,10 @@ class Law:
     inputs: tuple[str, ...] = ()
     param_names: tuple[str, ...] = ()
     log_params: tuple[bool, ...] = ()  # True: internal coordinate is log(value)
+    # Curve laws are fitted on points of learning curves when the rows have a repeated `run` column (see
+    # laws/curves.py): transient cut, whole-run bootstrap, and `_derive` (e.g. the frontier) inside each resample.
+    curve_law: ClassVar[bool] = False
+    min_runs: ClassVar[int] = 2
 
     def __init_subclass__(cls, register: dict[str, dict[str, Any]] | None = None, **kw: Any) -> None:
         """`class KaplanN(PowerLaw, register={"kaplan-n": {}, "kaplan-n-e": {"irreducible": True}})` adds the
@@ -90,6 +95,8 @@ class Law:
     def __init__(self, huber_delta: float = 1e-3, seed: int = 0) -> None:
         self.huber_delta = float(huber_delta)
         self.seed = int(seed)
+        self.min_step: float | None = None  # transient cut of curve rows (None: the default policy)
+        self.min_tokens: float | None = None
         self._reset()
 
     # ---- scikit-learn style surface -------------------------------------------------------------------
@@ -105,6 +112,9 @@ class Law:
         self.derived_ci95_: dict[str, list[float]] = {}
         self.bootstrap_: dict | None = None
         self.bootstrap_samples_: np.ndarray | None = None
+        self.resample_: str | None = None  # "point" or "run": the bootstrap's resampling unit
+        self.transient_: dict | None = None  # what the transient cut of curve rows did
+        self.provenance_: dict = {}  # how the rows were made (loss choice, S_min/C_min policy, FLOP convention)
 
     def get_options(self) -> dict[str, Any]:
         """Constructor options that change the law itself (saved in to_dict)."""
@@ -124,17 +134,59 @@ class Law:
         points if asked."""
         if bootstrap < 0 or holdout < 0:
             raise UserError("bootstrap and holdout must be >= 0")
+        provenance = dict(getattr(data, "attrs", {}).get("provenance") or {})  # set by frame_from_store
         self._fit_columns(law_columns(self, data), bootstrap, holdout, self.seed if seed is None else seed)
+        self.provenance_ = provenance
         return self
 
     def _fit_columns(self, cols: dict[str, np.ndarray], bootstrap: int, holdout: int, seed: int) -> None:
         """Fit validated columns (laws with a derived stage, like bcrit-scan, override this)."""
+        if self.curve_law and is_curves(cols):
+            self._fit_curves(cols, bootstrap, holdout, seed)
+            return
         theta = self._fit_arrays(cols)
+        self.resample_ = "point"
         if bootstrap:
             samples, conv = bootstrap_fits(self, self._X, self._y, theta, bootstrap, seed)
             self._attach_bootstrap(samples, conv, seed)
         if holdout:
             self.holdout_ = self._holdout(cols, holdout)
+
+    def _curve_rows(self, cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Learning-curve points after the transient cut, checked to hold enough runs and points."""
+        kept, info = transient_cut(cols, self.min_step, self.min_tokens)
+        n_runs = len(np.unique(kept["run"]))
+        if n_runs < self.min_runs:
+            what = "after the transient cut " if info["n_after"] < info["n_before"] else ""
+            raise UserError(f"{self.law_name} on learning curves needs at least {self.min_runs} runs; {what}the "
+                            f"rows have {n_runs} (column run)")
+        if info["n_after"] < self.n_params + 1:
+            raise UserError(f"the transient cut ({info['policy']}) leaves {info['n_after']} of {info['n_before']} "
+                            f"curve points; {self.law_name} needs at least {self.n_params + 1}")
+        self._transient_info = info
+        return kept
+
+    def _derive(self, cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The rows the formula is fitted on, from (cut) curve points; identity unless a law derives (frontier)."""
+        return cols
+
+    def _fit_curves(self, cols: dict[str, np.ndarray], bootstrap: int, holdout: int, seed: int) -> None:
+        """Curve rows: cut the transient, derive, fit; the bootstrap resamples whole runs."""
+        cols = self._curve_rows(cols)
+        rows = self._derive(cols)
+        theta = self._fit_arrays(rows)
+        self.transient_ = self._transient_info
+        self.resample_ = "run"
+        if bootstrap:
+            samples, conv = self._bootstrap_runs(cols, rows, theta, bootstrap, seed)
+            self._attach_bootstrap(samples, conv, seed)
+        if holdout:
+            self.holdout_ = self._holdout(rows, holdout)
+
+    def _bootstrap_runs(self, cols: dict[str, np.ndarray], rows: dict[str, np.ndarray], theta: np.ndarray,
+                        k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Whole-run resamples of rows that are the curve points themselves (laws with `_derive` override)."""
+        return bootstrap_fits(self, self._X, self._y, theta, k, seed, weights=run_weights(rows["run"], k, seed))
 
     def _fit_arrays(self, cols: dict[str, np.ndarray]) -> np.ndarray:
         """Point estimate on validated raw columns; sets the fitted attributes, returns internal theta."""
@@ -161,10 +213,17 @@ class Law:
         return optimise(self, X, y)
 
     def _attach_bootstrap(self, samples: np.ndarray, conv: np.ndarray, seed: int) -> None:
-        """Percentile CIs of parameters and derived quantities from bootstrap parameter samples (K, p)."""
+        """Percentile CIs of parameters and derived quantities from the converged bootstrap refits (K, p): a refit
+        that stopped short says where the optimiser stalled, not what the resample measures."""
+        conv = np.asarray(conv, bool) & np.isfinite(samples).all(axis=1)
+        samples = samples[conv]
         self.bootstrap_samples_ = samples
-        self.bootstrap_ = {"k": int(len(samples)), "seed": int(seed), "converged_fraction": float(np.mean(conv)),
-                           "ci": "95% percentile"}
+        self.bootstrap_ = {"k": int(len(conv)), "seed": int(seed), "converged_fraction": float(np.mean(conv)),
+                           "n_converged": int(conv.sum()), "resample": self.resample_,
+                           "ci": "95% percentile of the converged refits"}
+        if len(samples) < 10:
+            self.ci95_, self.derived_ci95_ = {}, {}
+            return
         self.ci95_ = dict(zip(self.param_names, percentile_ci(samples), strict=True))
         if self.derived_:
             names = list(self.derived_)
@@ -233,6 +292,11 @@ class Law:
 
     def required_columns(self) -> tuple[str, ...]:
         return (*self.inputs, self.target)
+
+    def optional_columns(self) -> tuple[str, ...]:
+        """Columns curve rows may carry beyond the required ones (step S and tokens D for the transient cut,
+        warm-up steps, model size N of each run)."""
+        return ("S", "step", "D", "warmup", "N") if self.curve_law else ()
 
     def features(self, cols: dict[str, np.ndarray]) -> np.ndarray:
         """(n, d) matrix of log inputs the formula uses."""
@@ -316,6 +380,9 @@ class Law:
             "holdout": self.holdout_,
             "derived": dict(self.derived_),
             "derived_ci95": {k: list(v) for k, v in self.derived_ci95_.items()},
+            "resample": self.resample_,
+            "transient": self.transient_,
+            **self.provenance_,
         }
         if self.bootstrap_ is not None:
             boot = dict(self.bootstrap_)
@@ -351,6 +418,8 @@ class Law:
         law.converged_ = d.get("converged")
         law.objective_ = d.get("objective")
         law.holdout_ = d.get("holdout")
+        law.resample_ = d.get("resample")
+        law.transient_ = d.get("transient")
         law.derived_ = dict(d.get("derived") or law.derived(law.params_))
         law.derived_ci95_ = {k: list(v) for k, v in (d.get("derived_ci95") or {}).items()}
         boot = d.get("bootstrap")

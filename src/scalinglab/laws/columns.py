@@ -49,4 +49,7 @@ def law_columns(law: Any, data: Any) -> dict[str, np.ndarray]:
         out[c] = arr
     if "run" in df.columns and "run" not in out:
         out["run"] = df["run"].astype(str).to_numpy()
+        for c in law.optional_columns():  # what curve rows may carry for the transient cut and the frontier
+            if c in df.columns and c not in out:
+                out[c] = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float)
     return out

@@ -92,8 +92,58 @@ def _store():
     return store_db
 
 
-def runs_from_store(db: str | Path, count_embeddings: bool = False):
-    """One row per finished run, canonical columns N, D, C, S, B, L plus run, noise_scale."""
+FLOPS = ("paper", "exact", "with-head")
+FLOPS_NOTE = {"paper": "C = 6N per token (no attention-context term; the paper's C = 6NBS)",
+              "exact": "C = Table 1 training FLOPs with the attention-context term",
+              "with-head": "C = exact + 6·d_model·n_vocab per token (the de-embedding matmul, forward x3)"}
+LOSS_NOTE = "best (early-stopped) val loss for D-subset runs (data_tokens set), final val loss otherwise"
+
+
+def check_flops(flops: str) -> str:
+    if flops not in FLOPS:
+        raise UserError(f"unknown --flops {flops!r}; use one of {', '.join(FLOPS)}")
+    return flops
+
+
+def _compute(frame, tokens: np.ndarray, flops: str, head: np.ndarray) -> np.ndarray:
+    """C under a FLOP convention from a frame with flops / flops_no_context columns (runs or eval points)."""
+    import pandas as pd
+
+    exact = pd.to_numeric(frame["flops"], errors="coerce").to_numpy(float)
+    if flops == "exact":
+        return exact
+    if flops == "with-head":
+        return exact + 6.0 * head * tokens
+    no_ctx = (pd.to_numeric(frame["flops_no_context"], errors="coerce").to_numpy(float)
+              if "flops_no_context" in frame.columns else np.full(len(frame), np.nan))
+    return np.where(np.isfinite(no_ctx) & (no_ctx > 0), no_ctx, exact)
+
+
+def _warmup_steps(runs) -> np.ndarray:
+    """Warm-up steps of each run from its config (warmup >= 1: steps, below 1: a fraction of the run)."""
+    import pandas as pd
+
+    w = (pd.to_numeric(runs["warmup"], errors="coerce").to_numpy(float) if "warmup" in runs.columns
+         else np.zeros(len(runs)))
+    steps = runs["steps"].to_numpy(dtype=float)
+    return np.where(w >= 1, np.round(w), np.round(w * steps))
+
+
+def _head_params(runs) -> np.ndarray:
+    """d_model·n_vocab of each run: its embedding table less the position table (LSTMs have none)."""
+    import pandas as pd
+
+    emb = pd.to_numeric(runs.get("n_embedding"), errors="coerce").to_numpy(float)
+    d = pd.to_numeric(runs.get("d_model"), errors="coerce").to_numpy(float)
+    ctx = np.where(runs.get("arch", pd.Series([""] * len(runs))).astype(str).to_numpy() == "lstm", 0.0,
+                   pd.to_numeric(runs.get("n_ctx"), errors="coerce").to_numpy(float))
+    return emb - ctx * d
+
+
+def runs_from_store(db: str | Path, count_embeddings: bool = False, flops: str = "paper"):
+    """One row per finished run, canonical columns N, D, C, S, B, L plus run, noise_scale, warmup, L_final.
+
+    C follows the FLOP convention `flops` (FLOPS_NOTE); L is the best val loss of D-subset runs (LOSS_NOTE)."""
     import pandas as pd
 
     p = Path(db)
@@ -117,10 +167,17 @@ def runs_from_store(db: str | Path, count_embeddings: bool = False):
         tokens = np.where(np.isfinite(dt) & (dt > 0), dt, tokens)
     df["D"] = tokens
     df["U"] = tokens  # unique tokens: the D-subset's size, else every token seen was new
-    df["C"] = runs["flops"].to_numpy(dtype=float)
+    df["head"] = _head_params(runs)
+    df["C"] = _compute(runs, runs["tokens"].to_numpy(dtype=float), check_flops(flops), df["head"].to_numpy())
     df["S"] = runs["steps"].to_numpy(dtype=float)
     df["B"] = (runs["batch_size"].to_numpy(dtype=float) * runs["n_ctx"].to_numpy(dtype=float))
-    df["L"] = runs["val_loss"].to_numpy(dtype=float)
+    df["warmup"] = _warmup_steps(runs)
+    final = pd.to_numeric(runs["val_loss"], errors="coerce").to_numpy(dtype=float)
+    best = (pd.to_numeric(runs["best_val_loss"], errors="coerce").to_numpy(dtype=float)
+            if "best_val_loss" in runs.columns else np.full(len(runs), np.nan))
+    subset = np.isfinite(dt) & (dt > 0) if "data_tokens" in runs.columns else np.zeros(len(runs), dtype=bool)
+    df["L_final"] = final
+    df["L"] = np.where(subset & np.isfinite(best), best, final)  # early stopping of runs that repeat data
     df["LR"] = pd.to_numeric(runs["lr"], errors="coerce").to_numpy(dtype=float)  # the peak LR it ran at (lr-opt)
     df["noise_scale"] = (pd.to_numeric(runs["noise_scale"], errors="coerce").to_numpy(dtype=float)
                          if "noise_scale" in runs.columns else np.nan)
@@ -148,71 +205,69 @@ def _json_dict(value: Any) -> dict:
     return {}
 
 
-def curves_from_store(db: str | Path, count_embeddings: bool = False):
-    """Every learning-curve point of finished runs: run, N, B, S (=step), D (tokens so far), C, L, noise_scale."""
+def curves_from_store(db: str | Path, count_embeddings: bool = False, flops: str = "paper"):
+    """Every learning-curve point of finished runs: run, N, B, S (=step), step, D (tokens so far), C (under the
+    FLOP convention `flops`), L, noise_scale, warmup (the run's warm-up steps)."""
     import pandas as pd
 
-    runs = runs_from_store(db, count_embeddings)
+    runs = runs_from_store(db, count_embeddings, flops)
     ev = _store().load_evals(Path(db))
     ev = ev[ev["run_id"].astype(str).isin(set(runs["run"]))]
     if len(ev) == 0:
         raise UserError(f"results DB {db} has no learning-curve points for finished runs")
-    meta = runs.set_index("run")[["N", "B", "noise_scale"]].rename(columns={"noise_scale": "run_noise_scale"})
+    meta = runs.set_index("run")[["N", "B", "noise_scale", "warmup", "head"]].rename(
+        columns={"noise_scale": "run_noise_scale"})
     out = ev.assign(run=ev["run_id"].astype(str)).join(meta, on="run")
     point_ns = (pd.to_numeric(out["noise_scale"], errors="coerce").to_numpy(float) if "noise_scale" in out.columns
                 else np.full(len(out), np.nan))
     # the noise scale measured at that point of the curve (B_crit at that loss), else the run's final one
     ns = np.where(np.isfinite(point_ns), point_ns, out["run_noise_scale"].to_numpy(float))
-    out = out.assign(S=out["step"].astype(float), D=out["tokens"].astype(float), C=out["flops"].astype(float),
+    tokens = out["tokens"].to_numpy(float)
+    out = out.assign(S=out["step"].astype(float), step=out["step"].astype(float), D=tokens,
+                     C=_compute(out, tokens, flops, out["head"].to_numpy(float)),
                      L=pd.to_numeric(out["val_loss"], errors="coerce").astype(float), noise_scale=ns)
     out = out[(out["S"] > 0) & np.isfinite(out["L"])]
-    return out[["run", "N", "B", "S", "D", "C", "L", "noise_scale"]].reset_index(drop=True)
+    return out[["run", "N", "B", "S", "step", "D", "C", "L", "noise_scale", "warmup"]].reset_index(drop=True)
 
 
-def _bcrit_tokens(df) -> np.ndarray:
-    """B_crit per row: the run's measured noise scale (tokens) when present, else the paper's eq 1.4 at L."""
-    from scalinglab.laws.constants import PAPER_LAWS
-
-    p = PAPER_LAWS["bcrit"]
-    paper = p["B_star"] / df["L"].to_numpy(float) ** (1.0 / p["alpha_B"])
-    ns = df["noise_scale"].to_numpy(float) if "noise_scale" in df.columns else np.full(len(df), np.nan)
-    return np.where(np.isfinite(ns) & (ns > 0), ns, paper)
-
-
-def frame_from_store(db: str | Path, law: str, count_embeddings: bool = False, run_ids: Any = None):
+def frame_from_store(db: str | Path, law: str, count_embeddings: bool = False, run_ids: Any = None,
+                     flops: str = "paper", min_policy: str = "noise-scale", bcrit: dict | None = None):
     """The canonical DataFrame a law should be fitted on, read from the results store (see module doc).
 
-    `run_ids` (optional) restricts it to those runs (e.g. one family of a sweep) before any frontier is taken.
+    `run_ids` (optional) restricts it to those runs (e.g. one family of a sweep). Curve laws get every eval point
+    (the law cuts the transient and, for kaplan-c/-cmin, takes the frontier itself, inside each bootstrap
+    resample); S_min/C_min come from `to_min(policy=min_policy)`. What was chosen is in `df.attrs["provenance"]`,
+    which the fitted law copies into its JSON.
     """
-    from scalinglab.laws.frontier import compute_frontier
-    from scalinglab.laws.transforms import c_min, s_min
+    from scalinglab.laws.transforms import MIN_POLICIES, to_min
 
+    check_flops(flops)
     keep = None if run_ids is None else {str(r) for r in run_ids}
-
-    def selected_curves():
-        df = curves_from_store(db, count_embeddings)
+    provenance: dict[str, Any] = {"flops": flops, "flops_note": FLOPS_NOTE[flops], "loss": LOSS_NOTE}
+    if law in CURVE_LAWS or law in FRONTIER_LAWS or law == "bcrit":
+        df = curves_from_store(db, count_embeddings, flops)
         df = df if keep is None else df[df["run"].isin(keep)].reset_index(drop=True)
         if len(df) == 0:
             raise UserError(f"results DB {db} has no learning-curve points for the selected runs")
-        return df
+        provenance["loss"] = "val loss at each eval point of the learning curves"
+        cols = {c: df[c].to_numpy() for c in ("B", "L", "noise_scale")}
+        if law == "bcrit":  # eq 1.4 from the measured gradient noise scale (the B_crit proxy) along every curve
+            ns = df["noise_scale"].to_numpy(float)
+            df = df[np.isfinite(ns) & (ns > 0)].assign(B=lambda d: d["noise_scale"]).reset_index(drop=True)
+            if len(df) == 0:
+                raise UserError(f"results DB {db} has no gradient noise-scale measurements to fit bcrit on")
+        elif law.startswith("kaplan-cmin") or law.startswith("kaplan-ns"):
+            kind = "C" if law.startswith("kaplan-cmin") else "S"
+            df[kind] = to_min(kind, df[kind].to_numpy(), cols["B"], cols["L"], min_policy, cols["noise_scale"], bcrit)
+            provenance.update(min_policy=min_policy, min_policy_note=MIN_POLICIES[min_policy],
+                              min_converted=kind)
+        if law == "log-c":  # not a curve law: fitted on the frontier points themselves
+            from scalinglab.laws.frontier import compute_frontier
 
-    if law == "bcrit":  # eq 1.4 from the measured gradient noise scale (the B_crit proxy) along every curve
-        df = selected_curves()
-        ns = df["noise_scale"].to_numpy(float)
-        df = df[np.isfinite(ns) & (ns > 0)].assign(B=lambda d: d["noise_scale"])
-        if len(df) == 0:
-            raise UserError(f"results DB {db} has no gradient noise-scale measurements to fit bcrit on")
-        return df.reset_index(drop=True)
-    if law in CURVE_LAWS or law in FRONTIER_LAWS:
-        df = selected_curves()
-        if law.startswith("kaplan-cmin"):
-            df = df.assign(C=c_min(df["C"].to_numpy(), df["B"].to_numpy(), _bcrit_tokens(df)))
-        if law.startswith("kaplan-ns"):
-            df = df.assign(S=s_min(df["S"].to_numpy(), df["B"].to_numpy(), _bcrit_tokens(df)))
-        if law in FRONTIER_LAWS:
             df = compute_frontier(df)
+        df.attrs["provenance"] = provenance
         return df
-    df = runs_from_store(db, count_embeddings)
+    df = runs_from_store(db, count_embeddings, flops)
     if law == "data-constrained":  # U = the subset's unique tokens, D = the tokens trained on (repeats included)
         df = df.assign(D=df["tokens"])
     if law.startswith("ood-") and not any(str(c).startswith("L:") for c in df.columns):
@@ -222,5 +277,5 @@ def frame_from_store(db: str | Path, law: str, count_embeddings: bool = False, r
         df = df[df["run"].isin(keep)].reset_index(drop=True)
         if len(df) == 0:
             raise UserError(f"results DB {db} has no finished runs among the selected ones")
+    df.attrs["provenance"] = provenance
     return df
-

@@ -18,12 +18,18 @@ from scalinglab.laws.registry import get_law
 
 
 def fit_law(law: str | Law, data: Any, bootstrap: int = 0, holdout: int = 0, huber_delta: float = 1e-3,
-            seed: int = 0, **options: Any) -> Law:
-    """Fit a law by registry name (or a Law instance) to a DataFrame with canonical columns; returns the law."""
+            seed: int = 0, min_step: float | None = None, min_tokens: float | None = None, **options: Any) -> Law:
+    """Fit a law by registry name (or a Law instance) to a DataFrame with canonical columns; returns the law.
+
+    `min_step` / `min_tokens` replace the default transient cut of learning-curve rows (laws/curves.py)."""
     if isinstance(law, str):
         law = get_law(law, **options)
     if not (huber_delta > 0 and np.isfinite(huber_delta)):
         raise UserError(f"huber delta must be a positive number, got {huber_delta}")
+    for name, v in (("--min-step", min_step), ("--min-tokens", min_tokens)):
+        if v is not None and not (np.isfinite(v) and v >= 0):
+            raise UserError(f"{name} must be a number >= 0, got {v}")
     law.huber_delta = float(huber_delta)
     law.seed = int(seed)
+    law.min_step, law.min_tokens = min_step, min_tokens
     return law.fit(data, bootstrap=bootstrap, holdout=holdout, seed=seed)

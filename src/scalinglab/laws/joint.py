@@ -51,6 +51,7 @@ class KaplanNS(Law, register={"kaplan-ns": {}}):
     """Eq 1.6: L(N, S_min) = (N_c/N)^alpha_N + (S_c/S_min)^alpha_S (Table 3: 0.077, 0.76, 6.5e13, 2.1e3)."""
 
     name = "kaplan-ns"
+    curve_law = True
     formula = "L = (N_c/N)^alpha_N + (S_c/S)^alpha_S"
     inputs = ("N", "S")
     param_names = ("alpha_N", "alpha_S", "N_c", "S_c")

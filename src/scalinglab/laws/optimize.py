@@ -36,9 +36,10 @@ def huber(r: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray]:
 
 def objective(law: Any, theta: np.ndarray, X: np.ndarray, y: np.ndarray, w: np.ndarray | None,
               delta: float, grad: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-    """Sum of weighted Huber losses for each row of theta (P, k); w is (n,), (P, n) or None."""
+    """Sum of weighted Huber losses for each row of theta (P, k); y is (n,) or one target row per problem (P, n);
+    w is (n,), (P, n) or None."""
     f, J = law._logpred(theta, X, grad=grad)
-    r = f - y[None, :]
+    r = f - (y if y.ndim == 2 else y[None, :])
     h, psi = huber(r, delta)
     if w is not None:
         h = h * w
@@ -58,8 +59,12 @@ def objective(law: Any, theta: np.ndarray, X: np.ndarray, y: np.ndarray, w: np.n
 
 def lbfgs_batched(fg: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]], x0: np.ndarray,
                   lo: np.ndarray, hi: np.ndarray, maxiter: int = 400, m: int = 10, ftol: float = 1e-15,
-                  gtol: float = 1e-10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  gtol: float = 1e-10, project: Callable[[np.ndarray], np.ndarray] | None = None,
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Minimise P independent smooth problems at once with L-BFGS (projected onto box bounds).
+
+    `project(x)` (default: clip to [lo, hi]) maps a trial point onto the feasible set; the objective is only ever
+    evaluated at feasible points, so no flat region outside the bounds can pass for an optimum.
 
     `fg(x, idx)` returns objective (p,) and gradient (p, k) of problems `idx` at x (p, k). Each problem keeps its
     own curvature history and its own backtracking (Armijo) step; a problem stops when its relative decrease or
@@ -69,7 +74,10 @@ def lbfgs_batched(fg: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.nd
     α and ln N_c move together) each step gains very little, and a looser relative-decrease test stopped the
     bootstrap refits next to their start, which gave 95% CIs 20× too narrow.
     """
-    x = np.clip(np.array(x0, dtype=float), lo, hi)
+    if project is None:
+        def project(v: np.ndarray) -> np.ndarray:
+            return np.clip(v, lo, hi)
+    x = project(np.array(x0, dtype=float))
     P, k = x.shape
     allidx = np.arange(P)
     f, g = fg(x, allidx)
@@ -115,7 +123,7 @@ def lbfgs_batched(fg: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.nd
         t = np.ones(idx.size)
         pend = np.arange(idx.size)
         for _ in range(40):
-            xt = np.clip(x_old[pend] + t[pend, None] * d[pend], lo, hi)
+            xt = project(x_old[pend] + t[pend, None] * d[pend])
             ft, gt = fg(xt, idx[pend])
             dec = np.einsum("pk,pk->p", gi[pend], xt - x_old[pend])
             ok = np.isfinite(ft) & (ft <= f_old[pend] + 1e-4 * dec)
@@ -137,7 +145,7 @@ def lbfgs_batched(fg: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.nd
         rho[idx, j] = np.where(valid, 1.0 / np.where(valid, sy, 1.0), 0.0)
         gamma[idx] = np.where(valid, sy / np.maximum(yy, 1e-300), gamma[idx])
         x[idx], f[idx], g[idx] = x_new, f_new, g_new
-        pg = np.abs(x_new - np.clip(x_new - g_new, lo, hi)).max(axis=1)
+        pg = np.abs(x_new - project(x_new - g_new)).max(axis=1)
         small_dec = (f_old - f_new) <= ftol * np.maximum(np.abs(f_old), 1e-300)
         # A failed line search (40 halvings) with curvature pairs in memory often means the quasi-Newton model
         # went stale at a kink of the Huber loss: restart from a scaled steepest-descent step. Only a failure
@@ -252,10 +260,14 @@ def point_weights(n: int, k: int, seed: int) -> np.ndarray:
 
 
 def bootstrap_fits(law: Any, X: np.ndarray, y: np.ndarray, theta: np.ndarray, k: int, seed: int,
-                   threads: int | None = None, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                   threads: int | None = None, weights: np.ndarray | None = None,
+                   targets: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """K resamples as weight vectors (`weights` (K, n), default `point_weights`), optimised together from
     `theta` (in whitened coordinates, see `whitening`); returns natural params (K, p), converged.
 
+    `targets` (K, n), when given, is each resample's own log target (a frontier recomputed from resampled runs;
+    weight 0 where a resample has no value). Bounds are kept by projection: a trial point z is mapped to
+    T⁻¹(clip(θ̂ + T·z) − θ̂), so the objective never sees a clipped (flat) copy of a point outside the box.
     The resamples are split into one block per CPU thread (numpy releases the GIL inside its loops, so the
     blocks run in parallel); the weights are drawn up front so the result does not depend on the split.
     """
@@ -272,16 +284,21 @@ def bootstrap_fits(law: Any, X: np.ndarray, y: np.ndarray, theta: np.ndarray, k:
 
     lo, hi = bounds[:, 0], bounds[:, 1]
     T = whitening(law, X, theta)
+    T_inv = np.linalg.inv(T)
     free = np.full(len(theta), np.inf)
+
+    def project(z: np.ndarray) -> np.ndarray:
+        return (np.clip(theta + z @ T.T, lo, hi) - theta) @ T_inv.T
 
     def run(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         W = W_all[block]
+        Y = None if targets is None else targets[block]
 
         def fg(z: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            o, g = objective(law, np.clip(theta + z @ T.T, lo, hi), X, y, W[idx], delta)
+            o, g = objective(law, theta + z @ T.T, X, y if Y is None else Y[idx], W[idx], delta)
             return o * scale, (g * scale) @ T
 
-        zs, _, ok = lbfgs_batched(fg, np.zeros((len(block), len(theta))), -free, free, maxiter=500)
+        zs, _, ok = lbfgs_batched(fg, np.zeros((len(block), len(theta))), -free, free, maxiter=500, project=project)
         return law.params_from_theta(np.clip(theta + zs @ T.T, lo, hi)), ok
 
     if len(blocks) == 1:

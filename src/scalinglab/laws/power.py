@@ -15,6 +15,8 @@ import numpy as np
 from scalinglab.errors import UserError
 from scalinglab.laws.base import Law, log_of_linear, softmax_lse
 from scalinglab.laws.constants import PF_DAY
+from scalinglab.laws.curves import curve_matrix, envelope, run_counts
+from scalinglab.laws.optimize import bootstrap_fits
 
 
 def _anchor_scale(x: np.ndarray, y: np.ndarray, alphas: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -103,9 +105,14 @@ class KaplanD(PowerLaw, register={"kaplan-d": {}, "kaplan-d-e": {"irreducible": 
 
 
 class KaplanC(PowerLaw, register={"kaplan-c": {}, "kaplan-c-e": {"irreducible": True}}):
-    """Eq 3.3: L(C) = (C_c/C)^alpha_C at fixed batch; C_c in PF-days (paper: 0.057, 1.6e7)."""
+    """Eq 3.3: L(C) = (C_c/C)^alpha_C at fixed batch; C_c in PF-days (paper: 0.057, 1.6e7).
+
+    On learning curves (rows with a repeated run column) it is fitted on their compute-efficient frontier
+    (paper §6), recomputed from the drawn runs inside every bootstrap resample."""
 
     column, exponent, scale, base_name = "C", "alpha_C", "C_c", "kaplan-c"
+    curve_law = True
+    frontier_points = 60  # log-spaced compute grid of the frontier
 
     def __init__(self, irreducible: bool = False, c_unit: str = "flops", **kw: Any) -> None:
         if c_unit not in ("flops", "pf-days"):
@@ -119,6 +126,23 @@ class KaplanC(PowerLaw, register={"kaplan-c": {}, "kaplan-c-e": {"irreducible": 
     def features(self, cols):
         c = np.asarray(cols["C"], dtype=float)
         return np.log(c / PF_DAY if self.c_unit == "flops" else c)[:, None]
+
+    def _derive(self, cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The frontier: at each compute of a log grid, the lowest loss any curve reaches (and which run)."""
+        C, L = np.asarray(cols["C"], float), np.asarray(cols["L"], float)
+        grid = np.geomspace(C.min(), C.max(), self.frontier_points)
+        V, keys = curve_matrix(C, L, cols["run"], grid)
+        env, who = envelope(V)
+        ok = who >= 0
+        self._frontier_V = V[:, ok]
+        return {"C": grid[ok], "L": np.exp(env[ok]), "run": np.asarray(keys)[who[ok]]}
+
+    def _bootstrap_runs(self, cols, rows, theta, k, seed):
+        """Each resample's own frontier of its drawn runs on the common grid (weight 0 where none reaches)."""
+        counts, _ = run_counts(cols["run"], k, seed)
+        env, _ = envelope(self._frontier_V, counts)
+        W = np.isfinite(env).astype(float)
+        return bootstrap_fits(self, self._X, self._y, theta, k, seed, weights=W, targets=np.where(W > 0, env, 0.0))
 
 
 class KaplanCmin(KaplanC, register={"kaplan-cmin": {}, "kaplan-cmin-e": {"irreducible": True}}):
