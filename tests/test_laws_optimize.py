@@ -32,12 +32,16 @@ def _problem(name: str, seed: int, n: int):
     x0 = truth + 0.03 * rng.standard_normal(law.n_params)
     margin = 0.001 * (b[:, 1] - b[:, 0])
     inside = all(bool(np.all((v > b[:, 0] + margin) & (v < b[:, 1] - margin))) for v in (truth, x0))
+    # identifiable: every parameter moves the prediction at the truth (a term switched off, e.g. B/D^beta far
+    # below E, is a plateau where local optimisers legitimately stop in different places)
+    _, J = law._logpred(truth[None, :], X)
+    inside &= min(float(np.abs(np.broadcast_to(j, f.shape)).max()) for j in J) > 1e-3
     return law, X, y, x0, b, inside
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", LAWS)
-@settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(seed=st.integers(0, 2**31 - 1), n=st.integers(8, 40))
 def test_lbfgs_batched_matches_scipy(name, seed, n):
     law, X, y, x0, b, inside = _problem(name, seed, n)

@@ -30,6 +30,8 @@ from scalinglab.laws.optimize import bootstrap_fits, optimise, percentile_ci
 EXP_BOUNDS = (1e-6, 10.0)  # exponents
 LOG_BOUNDS = (-200.0, 200.0)  # log of a positive scale parameter
 
+# how the rows were made, copied from the data (frame_from_store) into the fit JSON and back
+PROVENANCE_KEYS = ("flops", "flops_note", "loss", "min_policy", "min_policy_note", "min_converted")
 # name -> (class, constructor defaults); filled by Law.__init_subclass__ as the family modules are imported
 _REGISTRY: dict[str, tuple[type[Law], dict[str, Any]]] = {}
 
@@ -146,6 +148,7 @@ class Law:
             return
         theta = self._fit_arrays(cols)
         self.resample_ = "point"
+        self._n_units = self.n_points_
         if bootstrap:
             samples, conv = bootstrap_fits(self, self._X, self._y, theta, bootstrap, seed)
             self._attach_bootstrap(samples, conv, seed)
@@ -155,14 +158,14 @@ class Law:
     def _curve_rows(self, cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Learning-curve points after the transient cut, checked to hold enough runs and points."""
         kept, info = transient_cut(cols, self.min_step, self.min_tokens)
+        if info["n_after"] < self.n_params + 1:
+            raise UserError(f"the transient cut ({info['policy']}) leaves {info['n_after']} of {info['n_before']} "
+                            f"curve points; {self.law_name} needs at least {self.n_params + 1}")
         n_runs = len(np.unique(kept["run"]))
         if n_runs < self.min_runs:
             what = "after the transient cut " if info["n_after"] < info["n_before"] else ""
             raise UserError(f"{self.law_name} on learning curves needs at least {self.min_runs} runs; {what}the "
                             f"rows have {n_runs} (column run)")
-        if info["n_after"] < self.n_params + 1:
-            raise UserError(f"the transient cut ({info['policy']}) leaves {info['n_after']} of {info['n_before']} "
-                            f"curve points; {self.law_name} needs at least {self.n_params + 1}")
         self._transient_info = info
         return kept
 
@@ -177,6 +180,7 @@ class Law:
         theta = self._fit_arrays(rows)
         self.transient_ = self._transient_info
         self.resample_ = "run"
+        self._n_units = len(np.unique(cols["run"]))
         if bootstrap:
             samples, conv = self._bootstrap_runs(cols, rows, theta, bootstrap, seed)
             self._attach_bootstrap(samples, conv, seed)
@@ -219,7 +223,7 @@ class Law:
         samples = samples[conv]
         self.bootstrap_samples_ = samples
         self.bootstrap_ = {"k": int(len(conv)), "seed": int(seed), "converged_fraction": float(np.mean(conv)),
-                           "n_converged": int(conv.sum()), "resample": self.resample_,
+                           "n_converged": int(conv.sum()), "resample": self.resample_, "n_units": int(self._n_units),
                            "ci": "95% percentile of the converged refits"}
         if len(samples) < 10:
             self.ci95_, self.derived_ci95_ = {}, {}
@@ -420,6 +424,7 @@ class Law:
         law.holdout_ = d.get("holdout")
         law.resample_ = d.get("resample")
         law.transient_ = d.get("transient")
+        law.provenance_ = {k: d[k] for k in PROVENANCE_KEYS if k in d}
         law.derived_ = dict(d.get("derived") or law.derived(law.params_))
         law.derived_ci95_ = {k: list(v) for k, v in (d.get("derived_ci95") or {}).items()}
         boot = d.get("bootstrap")

@@ -54,6 +54,7 @@ class BcritScan(Bcrit, register={"bcrit-scan": {}}):
         self.n_curve_points_ = int(len(cols["L"]))
         self.transient_ = self._transient_info
         self.resample_ = "run"
+        self._n_units = len(np.unique(cols["run"]))
         if bootstrap:
             self._attach_bootstrap(*self._bootstrap_curves(cols, bootstrap, seed), seed)
 

@@ -38,7 +38,14 @@ def is_curves(cols: dict[str, np.ndarray]) -> bool:
 def transient_cut(cols: dict[str, np.ndarray], min_step: float | None = None,
                   min_tokens: float | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Drop the early-transient points of every curve; returns the kept columns and what was done (for the JSON)."""
-    n = len(cols["run"])
+    keep, info = transient_mask(cols, min_step, min_tokens)
+    return {c: np.asarray(v)[keep] for c, v in cols.items()}, info
+
+
+def transient_mask(cols: dict[str, np.ndarray], min_step: float | None = None,
+                   min_tokens: float | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """Which points survive the transient cut (see module doc), and the record of the cut."""
+    n = len(next(iter(cols.values())))
     keep = np.ones(n, dtype=bool)
     # the optimiser step of each point: `step` when the rows carry it (S may already be S_min), else S
     step = np.asarray(cols["step"] if "step" in cols else cols["S"], float) if ("step" in cols or "S" in cols) else None
@@ -63,7 +70,7 @@ def transient_cut(cols: dict[str, np.ndarray], min_step: float | None = None,
     else:
         info["policy"] = "none (no step column S)"
     info.update(n_before=int(n), n_after=int(keep.sum()))
-    return {c: np.asarray(v)[keep] for c, v in cols.items()}, info
+    return keep, info
 
 
 def run_weights(runs: np.ndarray, k: int, seed: int) -> np.ndarray:

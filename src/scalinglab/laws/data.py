@@ -1,21 +1,21 @@
-"""Getting data into a law: CSV reading, column mapping, validation, and the results-store mapping.
+"""Getting data into a law: CSV reading, column mapping, and the results-store mapping.
 
 Canonical columns: N (non-embedding parameters), D (tokens), C (training FLOPs), S (steps), B (batch size in
-tokens), L (loss, nats/token), L_ood (loss on another distribution). `law_columns(law, df)` checks that the
-columns a law needs are present, numeric, finite and positive, and returns them as float arrays; every problem
-is a one-line `UserError`.
+tokens), L (loss, nats/token), L_ood (loss on another distribution); laws/columns.py validates them.
 
-`frame_from_store(db, law, count_embeddings=False)` maps the results store onto canonical columns:
-N = n_params (n_params_with_embeddings with count_embeddings), D = data_tokens when set else tokens (U the same;
-the data-constrained law takes D = tokens trained on and U = data_tokens, the unique tokens), C = flops
-(FLOPs; kaplan-c/kaplan-cmin convert to PF-days inside the law), S = steps, B = batch_size·n_ctx tokens,
-L = val_loss, L:<name> = final loss on each extra eval set (L_ood too when there is exactly one); only runs
-with status "done", ordered by run id. Laws of learning curves (bcrit-scan, kaplan-ns, kaplan-c, kaplan-cmin)
-read every eval point of every curve (`curves_from_store`); kaplan-c/kaplan-cmin use the
-compute-efficient frontier of those curves (paper §6); kaplan-cmin and kaplan-ns use C_min and S_min from
-the measured gradient noise scale (the proxy for B_crit) when the store has it, else the paper's eq 1.4; bcrit
-fits eq 1.4 to (L, noise scale in tokens) along every curve. For a CSV, kaplan-cmin reads C_min from column C
-(map it with --col C=...).
+`frame_from_store(db, law, count_embeddings=False, flops="paper", min_policy="noise-scale")` maps the results store
+onto canonical columns: N = n_params (n_params_with_embeddings with count_embeddings), D = data_tokens when set
+else tokens (U the same; the data-constrained law takes D = tokens trained on and U = data_tokens), C under the FLOP convention `flops` (FLOPS_NOTE: paper = 6N per token, the paper's C = 6NBS; exact =
+with the attention-context term; with-head = exact + the de-embedding matmul; kaplan-c/-cmin convert to PF-days
+inside the law), S = steps, B = batch_size·n_ctx tokens, L = the final val loss, or the best one for D-subset runs
+(early stopping, LOSS_NOTE), L:<name> = final loss on each extra eval set (L_ood too when there is exactly one),
+warmup = the run's warm-up steps; only runs with status "done", ordered by run id. Curve laws (kaplan-ns, kaplan-c,
+kaplan-cmin, bcrit, bcrit-scan) read every eval point of every curve (`curves_from_store`) and do the rest
+themselves (transient cut, frontier, whole-run bootstrap; laws/curves.py); kaplan-cmin and kaplan-ns get C_min and
+S_min from `transforms.to_min` under `min_policy`; bcrit fits eq 1.4 to (L, noise scale in tokens) along every
+curve. The choices go into `df.attrs["provenance"]` and from there into the fit JSON. For a CSV, kaplan-cmin reads
+C_min from column C and kaplan-ns S_min from S (map them with --col). `fit_axis(fit, curves, runs)` puts report
+curves on the axes a fit used (figures).
 """
 
 from __future__ import annotations
@@ -279,3 +279,41 @@ def frame_from_store(db: str | Path, law: str, count_embeddings: bool = False, r
             raise UserError(f"results DB {db} has no finished runs among the selected ones")
     df.attrs["provenance"] = provenance
     return df
+
+
+def fit_axis(fit: dict, curves, runs):
+    """Report curve points (store evals with run_id, step, tokens, flops, val_loss, noise_scale) on the axes `fit`
+    was fitted on: C under its FLOP convention (C_min where it converted C), S (S_min where it converted S), and
+    `kept`: past its transient cut. Figures draw a fitted law over these, so line and points share one axis.
+    Fits written before these choices were recorded used exact FLOPs, no conversion record and no cut."""
+    import pandas as pd
+
+    from scalinglab.laws.curves import transient_mask
+    from scalinglab.laws.transforms import to_min
+
+    r = runs.drop_duplicates("run_id").set_index("run_id")
+    per_run = pd.DataFrame({"warmup": _warmup_steps(r), "head": _head_params(r),
+                            "run_noise": pd.to_numeric(r.get("noise_scale"), errors="coerce")}, index=r.index)
+    j = per_run.reindex(curves["run_id"].to_numpy())
+    tokens = pd.to_numeric(curves["tokens"], errors="coerce").to_numpy(float)
+    C = _compute(curves, tokens, check_flops(fit.get("flops", "exact")), j["head"].to_numpy(float))
+    S = pd.to_numeric(curves["step"], errors="coerce").to_numpy(float)
+    L = pd.to_numeric(curves["val_loss"], errors="coerce").to_numpy(float)
+    B = (pd.to_numeric(curves["batch_size"], errors="coerce") * pd.to_numeric(curves["n_ctx"], errors="coerce")
+         ).to_numpy(float)
+    point = (pd.to_numeric(curves["noise_scale"], errors="coerce").to_numpy(float) if "noise_scale" in curves
+             else np.full(len(curves), np.nan))
+    noise = np.where(np.isfinite(point), point, j["run_noise"].to_numpy(float))
+    kind = fit.get("min_converted")
+    if kind == "C":
+        C = to_min("C", C, B, L, fit.get("min_policy", "noise-scale"), noise)
+    if kind == "S":
+        S = to_min("S", S, B, L, fit.get("min_policy", "noise-scale"), noise)
+    t = fit.get("transient") or {}
+    if t:
+        kept, _ = transient_mask({"step": pd.to_numeric(curves["step"], errors="coerce").to_numpy(float),
+                                  "D": tokens, "warmup": j["warmup"].to_numpy(float)},
+                                 t.get("min_step"), t.get("min_tokens"))
+    else:
+        kept = np.ones(len(curves), dtype=bool)
+    return pd.DataFrame({"C": C, "S": S, "kept": kept}, index=curves.index)

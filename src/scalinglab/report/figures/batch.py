@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from scalinglab.laws.data import fit_axis
+from scalinglab.laws.transforms import to_min
 from scalinglab.report.figures.data import (
     curve_groups,
     law_predict,
@@ -68,7 +70,8 @@ def fig10(study: Study) -> Figure:
 
 @figure(
     "11", "Loss vs S_min (steps at B ≫ B_crit)",
-    caption="Learning curves against S_min = S/(1 + B_crit(L)/B), using the fitted B_crit(L). "
+    caption="Learning curves against S_min = S/(1 + B_crit/B), converted as the kaplan-ns fit was (its recorded "
+            "policy; the fitted B_crit(L) when there is no kaplan-ns fit). "
             "Paper: after this adjustment curves of all sizes follow eq. 1.6, L(N, S_min).",
     needs="learning curves and a bcrit fit (from a batch-size scan)",
     plan="[[grid]]\nn_layer = [2]\nd_model = [64]\nbatch_size = [4, 8, 16, 32, 64]",
@@ -83,12 +86,20 @@ def fig11(study: Study) -> Figure:
     color, sm = size_colors(runs["n_params"])
     fig, (ax,) = panels(1, width=6.4)
     fns = study.fit("kaplan-ns")
+    # one S -> S_min for fit and figure (laws.transforms.to_min): the kaplan-ns fit's own axis when it is drawn,
+    # else the fitted B_crit(L)
+    if fns is not None:
+        ax_s = fit_axis(fns, c, study.runs)
+        c = c.assign(smin=ax_s["S"], kept=ax_s["kept"])
+    else:
+        B = c["batch_size"].to_numpy(float) * c["n_ctx"].to_numpy(float)
+        c = c.assign(smin=to_min("S", c["step"], B, c["val_loss"], "bcrit-law", bcrit=fb["params"]), kept=True)
     for _, g in curve_groups(c):
-        B = g["batch_size"].to_numpy(float) * g["n_ctx"].to_numpy(float)
-        smin = g["step"] / (1 + law_predict(fb, L=g["val_loss"].to_numpy(float)) / B)
+        smin = g["smin"].to_numpy(float)
         n = g["n_params"].iloc[0]
         ax.plot(smin, g["val_loss"], color=color(n), lw=1.2)
-        if fns is not None:
+        if fns is not None and g["kept"].any():
+            smin = smin[g["kept"].to_numpy(bool)]
             xs = np.geomspace(smin.min(), smin.max(), 40)
             ax.plot(xs, law_predict(fns, N=np.full_like(xs, n), S=xs), "--", color=color(n), lw=1)
     if fns is not None:

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.laws.constants import PF_DAY
+from scalinglab.laws.data import fit_axis
 from scalinglab.laws.frontier import _loglog_fit as loglog_fit
 from scalinglab.laws.transforms import steps_to_reach
 from scalinglab.report.figures.data import (
@@ -51,17 +52,21 @@ def fig01(study: Study) -> Figure:
         raise NotMeasured("needs learning curves (evaluations) of the runs")
     color, sm = size_colors(runs["n_params"])
     fig, (a, b, c) = panels(3, width=4.6)
+    fc = study.fit("kaplan-cmin", "kaplan-c")
+    cmin = fc is not None and fc.get("min_converted") == "C"
+    if fc is not None:  # curves on the axis the fit used: its FLOP convention, C_min for kaplan-cmin, its cut
+        ax_c = fit_axis(fc, curves, study.runs)
+        curves = curves.assign(flops=ax_c["C"], kept=ax_c["kept"])
     for _, g in curve_groups(curves):
         g = g[g["flops"] > 0]
         a.plot(g["flops"] / PF_DAY, g["val_loss"], color=color(g["n_params"].iloc[0]), lw=1, alpha=0.8)
-    fr = frontier_grid(curves)
+    fr = frontier_grid(curves[curves["kept"]] if fc is not None else curves)
     if not fr.empty:
         a.plot(fr["C_pf"], fr["L"], color="k", lw=2, label="frontier (lower envelope)")
-    fc = study.fit("kaplan-cmin", "kaplan-c")
     if fc is not None and not fr.empty:
         xs = np.geomspace(fr["C_pf"].min(), fr["C_pf"].max(), 50)
         a.plot(xs, law_predict(fc, C=xs * PF_DAY), "--", color="tab:red", lw=1.5, label=fit_label(fc, ("alpha_C",)))
-    loglog(a, "compute C (PF-days)")
+    loglog(a, "compute C_min (PF-days)" if cmin else "compute C (PF-days)")
     a.set_title("L(C): learning curves")
     a.legend(fontsize=8, loc="upper right")
 
@@ -164,24 +169,24 @@ def fig04(study: Study) -> Figure:
     if has_right:
         fns = study.fit("kaplan-ns")
         curves = study.done_curves
-        noise = runs.set_index("run_id")["noise_scale"] if "noise_scale" in runs else pd.Series(dtype=float)
-        # eq 1.6 is in S_min; the laws engine fits it with B_crit ≈ each run's noise scale, so do the same
-        adjusted = fns is not None and bool(np.isfinite(noise).any() and (noise > 0).any())
-        for rid, g in curve_groups(curves[curves["run_id"].isin(runs["run_id"])]):
-            g = g[g["step"] > 0]
+        curves = curves[curves["run_id"].isin(runs["run_id"]) & (curves["step"] > 0)]
+        # eq 1.6 is in S_min: the curves on the fit's own axis (laws.data.fit_axis: its S_min policy and cut)
+        adjusted = fns is not None and fns.get("min_converted") == "S"
+        if fns is not None:
+            ax_s = fit_axis(fns, curves, study.runs)
+            curves = curves.assign(step=ax_s["S"], kept=ax_s["kept"])
+        for _, g in curve_groups(curves):
             n = g["n_params"].iloc[0]
             x = g["step"].to_numpy(float)
-            ns = float(noise.get(rid, np.nan))
-            if adjusted and np.isfinite(ns) and ns > 0:  # S_min as the laws engine fits it (B_crit ≈ noise scale)
-                x = x / (1 + ns / (g["batch_size"].iloc[0] * g["n_ctx"].iloc[0]))
             b.plot(x, g["val_loss"], color=color(n), lw=1.2, alpha=0.85)
-            if fns is not None:
+            if fns is not None and g["kept"].any():  # the law over the points it was fitted on
+                x = x[g["kept"].to_numpy(bool)]
                 xs = np.geomspace(x.min(), x.max(), 50)
                 b.plot(xs, law_predict(fns, N=np.full_like(xs, n), S=xs), "--", color=color(n), lw=1)
         if fns is not None:
             b.plot([], [], "k--", lw=1, label=fit_label(fns, ("alpha_N", "alpha_S")))
             b.legend(fontsize=8)
-        loglog(b, "S_min = S/(1 + B_noise/B), steps" if adjusted else "optimisation steps S")
+        loglog(b, "S_min = S/(1 + B_crit/B), steps" if adjusted else "optimisation steps S")
         b.set_title("L(N, S): learning curves" + (", dashed = eq. 1.6" if fns is not None else ""))
     size_colorbar(fig, sm, axes[-1])
     return fig
