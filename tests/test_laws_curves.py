@@ -156,10 +156,13 @@ def store(tmp_path_factory):
 
 def test_store_frames_record_flops_loss_and_policy(store):
     from scalinglab.laws.data import frame_from_store
+    from scalinglab.store.db import load_runs
 
     runs = frame_from_store(store, "kaplan-d")
-    sub = runs["D"] < runs["D"].max()  # D-subset runs: their best (early-stopped) loss, the others their final
-    assert (runs.loc[sub, "L"] <= runs.loc[sub, "L_final"]).all() and (runs.loc[sub, "L"] < runs.loc[sub, "L_final"]).any()
+    r = load_runs(store).set_index("run_id").loc[runs["run"]]
+    sub = r["data_tokens"].notna().to_numpy()  # D-subset runs: their best (early-stopped) loss, the others final
+    assert sub.any() and np.allclose(runs["L"][sub], r["best_val_loss"][sub])
+    assert np.allclose(runs["L"][~sub], runs["L_final"][~sub])
     assert runs.attrs["provenance"]["flops"] == "paper" and "best" in runs.attrs["provenance"]["loss"]
     exact = frame_from_store(store, "kaplan-c", flops="exact")
     head = frame_from_store(store, "kaplan-c", flops="with-head")

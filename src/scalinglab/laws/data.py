@@ -134,6 +134,9 @@ def _head_params(runs) -> np.ndarray:
     import pandas as pd
 
     emb = pd.to_numeric(runs.get("n_embedding"), errors="coerce").to_numpy(float)
+    with_emb = (pd.to_numeric(runs.get("n_params_with_embeddings"), errors="coerce")
+                - pd.to_numeric(runs.get("n_params"), errors="coerce")).to_numpy(float)
+    emb = np.where(np.isfinite(emb), emb, with_emb)  # stores from importers may lack n_embedding
     d = pd.to_numeric(runs.get("d_model"), errors="coerce").to_numpy(float)
     ctx = np.where(runs.get("arch", pd.Series([""] * len(runs))).astype(str).to_numpy() == "lstm", 0.0,
                    pd.to_numeric(runs.get("n_ctx"), errors="coerce").to_numpy(float))
