@@ -216,7 +216,7 @@ def _fit_plan(C: float, laws: dict[str, Law], unique_tokens: float | None = None
         _plan_lr(out, laws["lr-opt"], out["N_opt"], samples_N)
     out["contradiction"] = _fit_contradiction(laws, alloc)
     used = laws[alloc or loss_law]
-    out["flops"] = used.provenance_.get("flops", "as in the fit's data")  # the C convention the answer is in
+    out["flops"] = getattr(used, "provenance_", {}).get("flops", "as in the fit's data")  # the C convention the answer is in
     return out
 
 
