@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scalinglab.laws.constants import PAPER_LAWS
+from scalinglab.laws.constants import PAPER_LAWS, PF_DAY
 from scalinglab.laws.fit import fit_law
 
 
@@ -62,7 +62,7 @@ def study_frontier(rng: np.random.Generator | None, run_offset: float = 0.01, no
     rows = []
     for i, ci in enumerate(centres):
         C = np.exp(np.linspace(np.log(ci) - 1.5 * step, np.log(ci) + 1.5 * step, 16))
-        L = (p["C_c"] / (C / 8.64e19)) ** p["alpha_C"] * np.exp(0.02 * (np.log(C / ci)) ** 2)
+        L = (p["C_c"] / (C / PF_DAY)) ** p["alpha_C"] * np.exp(0.02 * (np.log(C / ci)) ** 2)
         if rng is not None:
             L = L * np.exp(run_offset * rng.standard_normal() + noise * rng.standard_normal(16))
         rows.append(pd.DataFrame({"run": f"r{i}", "C": C, "L": L}))

@@ -12,21 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from scalinglab.laws.constants import PAPER_LAWS
+
 if TYPE_CHECKING:
     from scalinglab.report.figures import FigureResult
     from scalinglab.report.study import Study
 
-# The paper's constants (DESIGN §1) shown beside each fitted law for comparison.
-PAPER = {
-    "kaplan-n": {"alpha_N": 0.076, "N_c": 8.8e13},
-    "kaplan-d": {"alpha_D": 0.095, "D_c": 5.4e13},
-    "kaplan-cmin": {"alpha_C": 0.050, "C_c": 3.1e8},
-    "kaplan-c": {"alpha_C": 0.057, "C_c": 1.6e7},
-    "bcrit": {"B_star": 2e8, "alpha_B": 0.21},
-    "kaplan-nd": {"alpha_N": 0.076, "alpha_D": 0.103, "N_c": 6.4e13, "D_c": 1.8e13},
-    "kaplan-ns": {"alpha_N": 0.077, "alpha_S": 0.76, "N_c": 6.5e13, "S_c": 2.1e3},
-    "chinchilla": {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28},
-}
+# The paper's constants (DESIGN §1, laws/constants.py) shown beside each fitted law for comparison.
+PAPER = PAPER_LAWS
 
 RUN_COLUMNS = [
     ("run_id", "run"), ("status", "status"), ("arch", "arch"), ("n_layer", "layers"), ("d_model", "d_model"),

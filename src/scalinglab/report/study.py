@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from scalinglab.laws.constants import PF_DAY
 from scalinglab.store.families import (
     FULL_DATA,
     MAIN,
@@ -256,7 +257,7 @@ def plan_budgets(study: Study, budgets: list[float] | None = None) -> list[dict]
         # how far the answer extrapolates the fits: the budget over the largest run the study trained
         reach = {"x_largest_run": b / largest} if np.isfinite(largest) and largest > 0 else {}
         try:
-            ans = plan_allocation(b * 8.64e19, fits=study.fits)
+            ans = plan_allocation(b * PF_DAY, fits=study.fits)
         except Exception as e:  # noqa: BLE001 - a planner that cannot use these fits is reported, not fatal
             rows.append({"compute_pf_days": b, **reach, "note": f"planner: {str(e).splitlines()[0][:120]}"})
             continue
@@ -264,8 +265,8 @@ def plan_budgets(study: Study, budgets: list[float] | None = None) -> list[dict]
             ans = ans.to_dict()
         ans = {k: v for k, v in dict(ans).items() if not isinstance(v, list)}
         if ans.get("N_opt") is None and nopt is not None:  # approach 1: extrapolate N_opt(C) of the frontier
-            n = nopt["coef"] * (b * 8.64e19) ** nopt["exponent"]
-            ans.update(N_opt=n, D=b * 8.64e19 / (6 * n))
+            n = nopt["coef"] * (b * PF_DAY) ** nopt["exponent"]
+            ans.update(N_opt=n, D=b * PF_DAY / (6 * n))
             ans.setdefault("sources", {}).update(N_opt=f"frontier N_opt ∝ C^{nopt['exponent']:.3f}",
                                                  D="C/(6·N_opt)")
         rows.append({"compute_pf_days": b, **reach, **ans})
