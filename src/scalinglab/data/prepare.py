@@ -286,17 +286,66 @@ def prepare_corpus(
 def _build(src: Source, eval_srcs: dict[str, Source], tmp: Path, rep: Reporter, *, vocab_size: int,
            max_tokens: int | None, val_fraction: float, eval_max_tokens: int | None, loaded_tok,
            tokenizer_arg) -> dict:
-    from scalinglab.data.tokenizer import (
-        ENCODE_BATCH_CHARS,
-        encode_documents,
-        eot_id,
-        iter_encoded,
-        train_bpe,
-    )
+    """Run the prepare stages into `tmp` (steps 1-7 of the module docstring); returns the manifest's extra."""
+    from scalinglab.data.tokenizer import eot_id
     from scalinglab.data.tokenizer import vocab_size as tok_vocab_size
 
+    reader, docs, eval_readers, eval_docs = _read_sources(src, eval_srcs, rep, max_tokens=max_tokens,
+                                                          val_fraction=val_fraction,
+                                                          eval_max_tokens=eval_max_tokens)
+    units = [digest_unit(doc_digest(d.text)) for d in docs]
+    band = min(0.5, 2 * max(val_fraction, VAL_MIN_FRACTION))  # 2x the val rule's share: rarely short
+    n_first = len(docs)
+    if loaded_tok is not None:
+        tok, tok_info = loaded_tok, {"trained": False, "loaded_from": str(tokenizer_arg)}
+    else:
+        tok, tok_info = _train_tokenizer(docs, units, band, vocab_size, rep)
+    eot = eot_id(tok)
+    vocab = tok_vocab_size(tok)
+    dtype = token_dtype(vocab)
+    docs, seqs, truncated = _encode_corpus(tok, reader, docs, rep, max_tokens=max_tokens, eot=eot, dtype=dtype)
+    digests = [doc_digest(d.text) for d in docs]
+    units = [digest_unit(h) for h in digests]
+    in_val, target, val_tokens, val_seen = _choose_val(seqs, units, val_fraction, band=band, n_first=n_first,
+                                                       trained=loaded_tok is None)
+    train = _join([s for s, v in zip(seqs, in_val, strict=True) if not v], dtype)
+    val = _join([s for s, v in zip(seqs, in_val, strict=True) if v], dtype)
+    if val_seen:
+        rep.log(f"{val_seen} val documents were in the tokenizer's training text (too few documents "
+                f"outside it to reach the {target:,}-token val minimum)")
+    eval_arrays, eval_meta = _encode_eval_sets(tok, eval_readers, eval_docs, set(digests[: len(seqs)]), rep,
+                                               cap=eval_max_tokens or max(val_tokens, EVAL_MIN_TOKENS),
+                                               eot=eot, dtype=dtype)
+
+    # 7. Write into the temp folder (the caller renames it into place).
+    tok_path = tmp / "tokenizer.json"
+    if loaded_tok is not None:
+        shutil.copyfile(tokenizer_arg, tok_path)
+    else:
+        tok.save(str(tok_path))
+    n_kept = len(seqs)
+    documents = {"train": int(n_kept - in_val.sum()), "val": int(in_val.sum())}
+    documents.update({name: m["documents"] for name, m in eval_meta.items()})
+    extra = _manifest_extra(src, max_tokens=max_tokens, val_fraction=val_fraction, eval_max_tokens=eval_max_tokens,
+                            target=target, val_seen=val_seen,
+                            tok_info={**tok_info, "eot": tok.id_to_token(eot),
+                                      "special_tokens_in_text": "encoded as text"},
+                            eval_meta=eval_meta,
+                            build={"read_documents": len(docs), "read_chars": reader.chars,
+                                   "skipped_files": src.skipped, "last_document_truncated": truncated})
+    t3 = time.perf_counter()
+    with rep.stage("writing token files"):
+        write_corpus(tmp, train, val, vocab, eot, source=src.spec, documents=documents, eval_sets=eval_arrays,
+                     tokenizer_path=tok_path, extra=extra)
+    rep.log(f"wrote token files in {time.perf_counter() - t3:.1f} s")
+    return extra
+
+
+def _read_sources(src: Source, eval_srcs: dict[str, Source], rep: Reporter, *, max_tokens: int | None,
+                  val_fraction: float, eval_max_tokens: int | None
+                  ) -> tuple[_Reader, list[Document], dict[str, _Reader], dict[str, list[Document]]]:
+    """Step 1: read the main source's first chunk, then each eval source's, so bad input fails before any log line."""
     t0 = time.perf_counter()
-    # 1. Read (main source first, then the eval sources' first chunks, so bad input fails before any log line).
     reader = _Reader(src)
     first = max_tokens * CHARS_PER_TOKEN_GUESS if max_tokens else None
     with rep.stage(f"reading {src.spec}", first) as adv:
@@ -314,34 +363,40 @@ def _build(src: Source, eval_srcs: dict[str, Source], tmp: Path, rep: Reporter, 
     rep.log(f"read {len(docs):,} documents ({reader.chars / 1e6:.1f} M characters) from {src.spec}"
             + (f", skipped {src.skipped} binary/non-UTF-8 files" if src.skipped else "")
             + f" in {time.perf_counter() - t0:.1f} s")
+    return reader, docs, eval_readers, eval_docs
 
-    # 2-3. Split keys, then the tokenizer on documents that can never be in val.
-    units = [digest_unit(doc_digest(d.text)) for d in docs]
-    band = min(0.5, 2 * max(val_fraction, VAL_MIN_FRACTION))  # 2x the val rule's share: rarely short
-    n_first = len(docs)
+
+def _train_tokenizer(docs: list[Document], units: list[float], band: float, vocab_size: int,
+                     rep: Reporter) -> tuple[object, dict]:
+    """Steps 2-3: train the BPE only on documents whose split key (>= `band`) keeps them out of val."""
+    from scalinglab.data.tokenizer import train_bpe
+
     t1 = time.perf_counter()
-    if loaded_tok is not None:
-        tok = loaded_tok
-        tok_info = {"trained": False, "loaded_from": str(tokenizer_arg)}
-    else:
-        idx = [i for i, u in enumerate(units) if u >= band] or [max(range(len(docs)), key=units.__getitem__)]
-        texts, chars = [], 0
-        for i in idx:
-            if chars >= TOKENIZER_TRAIN_CHARS:
-                break
-            texts.append(docs[i].text)
-            chars += len(docs[i].text)
-        with rep.stage(f"training BPE tokenizer (vocab {vocab_size:,}) on {chars / 1e6:.1f} M characters"):
-            tok = train_bpe(texts, vocab_size, length=len(texts))
-        tok_info = {"trained": True, "requested_vocab_size": vocab_size, "train_documents": len(texts),
-                    "train_chars": chars}
-        rep.log(f"trained BPE tokenizer ({tok.get_vocab_size():,} tokens) on {len(texts):,} documents "
-                f"in {time.perf_counter() - t1:.1f} s")
-    eot = eot_id(tok)
-    vocab = tok_vocab_size(tok)
-    dtype = token_dtype(vocab)
+    idx = [i for i, u in enumerate(units) if u >= band] or [max(range(len(docs)), key=units.__getitem__)]
+    texts, chars = [], 0
+    for i in idx:
+        if chars >= TOKENIZER_TRAIN_CHARS:
+            break
+        texts.append(docs[i].text)
+        chars += len(docs[i].text)
+    with rep.stage(f"training BPE tokenizer (vocab {vocab_size:,}) on {chars / 1e6:.1f} M characters"):
+        tok = train_bpe(texts, vocab_size, length=len(texts))
+    tok_info = {"trained": True, "requested_vocab_size": vocab_size, "train_documents": len(texts),
+                "train_chars": chars}
+    rep.log(f"trained BPE tokenizer ({tok.get_vocab_size():,} tokens) on {len(texts):,} documents "
+            f"in {time.perf_counter() - t1:.1f} s")
+    return tok, tok_info
 
-    # 4. Encode in source order, batch by batch, until the cap (reading more documents if still under it).
+
+def _encode_corpus(tok, reader: _Reader, docs: list[Document], rep: Reporter, *, max_tokens: int | None,
+                   eot: int, dtype: np.dtype) -> tuple[list[Document], list[np.ndarray], bool]:
+    """Step 4: encode in source order, batch by batch, until the cap, reading more documents while still under it.
+
+    Returns the kept documents (those read past the cap are not part of the corpus), their token sequences
+    (end-of-document token appended, the last one cut to land on the cap) and whether that cut happened.
+    """
+    from scalinglab.data.tokenizer import ENCODE_BATCH_CHARS, iter_encoded
+
     t2 = time.perf_counter()
     seqs: list[np.ndarray] = []
     total = 0
@@ -362,19 +417,24 @@ def _build(src: Source, eval_srcs: dict[str, Source], tmp: Path, rep: Reporter, 
             chars_per_token = sum(len(d.text) for d in docs[: len(seqs)]) / max(total, 1)
             pending = reader.take((max_tokens - total) * chars_per_token * 1.2 + 65536)
             docs += pending
-    docs = docs[: len(seqs)]  # documents read past the cap are not part of the corpus
-    digests = [doc_digest(d.text) for d in docs]
-    units = [digest_unit(h) for h in digests]
+    docs = docs[: len(seqs)]
     seqs, truncated = _cut(seqs, max_tokens)
-    n_kept = len(seqs)
-    if n_kept < 2:
-        raise UserError(f"source {src.spec} gives only one document{' within --max-tokens' if max_tokens else ''}; "
+    if len(seqs) < 2:
+        raise UserError(f"source {reader.source.spec} gives only one document"
+                        f"{' within --max-tokens' if max_tokens else ''}; "
                         f"the train/val split is by document and needs at least 2")
-    total = sum(map(len, seqs))
-    rep.log(f"encoded {n_kept:,} documents into {total:,} tokens in {time.perf_counter() - t2:.1f} s")
+    rep.log(f"encoded {len(seqs):,} documents into {sum(map(len, seqs)):,} tokens in {time.perf_counter() - t2:.1f} s")
+    return docs, seqs, truncated
 
-    # 5. Val: smallest split keys first, never a tokenizer-training document unless nothing else is left.
-    target = val_target(total, val_fraction)
+
+def _choose_val(seqs: list[np.ndarray], units: list[float], val_fraction: float, *, band: float, n_first: int,
+                trained: bool) -> tuple[np.ndarray, int, int, int]:
+    """Step 5: val is the smallest split keys first, skipping documents that would take it past twice its target.
+
+    Returns (val mask, val target, val tokens, val documents that were in the tokenizer's training text).
+    """
+    n_kept = len(seqs)
+    target = val_target(sum(map(len, seqs)), val_fraction)
     in_val = np.zeros(n_kept, dtype=bool)
     val_tokens = val_docs = val_seen = 0
     ceiling = 2 * target  # a document that would push val past twice its target is left in train
@@ -388,23 +448,23 @@ def _build(src: Source, eval_srcs: dict[str, Source], tmp: Path, rep: Reporter, 
         in_val[i] = True
         val_tokens += len(seqs[i])
         val_docs += 1
-        val_seen += int(loaded_tok is None and units[i] >= band and i < n_first)
+        val_seen += int(trained and units[i] >= band and i < n_first)
     if val_docs == 0:
         in_val[fallback] = True
         val_tokens, val_docs = len(seqs[fallback]), 1
-        val_seen += int(loaded_tok is None and units[fallback] >= band and fallback < n_first)
-    train = _join([s for s, v in zip(seqs, in_val, strict=True) if not v], dtype)
-    val = _join([s for s, v in zip(seqs, in_val, strict=True) if v], dtype)
-    if val_seen:
-        rep.log(f"{val_seen} val documents were in the tokenizer's training text (too few documents "
-                f"outside it to reach the {target:,}-token val minimum)")
+        val_seen += int(trained and units[fallback] >= band and fallback < n_first)
+    return in_val, target, val_tokens, val_seen
 
-    # 6. Extra eval sets with the same tokenizer, minus documents that are also in the corpus.
-    corpus_digests = set(digests[:n_kept])
+
+def _encode_eval_sets(tok, eval_readers: dict[str, _Reader], eval_docs: dict[str, list[Document]],
+                      corpus_digests: set[bytes], rep: Reporter, *, cap: int, eot: int, dtype: np.dtype
+                      ) -> tuple[dict[str, tuple[np.ndarray, str]], dict[str, dict]]:
+    """Step 6: encode each extra eval set with the corpus tokenizer, minus documents also in the corpus, up to `cap`."""
+    from scalinglab.data.tokenizer import encode_documents
+
     eval_arrays: dict[str, tuple[np.ndarray, str]] = {}
     eval_meta: dict[str, dict] = {}
     for name, r in eval_readers.items():
-        cap = eval_max_tokens or max(val_tokens, EVAL_MIN_TOKENS)
         got = eval_docs[name]
         kept_docs = [d for d in got if doc_digest(d.text) not in corpus_digests]
         dropped = len(got) - len(kept_docs)
@@ -425,16 +485,13 @@ def _build(src: Source, eval_srcs: dict[str, Source], tmp: Path, rep: Reporter, 
         eval_arrays[name] = (_join(eseqs, dtype), r.source.spec)
         eval_meta[name] = {"documents": len(eseqs), "duplicates_dropped": dropped, "skipped_files": r.source.skipped}
         rep.log(f"eval set {name}: {len(eseqs):,} documents, {sum(map(len, eseqs)):,} tokens from {r.source.spec}")
+    return eval_arrays, eval_meta
 
-    # 7. Write into the temp folder (the caller renames it into place).
-    tok_path = tmp / "tokenizer.json"
-    if loaded_tok is not None:
-        shutil.copyfile(tokenizer_arg, tok_path)
-    else:
-        tok.save(str(tok_path))
-    documents = {"train": int(n_kept - in_val.sum()), "val": int(in_val.sum())}
-    documents.update({name: m["documents"] for name, m in eval_meta.items()})
-    extra = {
+
+def _manifest_extra(src: Source, *, max_tokens: int | None, val_fraction: float, eval_max_tokens: int | None,
+                    target: int, val_seen: int, tok_info: dict, eval_meta: dict, build: dict) -> dict:
+    """The manifest's record of how the corpus was built (source, options, split rule, tokenizer, eval sets)."""
+    return {
         "source_kind": src.kind,
         "text_field": src.text_field if src.kind in ("jsonl", "parquet", "folder", "hf") else None,
         "python": describe_python() if src.kind.startswith("stdlib") else None,
@@ -447,17 +504,10 @@ def _build(src: Source, eval_srcs: dict[str, Source], tmp: Path, rep: Reporter, 
             "val_target_tokens": target,
             "val_documents_seen_by_tokenizer": val_seen,
         },
-        "tokenizer_info": {**tok_info, "eot": tok.id_to_token(eot), "special_tokens_in_text": "encoded as text"},
+        "tokenizer_info": tok_info,
         "eval_set_info": eval_meta,
-        "build": {"read_documents": len(docs), "read_chars": reader.chars, "skipped_files": src.skipped,
-                  "last_document_truncated": truncated},
+        "build": build,
     }
-    t3 = time.perf_counter()
-    with rep.stage("writing token files"):
-        write_corpus(tmp, train, val, vocab, eot, source=src.spec, documents=documents, eval_sets=eval_arrays,
-                     tokenizer_path=tok_path, extra=extra)
-    rep.log(f"wrote token files in {time.perf_counter() - t3:.1f} s")
-    return extra
 
 
 __all__ = ["FORMAT", "MANIFEST", "Reporter", "prepare_corpus", "val_target", "is_corpus_dir", "check_destination"]
