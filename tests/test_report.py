@@ -296,3 +296,31 @@ def test_report_never_imports_pyplot(store, tmp_path):
                           env={**os.environ, "MPLBACKEND": "svg"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "svg"
+
+
+@pytest.mark.parametrize("flops", ["paper", "with-head"])
+def test_fig15_frontier_is_drawn_in_the_l_of_c_fits_flop_convention(store, flops):
+    """Fig. 15's measured frontier is on the axis of the L(C) fit it draws (laws.data.fit_axis), not exact FLOPs.
+
+    The synthetic curves' exact FLOPs are 6·N·D, so `paper` is told apart by a context-free count 10% below it
+    (as the trainer records beside the attention term) and `with-head` by the embedding head it adds."""
+    from scalinglab.laws.constants import PF_DAY
+    from scalinglab.laws.data import fit_axis
+    from scalinglab.report.figures import FIGURES
+    from scalinglab.report.figures.data import frontier_grid
+    from scalinglab.report.study import Study
+
+    base = Study.from_db(store)
+    curves = base.curves.assign(flops_no_context=base.curves["flops"] * 0.9)
+    fc = {"law": "kaplan-c", "params": {"alpha_C": 0.05, "C_c": 1e8 * PF_DAY}, "flops": flops}
+    fd = {"law": "kaplan-d", "params": {"alpha_D": 0.095, "D_c": 5e13}}
+    study = Study(runs=base.runs, curves=curves, fits={"kaplan-c": fc, "kaplan-d": fd})
+    fig = next(s for s in FIGURES if s.number == "15").draw(study)
+    drawn = next(ln for ln in fig.axes[0].get_lines() if ln.get_label() == "measured frontier")
+    c = study.done_curves
+    c = c[c["run_id"].isin(study.main_family()["run_id"])]
+    on_axis = frontier_grid(c.assign(flops=fit_axis(fc, c, study.runs)["C"]))
+    exact = frontier_grid(c)
+    assert not np.allclose(on_axis["C_pf"].to_numpy(float), exact["C_pf"].to_numpy(float), rtol=1e-3, atol=0)
+    np.testing.assert_allclose(drawn.get_xdata(), on_axis["C_pf"].to_numpy(float), rtol=1e-12)
+    np.testing.assert_allclose(drawn.get_ydata(), on_axis["L"].to_numpy(float), rtol=1e-12)

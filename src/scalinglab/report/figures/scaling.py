@@ -239,7 +239,9 @@ def fig15(study: Study) -> Figure:
         raise NotMeasured("needs fits of both L(C) and L(D); " + ("L(D)" if fc is not None else "L(C)") + " is missing")
     runs = need_runs(study.main_family(), 3, "learning curves of ≥ 3 model sizes")
     c = study.done_curves
-    fr = frontier_grid(c[c["run_id"].isin(runs["run_id"])])
+    c = c[c["run_id"].isin(runs["run_id"])]
+    ax_c = fit_axis(fc, c, study.runs)  # the frontier on the L(C) fit's axis: its FLOP convention, C_min, its cut
+    fr = frontier_grid(c.assign(flops=ax_c["C"])[ax_c["kept"].to_numpy(bool)])
     if fr["N"].nunique() < 2:
         raise NotMeasured("the frontier gives no N_opt(C) trend")
     k, slope = loglog_fit(fr["C_pf"].to_numpy(), fr["N"].to_numpy())
@@ -259,7 +261,7 @@ def fig15(study: Study) -> Figure:
     if cross.size:
         i = cross[0]
         ax.axvline(xs[i], color="0.5", ls=":", label=f"crossing C* ≈ {xs[i]:.2g} PF-days, L* ≈ {lc[i]:.3g}")
-    loglog(ax, "compute C (PF-days)")
+    loglog(ax, "compute C_min (PF-days)" if fc.get("min_converted") == "C" else "compute C (PF-days)")
     ax.legend(fontsize=8)
     return fig
 
