@@ -71,6 +71,15 @@ def log_of_linear(pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.log(safe), np.where(ok, 1.0 / safe, 0.0)
 
 
+
+def bootstrap_record(bootstrap: dict[str, Any], samples: np.ndarray | None) -> dict[str, Any]:
+    """The fit JSON's "bootstrap" entry: its settings and, when given, the draws at 10 significant digits."""
+    record = dict(bootstrap)
+    if samples is not None:
+        record["samples"] = [[float(f"{v:.10g}") for v in row] for row in samples]
+    return record
+
+
 class Law:
     """Base class: subclasses set the class attributes and implement `_logpred` and `_grid`."""
 
@@ -389,10 +398,7 @@ class Law:
             **self.provenance_,
         }
         if self.bootstrap_ is not None:
-            boot = dict(self.bootstrap_)
-            if include_samples and self.bootstrap_samples_ is not None:
-                boot["samples"] = [[float(f"{v:.10g}") for v in row] for row in self.bootstrap_samples_]
-            out["bootstrap"] = boot
+            out["bootstrap"] = bootstrap_record(self.bootstrap_, self.bootstrap_samples_ if include_samples else None)
         out.update(self._extra_dict())
         return json_safe(out)
 

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from scalinglab.errors import UserError
+from scalinglab.laws.base import bootstrap_record
 from scalinglab.laws.frontier import envelope
 
 PARAMS = ("a", "N_coef", "b", "D_coef")
@@ -120,10 +121,7 @@ class _Allocation:
                                "options": self.get_options(), "params": dict(self.params_ or {}),
                                "ci95": dict(self.ci95_), "n_points": self.n_points_}
         if self.bootstrap_ is not None:
-            boot = dict(self.bootstrap_)
-            if include_samples and self.bootstrap_samples_ is not None:
-                boot["samples"] = [[float(f"{v:.10g}") for v in row] for row in self.bootstrap_samples_]
-            out["bootstrap"] = boot
+            out["bootstrap"] = bootstrap_record(self.bootstrap_, self.bootstrap_samples_ if include_samples else None)
         out.update(self._extra_dict())
         return json_safe(out)
 
