@@ -57,9 +57,8 @@ def fit(
     """Fit LAW with a Huber loss on log residuals from a grid of starts; bootstrap CIs and a hold-out check."""
     from scalinglab.cli import fitting
     from scalinglab.errors import UserError
-    from scalinglab.laws.data import apply_mapping, check_flops, frame_from_store, load_csv, parse_col_maps
+    from scalinglab.laws.data import check_flops, parse_col_maps
     from scalinglab.laws.fit import fit_law
-    from scalinglab.laws.fixed import parse_fix
     from scalinglab.laws.optimal import ALLOCATION_LAWS
     from scalinglab.laws.power import KaplanC
 
@@ -77,21 +76,12 @@ def fit(
         _sensitivity(db, names[0], huber_delta, json_out)
         return
     allocation = names[0] in ALLOCATION_LAWS
-    if allocation and len(names) > 1:
-        raise UserError(f"--law {names[0]} (an allocation estimator) cannot be compared with point laws")
-    if allocation and fix:
-        raise UserError(f"--fix holds a parameter of a law; {names[0]} measures N_opt(C) directly and has none to hold")
-    laws = [] if allocation else [_law(n, c_unit, solver, huber_delta, seed, parse_fix(fix)) for n in names]
-    col_map = parse_col_maps(col)
-    if csv is not None:
-        df = load_csv(csv, col_map, query)
-        source = f"dataset:{dataset}" if dataset is not None else csv
-    else:
-        frame = (fitting.store_frame(db, names[0], count_embeddings) if allocation
-                 else frame_from_store(db, names[0], count_embeddings=count_embeddings, flops=flops,
-                                       min_policy=min_policy))
-        df = apply_mapping(frame, col_map, query, what=f"DB {db}")
-        source = db
+    laws = _laws(names, fix, c_unit, solver, huber_delta, seed)
+    df = _rows(csv, db, names[0], parse_col_maps(col), query, count_embeddings, flops, min_policy)
+    source = csv if db is None else db
+    if dataset is not None:
+        source = f"dataset:{dataset}"
+    if db is not None:
         group = group or ("budget" if names[0] == "isoflop" else None)
     if allocation:
         result = fitting.fit_allocation(names[0], df, bootstrap, seed, window, group, method)
@@ -103,21 +93,57 @@ def fit(
         result = fit_law(laws[0], df, bootstrap=bootstrap, holdout=holdout, huber_delta=huber_delta,
                          seed=seed, min_step=min_step, min_tokens=min_tokens).to_dict()
         show = summary
+    _record_inputs(result, source, db, query, count_embeddings, c_unit if laws and isinstance(laws[0], KaplanC) else None)
+    if json_out is not None:
+        emit_json(result, json_out)
+    if json_out != "-":
+        typer.echo(show(result))
+
+
+
+
+def _laws(names: list[str], fix: list[str] | None, c_unit: str, solver: str, huber_delta: float,
+          seed: int) -> list:
+    """The law objects to fit (none for an allocation estimator, which has no parameters to --fix or compare)."""
+    from scalinglab.errors import UserError
+    from scalinglab.laws.fixed import parse_fix
+    from scalinglab.laws.optimal import ALLOCATION_LAWS
+
+    if names[0] not in ALLOCATION_LAWS:
+        return [_law(n, c_unit, solver, huber_delta, seed, parse_fix(fix)) for n in names]
+    if len(names) > 1:
+        raise UserError(f"--law {names[0]} (an allocation estimator) cannot be compared with point laws")
+    if fix:
+        raise UserError(f"--fix holds a parameter of a law; {names[0]} measures N_opt(C) directly and has none to hold")
+    return []
+
+def _rows(csv: str | None, db: str | None, law: str, col_map: dict[str, str], query: str | None,
+          count_embeddings: bool, flops: str, min_policy: str):
+    """The rows to fit: a CSV as mapped by --col/--query, or the store's frame for `law` (allocation laws: budgets)."""
+    from scalinglab.cli import fitting
+    from scalinglab.laws.data import apply_mapping, frame_from_store, load_csv
+    from scalinglab.laws.optimal import ALLOCATION_LAWS
+
+    if csv is not None:
+        return load_csv(csv, col_map, query)
+    frame = (fitting.store_frame(db, law, count_embeddings) if law in ALLOCATION_LAWS
+             else frame_from_store(db, law, count_embeddings=count_embeddings, flops=flops, min_policy=min_policy))
+    return apply_mapping(frame, col_map, query, what=f"DB {db}")
+
+
+def _record_inputs(result: dict, source: str, db: str | None, query: str | None, count_embeddings: bool,
+                   c_unit: str | None) -> None:
+    """Write into the fit JSON where its rows came from and how they were read."""
     result["source"] = str(source)
-    if csv is not None:  # what a store read records (laws.data) is the user's choice for a CSV
+    if db is None:  # what a store read records (laws.data) is the user's choice for a CSV
         result.setdefault("flops", "as given in column C")
         result.setdefault("loss", "as given in column L")
     if query:
         result["query"] = query
     if db is not None:
         result["count_embeddings"] = bool(count_embeddings)
-    if not allocation and isinstance(laws[0], KaplanC):
+    if c_unit is not None:
         result["units"] = {"C_c": "PF-days", "C": c_unit}
-    if json_out is not None:
-        emit_json(result, json_out)
-    if json_out != "-":
-        typer.echo(show(result))
-
 
 def _sensitivity(db: str | None, law: str, huber_delta: float, json_out: str | None) -> None:
     """`fit --sensitivity`: the law's exponents under each FLOP convention, transient cut and N convention."""
