@@ -84,11 +84,15 @@ def train(
     if json_:
         emit_json(result)
         return
+    _print_table(result, baseline, f"n_layer={n_layer} d_model={d_model} n_ctx={n_ctx} batch={batch_size} vocab={vocab}")
+
+
+def _print_table(result: dict, baseline: bool, shape: str) -> None:
+    """The bench result as a rich table (tuned beside the plain baseline when it ran), the peak and the speed-up."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=(f"bench train: n_layer={n_layer} d_model={d_model} n_ctx={n_ctx} batch={batch_size} "
-                         f"vocab={vocab} on {result['device']} ({result['threads']} threads, {result['dtype']})"))
+    table = Table(title=f"bench train: {shape} on {result['device']} ({result['threads']} threads, {result['dtype']})")
     table.add_column("")
     table.add_column("tuned", justify="right")
     if baseline:
