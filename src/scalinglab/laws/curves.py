@@ -97,14 +97,16 @@ def curve_matrix(C: np.ndarray, L: np.ndarray, run: np.ndarray, grid: np.ndarray
     for i in range(len(keys)):
         m = inverse == i
         order = np.argsort(C[m], kind="stable")
-        lc = np.log(C[m][order])
-        ll = np.log(np.minimum.accumulate(L[m][order]))
-        if lc.size == 1:
-            V[i] = np.where(np.isclose(lg, lc[0]), ll[0], np.inf)
-        else:
-            inside = (lg >= lc[0] - 1e-12) & (lg <= lc[-1] + 1e-12)
-            V[i] = np.where(inside, np.interp(lg, lc, ll), np.inf)
+        V[i] = on_grid(lg, np.log(C[m][order]), np.log(np.minimum.accumulate(L[m][order])))
     return V, list(keys)
+
+
+def on_grid(lg: np.ndarray, lc: np.ndarray, ly: np.ndarray) -> np.ndarray:
+    """ly(lc) interpolated linearly at the log-C grid points `lg` inside the curve's compute range, +inf outside."""
+    if lc.size == 1:
+        return np.where(np.isclose(lg, lc[0]), ly[0], np.inf)
+    inside = (lg >= lc[0] - 1e-12) & (lg <= lc[-1] + 1e-12)
+    return np.where(inside, np.interp(lg, lc, ly), np.inf)
 
 
 def envelope(V: np.ndarray, counts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

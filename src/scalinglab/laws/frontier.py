@@ -18,6 +18,8 @@ import numpy as np
 
 from scalinglab.errors import UserError
 from scalinglab.laws.constants import PF_DAY, TABLE2, TABLE3
+from scalinglab.laws.curves import envelope as curve_envelope
+from scalinglab.laws.curves import on_grid
 
 
 def compute_frontier(curves: Any, n_points: int = 60, group: str | None = None):
@@ -60,27 +62,18 @@ def envelope_tables(curves: Any, n_points: int = 60, group: str | None = None,
         lc = np.log(g["C"].to_numpy(float))
         keys.append(key)
         Ns.append(float(g["N"].iloc[0]) if "N" in g.columns else np.nan)
-        rows.append(_on_grid(lg, lc, np.log(np.minimum.accumulate(g["L"].to_numpy(float)))))
+        rows.append(on_grid(lg, lc, np.log(np.minimum.accumulate(g["L"].to_numpy(float)))))
         for c in extra:
-            more[c].append(_on_grid(lg, lc, np.log(g[c].to_numpy(float))))
+            more[c].append(on_grid(lg, lc, np.log(g[c].to_numpy(float))))
     return {"C": grid, "logL": np.array(rows), "keys": keys, "N": np.array(Ns),
             **{f"log{c}": np.array(v) for c, v in more.items()}}
 
 
-def _on_grid(lg: np.ndarray, lc: np.ndarray, ly: np.ndarray) -> np.ndarray:
-    """ly(lc) interpolated at the grid points inside the curve's compute range, inf outside."""
-    if lc.size == 1:
-        return np.where(np.isclose(lg, lc[0]), ly[0], np.inf)
-    inside = (lg >= lc[0] - 1e-12) & (lg <= lc[-1] + 1e-12)
-    return np.where(inside, np.interp(lg, lc, ly), np.inf)
-
-
 def envelope(tables: dict[str, Any], rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(C, L, index of the run reaching it) at every grid compute some selected run reaches."""
-    logL = tables["logL"] if rows is None else tables["logL"][rows]
-    pick = np.argmin(logL, axis=0)  # first run in key order wins a tie
-    best = logL[pick, np.arange(logL.shape[1])]
-    ok = np.isfinite(best)
+    """(C, L, index of the run reaching it) at every grid compute some selected run reaches (curves.envelope of
+    the selected rows; the first run in key order wins a tie)."""
+    best, pick = curve_envelope(tables["logL"] if rows is None else tables["logL"][rows])
+    ok = pick >= 0
     who = pick[ok] if rows is None else np.asarray(rows)[pick[ok]]
     return tables["C"][ok], np.exp(best[ok]), who
 
