@@ -386,65 +386,19 @@ def _resolve(defaults: dict, point: dict, table: str, index: int, where: _Where,
             return where.error("train", 0, key, msg)
         return where.error(table, index, key, msg)
 
-    resources = {}
-    for key in RESOURCE_KEYS:
-        if key in cfg:
-            try:
-                resources[key] = check_resource(key, cfg.pop(key))
-            except ValueError as e:
-                raise bad(key, str(e)) from None
-
-    for key, val in (("n_params", n_target), ("aspect_ratio", aspect), ("compute", compute)):
-        if val is not None and (isinstance(val, bool) or not isinstance(val, int | float) or not val > 0
-                                or not math.isfinite(val)):
-            raise bad(key, f"must be a positive number (got {val!r})")
-    if aspect is not None and n_target is None:
-        raise bad("aspect_ratio", "needs n_params (the shape is solved from the two)")
+    resources = _pop_resources(cfg, bad)
+    _check_study_numbers(n_target, aspect, compute, bad)
     if n_target is not None:
-        if "n_layer" in point and "d_model" in point:
-            raise bad("n_params", "give n_params or both n_layer and d_model, not all three")
-        base = {k: v for k, v in cfg.items() if k in ("arch", "d_ff", "d_attn", "n_heads", "n_ctx")}
-        for k in ("n_layer", "d_model"):  # a size fixed in this table (not the defaults) is kept
-            if k in point:
-                base[k] = point[k]
-        try:
-            n_layer, d_model = solve_shape(float(n_target), float(aspect or DEFAULT_ASPECT_RATIO), base)
-        except UserError as e:
-            raise bad("n_params", str(e)) from None
-        cfg.update(n_layer=n_layer, d_model=d_model)
-        study["n_params"] = float(n_target)
-        if aspect is not None:
-            study["aspect_ratio"] = float(aspect)
+        _solve_n_params(cfg, point, float(n_target), aspect, study, bad)
     if compute is not None:
         if "steps" in point or "tokens" in point:
             raise bad("compute", "give compute or steps/tokens in one table, not both")
         cfg.pop("tokens", None)
-        cfg["steps"] = 1  # placeholder so the shape validates; replaced below
-    if cfg.get("corpus") is not None:
-        cfg["corpus"] = str((base_dir / str(cfg["corpus"])).resolve())
-    elif plan_corpus is not None:
-        cfg["corpus"] = str(plan_corpus)
-    elif command is not None:
-        cfg["corpus"] = ""  # a user trainer brings its own data
-    else:
-        raise where.error(None, 0, None, "no corpus: set `corpus = \"DIR\"` at the top of the plan")
-    try:
-        tc = TrainConfig.model_validate(cfg)
-    except pydantic.ValidationError as e:
-        first = e.errors()[0]
-        key = ".".join(str(x) for x in first["loc"]) or None
-        msg = first["msg"].removeprefix("Value error, ")
-        shown = first.get("input")
-        got = "" if isinstance(shown, dict) or shown is None else f" (got {shown!r})"
-        in_defaults = key is not None and key not in point and key in defaults
-        tbl, idx = ("train", 0) if in_defaults else (table, index)
-        raise where.error(tbl, idx, key, f"{msg}{got}") from None
+        cfg["steps"] = 1  # placeholder so the shape validates; replaced by `_steps_for_compute`
+    cfg["corpus"] = _corpus_of(cfg, base_dir, plan_corpus, command, where)
+    tc = _validate_config(cfg, defaults, point, table, index, where)
     if compute is not None:
-        from scalinglab.model.counting import flops_per_token_train
-
-        per_step = flops_per_token_train(tc.model()) * tc.tokens_per_step
-        steps = max(1, round(float(compute) / per_step))
-        tc = tc.model_copy(update={"steps": steps, "tokens": None})
+        tc = _steps_for_compute(tc, float(compute))
         study["compute"] = float(compute)
     # make the shape explicit so the stored config says exactly what ran
     shape = tc.model()
@@ -459,6 +413,82 @@ def _resolve(defaults: dict, point: dict, table: str, index: int, where: _Where,
     except UserError as e:
         raise bad("command", str(e)) from None
     return RunSpec(run_id_fn(tc, command=command), tc, where_from, study, resources, family, command)
+
+
+def _pop_resources(cfg: dict, bad) -> dict[str, Any]:
+    """Take the Ray resource keys out of `cfg` (they are not part of the run id), each checked."""
+    resources = {}
+    for key in RESOURCE_KEYS:
+        if key in cfg:
+            try:
+                resources[key] = check_resource(key, cfg.pop(key))
+            except ValueError as e:
+                raise bad(key, str(e)) from None
+    return resources
+
+
+def _check_study_numbers(n_target: Any, aspect: Any, compute: Any, bad) -> None:
+    """The study keys are positive finite numbers, and aspect_ratio only comes with n_params."""
+    for key, val in (("n_params", n_target), ("aspect_ratio", aspect), ("compute", compute)):
+        if val is not None and (isinstance(val, bool) or not isinstance(val, int | float) or not val > 0
+                                or not math.isfinite(val)):
+            raise bad(key, f"must be a positive number (got {val!r})")
+    if aspect is not None and n_target is None:
+        raise bad("aspect_ratio", "needs n_params (the shape is solved from the two)")
+
+
+def _solve_n_params(cfg: dict, point: dict, n_target: float, aspect: Any, study: dict[str, float], bad) -> None:
+    """Set `cfg`'s n_layer and d_model to the shape solved for `n_target` (a size fixed in the table is kept)."""
+    if "n_layer" in point and "d_model" in point:
+        raise bad("n_params", "give n_params or both n_layer and d_model, not all three")
+    base = {k: v for k, v in cfg.items() if k in ("arch", "d_ff", "d_attn", "n_heads", "n_ctx")}
+    for k in ("n_layer", "d_model"):  # a size fixed in this table (not the defaults) is kept
+        if k in point:
+            base[k] = point[k]
+    try:
+        n_layer, d_model = solve_shape(n_target, float(aspect or DEFAULT_ASPECT_RATIO), base)
+    except UserError as e:
+        raise bad("n_params", str(e)) from None
+    cfg.update(n_layer=n_layer, d_model=d_model)
+    study["n_params"] = n_target
+    if aspect is not None:
+        study["aspect_ratio"] = float(aspect)
+
+
+def _corpus_of(cfg: dict, base_dir: Path, plan_corpus: Path | None, command: str | None, where: _Where) -> str:
+    """The run's corpus as an absolute path: its own (relative to the plan file), else the plan's; a command
+    run may have none (a user trainer brings its own data)."""
+    if cfg.get("corpus") is not None:
+        return str((base_dir / str(cfg["corpus"])).resolve())
+    if plan_corpus is not None:
+        return str(plan_corpus)
+    if command is not None:
+        return ""
+    raise where.error(None, 0, None, "no corpus: set `corpus = \"DIR\"` at the top of the plan")
+
+
+def _validate_config(cfg: dict, defaults: dict, point: dict, table: str, index: int, where: _Where) -> TrainConfig:
+    """`cfg` as a TrainConfig; the first validation error names the table the bad key came from."""
+    try:
+        return TrainConfig.model_validate(cfg)
+    except pydantic.ValidationError as e:
+        first = e.errors()[0]
+        key = ".".join(str(x) for x in first["loc"]) or None
+        msg = first["msg"].removeprefix("Value error, ")
+        shown = first.get("input")
+        got = "" if isinstance(shown, dict) or shown is None else f" (got {shown!r})"
+        in_defaults = key is not None and key not in point and key in defaults
+        tbl, idx = ("train", 0) if in_defaults else (table, index)
+        raise where.error(tbl, idx, key, f"{msg}{got}") from None
+
+
+def _steps_for_compute(tc: TrainConfig, compute: float) -> TrainConfig:
+    """`tc` with the steps that spend `compute` training FLOPs (Table 1 FLOPs per token, at least one step)."""
+    from scalinglab.model.counting import flops_per_token_train
+
+    per_step = flops_per_token_train(tc.model()) * tc.tokens_per_step
+    steps = max(1, round(compute / per_step))
+    return tc.model_copy(update={"steps": steps, "tokens": None})
 
 
 def _lr_sweep_specs(defaults: dict, point: dict, table: str, index: int, where: _Where, base_dir: Path,
