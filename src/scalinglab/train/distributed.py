@@ -116,6 +116,7 @@ def process_group(ranks: Ranks, device: torch.device):
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
         yield
+        dist.barrier()  # no rank tears gloo down while another still talks to it (that aborted a rank at exit)
     finally:
         dist.destroy_process_group()
 
