@@ -14,6 +14,7 @@ def _check(family: str, bootstrap: int) -> None:
     assert 0.88 <= r["coverage"] <= 0.99, r
 
 
+@pytest.mark.slow  # about 28 s: 100 synthetic studies with bootstrap intervals
 def test_kaplan_n_final_losses_coverage():
     _check("kaplan-n", 100)
 

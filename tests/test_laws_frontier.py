@@ -103,6 +103,7 @@ def _batch_scan(B_star=2e5, alpha_B=0.3, batches=np.geomspace(256, 1e6, 9)):
     return pd.concat(rows, ignore_index=True)
 
 
+@pytest.mark.slow  # about 45 s: the whole-run bootstrap refinds every batch-scan level
 def test_bcrit_scan_recovers_eq_1_4():
     law = fit_law("bcrit-scan", _batch_scan(), bootstrap=50)
     assert law.params_["alpha_B"] == pytest.approx(0.3, rel=0.05)
