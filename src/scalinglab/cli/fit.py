@@ -15,9 +15,12 @@ app = new_app()
 def fit(
     law: Annotated[str, typer.Option("--law", help="Law to fit (kaplan-n, kaplan-d, kaplan-c, kaplan-cmin, kaplan-nd, "
                                      "kaplan-ns, bcrit, bcrit-scan, chinchilla, chinchilla-tied, data-constrained, *-e "
-                                     "variants, log-n, ...; isoflop or frontier for approaches 2 and 1; A,B,... to "
-                                     "compare forms by hold-out).")],
-    csv: Annotated[str | None, typer.Option("--csv", help="CSV with canonical columns N, D, C, S, B, L.")] = None,
+                                     "variants, log-n, ..., lr-opt, batch-opt, batch-opt-c; isoflop or frontier for "
+                                     "approaches 2 and 1; A,B,... to compare forms by hold-out).")],
+    csv: Annotated[str | None, typer.Option("--csv", help="CSV with canonical columns N, D, C, S, B, L (map others "
+                                            "with --col). lr-opt: one row per run with N, LR, L; batch-opt: one row "
+                                            "per run with N, B (batch, tokens), D (tokens trained), L (final loss); "
+                                            "batch-opt-c: also C (FLOPs).")] = None,
     db: Annotated[str | None, typer.Option("--db", help="Results store (SQLite) to read finished runs from.")] = None,
     dataset: Annotated[str | None, typer.Option("--dataset", help="A packaged table (`scalinglab datasets list`): "
                                                 "shorthand for --csv of its file.")] = None,
@@ -185,6 +188,7 @@ def summary(result: dict) -> str:
             lines.append(f"  {k:>8} = {v:.5g}" + (f"   95% CI [{ci[0]:.5g}, {ci[1]:.5g}]" if ci else "") + "  (derived)")
     lines.append(f"  residual rms (log) = {result['residual_rms']:.4g}, objective = {result['objective']:.6g}, "
                  f"converged = {result['converged']}")
+    lines += _optimum_lines(result)
     for k in result.get("at_bounds") or []:
         lines.append(f"  warning: {k} is at a bound of its search range; the data do not determine it")
     if result.get("bootstrap"):
@@ -202,3 +206,15 @@ def summary(result: dict) -> str:
         lines.append(f"  hold-out of {h['k']} largest-compute points: mean |rel err| = {h['mean_abs_rel_error']:.4g}, "
                      f"max = {h['max_abs_rel_error']:.4g}")
     return "\n".join(lines)
+
+
+def _optimum_lines(result: dict) -> list[str]:
+    """lr-opt / batch-opt: each scan's optimum and the sizes where it is only a bound (at a grid edge)."""
+    lines = [f"  scan N = {s['N']:.4g}, D = {s['D']:.4g}: B* = {s['B']:.4g} of batches {s['batches'][0]:.4g}-"
+             f"{s['batches'][-1]:.4g}, {s['method']}" + ("" if s.get("used", True) else " (not used)")
+             for s in result.get("scans") or []]
+    edges = result.get("edge_sizes") or []
+    if edges:
+        lines.append(f"  warning: the best value is at an edge of its grid for N = {', '.join(f'{n:.4g}' for n in edges)}"
+                     ": there it is only a bound")
+    return lines

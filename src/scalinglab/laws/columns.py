@@ -8,7 +8,7 @@ import numpy as np
 
 from scalinglab.errors import UserError
 
-CANONICAL = ("N", "D", "C", "S", "B", "L", "L_ood", "U")
+CANONICAL = ("N", "D", "C", "S", "B", "L", "L_ood", "U", "LR")
 
 
 def law_columns(law: Any, data: Any) -> dict[str, np.ndarray]:

@@ -1,11 +1,13 @@
 """Getting data into a law: CSV reading, column mapping, and the results-store mapping.
 
 Canonical columns: N (non-embedding parameters), D (tokens), C (training FLOPs), S (steps), B (batch size in
-tokens), L (loss, nats/token), L_ood (loss on another distribution); laws/columns.py validates them.
+tokens), L (loss, nats/token), L_ood (loss on another distribution), U (unique tokens), LR (peak learning rate);
+laws/columns.py validates them.
 
 `frame_from_store(db, law, count_embeddings=False, flops="paper", min_policy="noise-scale")` maps the results store
 onto canonical columns: N = n_params (n_params_with_embeddings with count_embeddings), D = data_tokens when set
-else tokens (U the same; the data-constrained law takes D = tokens trained on and U = data_tokens), C under the FLOP convention `flops` (FLOPS_NOTE: paper = 6N per token, the paper's C = 6NBS; exact =
+else tokens (U the same; the data-constrained law takes D = tokens trained on and U = data_tokens, batch-opt(-c) D =
+tokens trained on), C under the FLOP convention `flops` (FLOPS_NOTE: paper = 6N per token, the paper's C = 6NBS; exact =
 with the attention-context term; with-head = exact + the de-embedding matmul; kaplan-c/-cmin convert to PF-days
 inside the law), S = steps, B = batch_size·n_ctx tokens, L = the final val loss, or the best one for D-subset runs
 (early stopping, LOSS_NOTE), L:<name> = final loss on each extra eval set (L_ood too when there is exactly one),
@@ -271,8 +273,8 @@ def frame_from_store(db: str | Path, law: str, count_embeddings: bool = False, r
         df.attrs["provenance"] = provenance
         return df
     df = runs_from_store(db, count_embeddings, flops)
-    if law == "data-constrained":  # U = the subset's unique tokens, D = the tokens trained on (repeats included)
-        df = df.assign(D=df["tokens"])
+    if law in ("data-constrained", "batch-opt", "batch-opt-c"):  # D = the tokens trained on (repeats included);
+        df = df.assign(D=df["tokens"])  # data-constrained's U stays the subset's unique tokens
     if law.startswith("ood-") and not any(str(c).startswith("L:") for c in df.columns):
         raise UserError(f"results DB {db} has no losses on extra eval sets for {law}; prepare the corpus with "
                         "--eval-set NAME=SOURCE (the stdlib source has one) and train on it")

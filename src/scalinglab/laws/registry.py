@@ -2,7 +2,7 @@
 
 `get_law(name, **options)` returns a fresh law, `law_names()` lists them (kaplan-n, kaplan-d, kaplan-c, kaplan-cmin
 and their `-e` variants, log-n/-d/-c/-s, kaplan-nd, kaplan-ns, chinchilla, bcrit, batch-tradeoff, bcrit-scan,
-ood-offset, ood-linear, lr-opt, plus whatever later family modules add).
+ood-offset, ood-linear, lr-opt, batch-opt, batch-opt-c, plus whatever later family modules add).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 
 from scalinglab.laws import (
     batch,
+    batch_opt,
     bcrit_scan,
     chinchilla,
     chinchilla_variants,
@@ -22,7 +23,7 @@ from scalinglab.laws import (
 from scalinglab.laws.base import Law, make_law, registered_names
 
 # the order `law_names()` lists the families in (the paper's order: single-variable, joint, batch, then the rest)
-FAMILIES = (power, joint, chinchilla, chinchilla_variants, batch, bcrit_scan, generalisation, lr_opt)
+FAMILIES = (power, joint, chinchilla, chinchilla_variants, batch, bcrit_scan, generalisation, lr_opt, batch_opt)
 
 
 def law_names() -> list[str]:
