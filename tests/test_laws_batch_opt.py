@@ -1,5 +1,5 @@
 """batch-opt / batch-opt-c: the loss-optimal batch B*(N), B*(C) from batch-size scans (recovery, edges, bad input,
-a store through reproduce's fit job and the report's fits table)."""
+the planner's suggestion, a store through reproduce's fit job and the report's fits table)."""
 
 from __future__ import annotations
 
@@ -107,6 +107,28 @@ def test_batch_opt_reads_named_csv_columns(tmp_path):
     fit = json.loads(out.read_text())
     assert fit["law"] == "batch-opt" and fit["params"]["beta_B"] == pytest.approx(0.4, abs=0.03)
     assert len(fit["scans"]) == 5 and fit["bootstrap"]["resample"] == "run"
+
+
+CHINCHILLA = {"law": "chinchilla", "params": {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}}
+
+
+def test_plan_suggests_the_batch_of_the_planned_model(tmp_path):
+    from scalinglab.laws.plan import plan_allocation
+
+    bo = get_law("batch-opt").fit(_scans(0.4), bootstrap=100)
+    p = plan_allocation(1e20, fits={"chinchilla": CHINCHILLA, "batch-opt": bo.to_dict()})
+    assert p["B_opt"] == pytest.approx(bo.predict(N=[p["N_opt"]])[0]) and p["sources"]["B_opt"] == "batch-opt at N_opt"
+    lo, hi = p["ci95"]["B_opt"]
+    assert lo < p["B_opt"] < hi
+    assert "B_opt" not in plan_allocation(1e20, fits={"chinchilla": CHINCHILLA})
+    bc = get_law("batch-opt-c").fit(_scans(0.4, tokens=lambda n: 20.0 * n))
+    pc = plan_allocation(1e20, fits={"chinchilla": CHINCHILLA, "batch-opt": bo.to_dict(), "batch-opt-c": bc.to_dict()})
+    assert pc["B_opt"] == pytest.approx(bc.predict(C=[1e20])[0]) and pc["sources"]["B_opt"] == "batch-opt-c at C"
+    path = tmp_path / "fits.json"
+    path.write_text(json.dumps({"chinchilla": CHINCHILLA, "batch-opt": bo.to_dict()}))
+    res = run_main("plan", "--compute", "1e20", "--fit", path, check=True)
+    assert "B_opt (tokens)" in res.stdout and "[batch-opt at N_opt]" in res.stdout
+    assert "loss-optimal batch" in res.stdout
 
 
 # ---- through a results store: hand-written runs of two sizes, a batch scan each --------------------------------

@@ -45,13 +45,18 @@ def _fmt(v: float | None) -> str:
 def summary(r: dict) -> str:
     lines = [f"plan for C = {r['compute_flops']:.4g} FLOPs = {r['compute_pf_days']:.4g} PF-days ({r['mode']})"]
     for key, label in (("N_opt", "N_opt (params)"), ("D", "D (tokens)"), ("B_crit", "B_crit (tokens)"),
-                       ("S_min", "S_min (steps)"), ("L_pred", "L (nats/token)"), ("LR", "LR (peak)")):
-        if key == "LR" and r.get("LR") is None:
-            continue  # only with an lr-opt fit
+                       ("B_opt", "B_opt (tokens)"), ("S_min", "S_min (steps)"), ("L_pred", "L (nats/token)"),
+                       ("LR", "LR (peak)")):
+        if key in ("LR", "B_opt") and r.get(key) is None:
+            continue  # only with an lr-opt / batch-opt fit
         ci = (r.get("ci95") or {}).get(key)
         src = (r.get("sources") or {}).get(key, "")
         lines.append(f"  {label:>16} = {_fmt(r.get(key))}" + (f"  95% CI [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "")
                      + (f"  [{src}]" if src else ""))
+    if r.get("B_opt") is not None:
+        lines.append("  batch: B_opt is the loss-optimal batch of the batch-size scans (train at it); B_crit is Kaplan's "
+                     "critical batch, the steps/compute trade-off point" if r.get("B_crit") is not None else
+                     "  batch: B_opt is the loss-optimal batch of the batch-size scans (no B_crit: no bcrit fit)")
     if r.get("unique_tokens"):
         lines.append(f"  unique tokens U = {r['unique_tokens']:.4g}: D is {r['epochs']:.3g} epochs of them")
     c = r.get("contradiction") or {}

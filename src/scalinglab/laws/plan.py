@@ -8,6 +8,9 @@ B_crit = 2e6·C^0.24 tokens, S_min = 5.4e3·C^0.03, D = 2e10·C^0.27, L = (3.1e8
 - kaplan-nd: N_opt minimises L(N, C/(6N)) numerically;
 - otherwise kaplan-cmin / kaplan-c give L_pred only;
 - bcrit / bcrit-scan give B_crit(L_pred) and S_min = C/(6·N_opt·B_crit) (C read as C_min);
+- lr-opt gives the peak LR at N_opt; batch-opt-c the loss-optimal batch B_opt at C, else batch-opt B_opt at N_opt
+  (B_opt is measured by batch-size scans at fixed tokens; Kaplan's B_crit is the steps/compute trade-off point, not a
+  loss optimum: both are given when both fits are);
 - with bootstrap samples in a fit, each output gets a 95% percentile interval;
 - the contradiction point needs kaplan-cmin (or kaplan-c) and kaplan-d fits plus an allocation D(C).
 
@@ -213,22 +216,35 @@ def _fit_plan(C: float, laws: dict[str, Law], unique_tokens: float | None = None
                 out["ci95"]["S_min"] = _ci([C / (6.0 * n * b) for n, b in zip(samples_N[:m], bc_samples[:m],
                                                                               strict=True)])
     if "lr-opt" in laws and out["N_opt"] is not None:
-        _plan_lr(out, laws["lr-opt"], out["N_opt"], samples_N)
+        _suggest(out, "LR", laws["lr-opt"], "N", out["N_opt"], samples_N, "lr-opt at N_opt")
+    if "batch-opt-c" in laws:  # the budget itself: no N_opt needed
+        _suggest(out, "B_opt", laws["batch-opt-c"], "C", C, [], "batch-opt-c at C")
+    elif "batch-opt" in laws and out["N_opt"] is not None:
+        _suggest(out, "B_opt", laws["batch-opt"], "N", out["N_opt"], samples_N, "batch-opt at N_opt")
     out["contradiction"] = _fit_contradiction(laws, alloc)
     used = laws[alloc or loss_law]
     out["flops"] = getattr(used, "provenance_", {}).get("flops", "as in the fit's data")  # the C convention the answer is in
     return out
 
 
-def _plan_lr(out: dict[str, Any], law: Any, N: float, samples_N: list[float]) -> None:
-    """The peak LR the lr-opt fit suggests for the planned N_opt (its CI from the lr-opt and N_opt draws)."""
-    p = law.params_ or {}
-    out["LR"] = (p["N_LR"] / N) ** p["alpha_LR"]
-    out["sources"]["LR"] = "lr-opt at N_opt"
+def _suggest(out: dict[str, Any], key: str, law: Any, column: str, x: float, x_draws: list[float],
+             source: str) -> None:
+    """What a one-input law (lr-opt: the peak LR, batch-opt: the batch) suggests at the plan's x (N_opt or C); its
+    CI pairs the law's bootstrap draws with the draws of x (N_opt's, when the allocation has them)."""
+    out[key] = float(law.predict(**{column: np.array([x])})[0])
+    out["sources"][key] = source
     draws = _samples(law)
     if draws:
-        ns = samples_N[: len(draws)] if samples_N else [N] * len(draws)
-        out["ci95"]["LR"] = _ci([(q["N_LR"] / n) ** q["alpha_LR"] for q, n in zip(draws, ns, strict=False)])
+        xs = x_draws[: len(draws)] if x_draws else [x] * len(draws)
+        out["ci95"][key] = _ci([_with_params(law, q).predict(**{column: np.array([v])})[0]
+                                for q, v in zip(draws, xs, strict=False)])
+
+
+def _with_params(law: Any, params: dict[str, float]) -> Any:
+    """A copy of a fitted law with other parameter values (one bootstrap draw)."""
+    copy = type(law)(**law.get_options())
+    copy.params_ = params
+    return copy
 
 
 def _plan_allocation(out: dict[str, Any], name: str, law: Any, C: float, U: float | None) -> list[float]:
@@ -260,11 +276,7 @@ def _plan_loss(out: dict[str, Any], name: str, law: Any, C: float) -> None:
     kw = {"C": np.array([C if getattr(law, "c_unit", "flops") == "flops" else C / PF_DAY])}
     out["L_pred"] = float(law.predict(**kw)[0])
     out["sources"]["L_pred"] = name
-    boot = []
-    for s in _samples(law):
-        b = type(law)(**law.get_options())
-        b.params_ = s
-        boot.append(float(b.predict(**kw)[0]))
+    boot = [float(_with_params(law, s).predict(**kw)[0]) for s in _samples(law)]
     if boot:
         out["ci95"]["L_pred"] = _ci(boot)
 

@@ -108,7 +108,8 @@ def holdout_text(h: Any) -> str:
 
 def plan_rows(plans: list[dict]) -> tuple[list[str], list[list[str]]]:
     """The planner table: its known columns first, then up to 10 columns in all of whatever else the rows carry."""
-    keys = ["compute_pf_days", "x_largest_run", "compute_flops", "N_opt", "D", "B_crit", "S_min", "L_pred", "law"]
+    keys = ["compute_pf_days", "x_largest_run", "compute_flops", "N_opt", "D", "B_crit", "B_opt", "S_min", "L_pred",
+            "law"]
     present = [k for k in keys if any(k in p for p in plans)]
     extra = sorted({k for p in plans for k, v in p.items()
                     if k not in present and isinstance(v, (int, float, str)) and k != "contradiction"})
