@@ -134,7 +134,7 @@ def test_plan_suggests_the_batch_of_the_planned_model(tmp_path):
 # ---- through a results store: hand-written runs of two sizes, a batch scan each --------------------------------
 def _scan_store(path):
     """Runs of (1, 32) and (2, 64) at 4-64 sequences of 64 tokens, 131k tokens each, family batch-scan, whose final
-    loss is a parabola in ln B around B*(N) = 2048·(N/1e6)^0.3; one main-family run at another size beside them."""
+    loss is a parabola in ln B around B*(N) = 2048·(N/1e6)^0.3; a run of another family at (1, 32) beside them."""
     from scalinglab.store.db import record_result, set_family
     from tests.helpers import synthetic_result
 
@@ -145,8 +145,9 @@ def _scan_store(path):
             best = 2048.0 * (r["n_params"] / 1e6) ** 0.3
             r["val_loss"] = 3.0 + 0.1 * np.log(batch * 64 / best) ** 2
             set_family(path, record_result(path, r, plan="scan"), "batch-scan", "test")
-    main = synthetic_result(rng, n_layer=1, d_model=16, steps=100)
-    set_family(path, record_result(path, main, plan="scan"), "main", "test")
+    other = synthetic_result(rng, n_layer=1, d_model=32, batch=16, steps=128, schedule="constant")
+    other["val_loss"] = 3.5  # another experiment at a scanned size and budget: the scan's selection leaves it out
+    set_family(path, record_result(path, other, plan="scan"), "lr-schedules", "test")
     return path
 
 
@@ -156,7 +157,7 @@ def test_batch_opt_from_a_store_through_fit_reproduce_and_the_report(tmp_path):
 
     db = _scan_store(tmp_path / "runs.db")
     out = tmp_path / "fit.json"
-    run_main("fit", "--db", db, "--law", "batch-opt", "--json", out, check=True)
+    run_main("fit", "--db", db, "--law", "batch-opt", "--query", "family == 'batch-scan'", "--json", out, check=True)
     fit = json.loads(out.read_text())
     assert fit["params"]["beta_B"] == pytest.approx(0.3, abs=1e-6)  # an exact parabola: each vertex is B*
     assert [s["n_runs"] for s in fit["scans"]] == [5, 5] and fit["scans"][0]["D"] == 131072
@@ -168,5 +169,9 @@ def test_batch_opt_from_a_store_through_fit_reproduce_and_the_report(tmp_path):
     assert rows[1]["ci95"].startswith("[")
     fits, skipped = fit_laws(db, (LawJob("batch-opt", "lstm"),), lambda _: None)
     assert not fits and "no finished runs match" in skipped["batch-opt"]
-    fits, skipped = fit_laws(db, (LawJob("batch-opt", "main"),), lambda _: None)
+    fits, skipped = fit_laws(db, (LawJob("batch-opt", "lr-schedules"),), lambda _: None)
     assert "no batch-size scan" in skipped["batch-opt"]
+    assert_clean_error(run_main("fit", "--db", db, "--law", "batch-opt", "--query", "family == 'lr-schedules'"),
+                       "no batch-size scan")
+    unselected = json.loads(run_main("fit", "--db", db, "--law", "batch-opt", "--json", "-", check=True).stdout)
+    assert unselected["scans"][0]["n_runs"] == 6  # the whole store: the other run joins the (1, 32) scan

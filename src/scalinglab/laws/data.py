@@ -11,7 +11,8 @@ tokens trained on), C under the FLOP convention `flops` (FLOPS_NOTE: paper = 6N 
 with the attention-context term; with-head = exact + the de-embedding matmul; kaplan-c/-cmin convert to PF-days
 inside the law), S = steps, B = batch_size·n_ctx tokens, L = the final val loss, or the best one for D-subset runs
 (early stopping, LOSS_NOTE), L:<name> = final loss on each extra eval set (L_ood too when there is exactly one),
-warmup = the run's warm-up steps; only runs with status "done", ordered by run id. Curve laws (kaplan-ns, kaplan-c,
+warmup = the run's warm-up steps, family = its tag (`fit --query "family == 'batch-scan'"`); only runs with status
+"done", ordered by run id. Curve laws (kaplan-ns, kaplan-c,
 kaplan-cmin, bcrit, bcrit-scan) read every eval point of every curve (`curves_from_store`) and do the rest
 themselves (transient cut, frontier, whole-run bootstrap; laws/curves.py); kaplan-cmin and kaplan-ns get C_min and
 S_min from `transforms.to_min` under `min_policy`; bcrit fits eq 1.4 to (L, noise scale in tokens) along every
@@ -146,7 +147,7 @@ def _head_params(runs) -> np.ndarray:
 
 
 def runs_from_store(db: str | Path, count_embeddings: bool = False, flops: str = "paper"):
-    """One row per finished run, canonical columns N, D, C, S, B, L plus run, noise_scale, warmup, L_final.
+    """One row per finished run, canonical columns N, D, C, S, B, L plus run, family, noise_scale, warmup, L_final.
 
     C follows the FLOP convention `flops` (FLOPS_NOTE); L is the best val loss of D-subset runs (LOSS_NOTE)."""
     import pandas as pd
@@ -184,6 +185,8 @@ def runs_from_store(db: str | Path, count_embeddings: bool = False, flops: str =
     df["L_final"] = final
     df["L"] = np.where(subset & np.isfinite(best), best, final)  # early stopping of runs that repeat data
     df["LR"] = pd.to_numeric(runs["lr"], errors="coerce").to_numpy(dtype=float)  # the peak LR it ran at (lr-opt)
+    if "family" in runs.columns:  # for --query "family == 'batch-scan'"
+        df["family"] = runs["family"].astype(str).to_numpy()
     df["noise_scale"] = (pd.to_numeric(runs["noise_scale"], errors="coerce").to_numpy(dtype=float)
                          if "noise_scale" in runs.columns else np.nan)
     extra = [_json_dict(v) for v in runs.get("eval_losses", pd.Series([None] * len(runs)))]
