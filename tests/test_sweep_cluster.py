@@ -17,19 +17,23 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from scalinglab.sweep.cluster import ATTEMPTS_FILE, parse_memory, task_options
 from scalinglab.sweep.plan import load_plan
+from scalinglab.train.checkpoint import CHECKPOINT
 from tests.helpers import assert_clean_error, run_cli, run_main
 from tests.ray_nodes import LocalCluster, free_ports
 
-# 4 tiny runs, long enough (checkpoints every 10 steps) that a node can be killed halfway through one
-PLAN = """name = "cluster"
-corpus = "{corpus}"
+# 4 tiny runs of STEPS steps with a checkpoint every 10: the node-loss test catches a run after its first
+# checkpoint, 140 steps (about a second here) before its end
+STEPS = 150
+PLAN = f"""name = "cluster"
+corpus = "{{corpus}}"
 [train]
 n_ctx = 32
 batch_size = 4
-steps = 150
+steps = {STEPS}
 eval_tokens = 2048
 checkpoint_every_steps = 10
 [[grid]]
@@ -52,22 +56,50 @@ def cluster():
         shutil.rmtree(c.root, ignore_errors=True)
 
 
-def _attempts(run_dir: Path) -> list[str]:
+def _attempt_records(run_dir: Path) -> list[dict]:
     f = run_dir / ATTEMPTS_FILE
-    return [json.loads(line)["node_id"] for line in f.read_text().splitlines()] if f.is_file() else []
+    return [json.loads(line) for line in f.read_text().splitlines()] if f.is_file() else []
 
 
-def _kill_raylet_mid_run(node, runs: Path, sweep: subprocess.Popen, timeout: float = 600) -> str:
-    """Wait until `node` trains a run that has a checkpoint but no result, SIGKILL its raylet; the run id."""
-    deadline = time.monotonic() + timeout
+def _attempts(run_dir: Path) -> list[str]:
+    return [a["node_id"] for a in _attempt_records(run_dir)]
+
+
+def _checkpoint_step(run_dir: Path) -> int:
+    return int(torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=True)["run"]["step"])
+
+
+def _lose_node_mid_run(node, runs: Path, sweep: subprocess.Popen, timeout: float = 600) -> tuple[str, int]:
+    """Lose `node` while it trains a run, deterministically: (run id, step of the checkpoint left behind).
+
+    When a run on `node` has its first checkpoint, the worker process training it (its pid is in the run's
+    attempts file) is frozen with SIGSTOP, so it can neither finish nor write while the test looks. A frozen
+    run with no result.json and a checkpoint before its last step is mid-run: the node's raylet is SIGKILLed,
+    then the frozen worker, which a lost machine takes with it. (Killing the raylet alone left the worker
+    alive for a moment, until it noticed by itself; a tiny run could finish in that moment and hand its result
+    to the driver: the race seen once in CI.) A run caught only after its end is let go (SIGCONT), and the
+    next run on `node` is tried."""
+    deadline, passed = time.monotonic() + timeout, set()
     while time.monotonic() < deadline and sweep.poll() is None:
-        for d in runs.glob("*") if runs.is_dir() else []:
-            att = _attempts(d)
-            if att and att[-1] == node.node_id and (d / "checkpoint.pt").exists() and not (d / "result.json").exists():
-                os.kill(node.raylet_pid(), signal.SIGKILL)
-                return d.name
-        time.sleep(0.1)
-    raise AssertionError(f"never saw node {node.name} halfway through a run (sweep exit {sweep.poll()})")
+        for d in sorted(runs.glob("*")) if runs.is_dir() else []:
+            att = _attempt_records(d)
+            if d.name in passed or not att or att[-1]["node_id"] != node.node_id or not (d / CHECKPOINT).exists():
+                continue
+            worker = att[-1]["pid"]
+            os.kill(worker, signal.SIGSTOP)
+            step = _checkpoint_step(d)
+            if (d / "result.json").exists() or step >= STEPS:
+                os.kill(worker, signal.SIGCONT)
+                passed.add(d.name)
+                continue
+            raylet = node.raylet_pid()
+            assert raylet is not None, f"no raylet process for node {node.name}"
+            os.kill(raylet, signal.SIGKILL)
+            os.kill(worker, signal.SIGKILL)
+            return d.name, step
+        time.sleep(0.02)
+    raise AssertionError(f"never caught node {node.name} mid-run (runs let go after their end: {sorted(passed)}; "
+                         f"sweep exit {sweep.poll()})")
 
 
 @pytest.mark.slow
@@ -104,7 +136,7 @@ def test_a_driver_without_the_cluster_token_exits_2_with_one_line(cluster, synth
 def test_a_run_asking_for_a_gpu_lands_on_the_node_that_has_one(cluster, synthetic_corpus, tmp_path):
     # the node declares one GPU (Ray's resource; this machine has none, so the run still trains on the CPU)
     with cluster.extra_node("gpu", num_gpus=1) as gpu:
-        body = PLAN.format(corpus=synthetic_corpus).split("[[grid]]")[0].replace("steps = 150", "steps = 20")
+        body = PLAN.format(corpus=synthetic_corpus).split("[[grid]]")[0].replace(f"steps = {STEPS}", "steps = 20")
         plan = _write(tmp_path / "plan.toml", body + "[[run]]\nn_layer = 1\nd_model = 32\nnum_gpus = 1\n"
                       "[[run]]\nn_layer = 1\nd_model = 48\n")
         db = tmp_path / "results.db"
@@ -130,7 +162,7 @@ def test_two_node_sweep_survives_a_node_loss(cluster, synthetic_corpus, tmp_path
          "--address", cluster.address, "--workers", "2", "--threads", "1", "--json"],
         env={**cluster.env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE, stderr=err, text=True)
     try:
-        killed = _kill_raylet_mid_run(w1, tmp_path / "runs", sweep)
+        killed, killed_at = _lose_node_mid_run(w1, tmp_path / "runs", sweep)
         out, _ = sweep.communicate(timeout=600)
     finally:
         if sweep.poll() is None:
@@ -158,11 +190,8 @@ def test_two_node_sweep_survives_a_node_loss(cluster, synthetic_corpus, tmp_path
         result = json.loads(result_json)
         att = _attempts(tmp_path / "runs" / rid)
         assert result["node_id"] == att[-1]  # the store says which node finished the run
-        if rid == killed and att == [w1.node_id] and not result.get("resumed_from"):
-            # the run's result reached the driver before the raylet died: the kill missed it (seen once in CI)
-            pytest.skip("the run finished on the second node before its raylet was killed; no node loss to check")
-        if rid == killed:  # Ray ran it again on the surviving node, resuming from its checkpoint
-            assert att == [w1.node_id, head.node_id] and result["resumed_from"], (att, result.get("resumed_from"))
+        if rid == killed:  # Ray ran it again on the surviving node, resuming from the checkpoint the lost node left
+            assert att == [w1.node_id, head.node_id] and result["resumed_from"] == [killed_at], (att, result["resumed_from"])
         else:
             assert len(att) == 1 and not result["resumed_from"]
     nodes_used = {n for rid, *_ in rows for n in _attempts(tmp_path / "runs" / rid)}
