@@ -392,3 +392,38 @@ def test_interrupted_prepare_leaves_the_old_corpus_and_no_temp_folder(tmp_path, 
     assert proc.returncode == 130, err
     assert snapshot(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]
+
+
+def _interrupt_after(monkeypatch, out: Path, where: str) -> None:
+    """Raise KeyboardInterrupt just after one step of the install, as a SIGINT landing there would."""
+    real_mkdir, real_rename = Path.mkdir, os.rename
+
+    def mkdir(self, *args, **kwargs):
+        real_mkdir(self, *args, **kwargs)
+        if where == "temp folder made" and self.name.startswith(f".{out.name}.tmp-"):
+            raise KeyboardInterrupt
+
+    def rename(src, dst):
+        real_rename(src, dst)
+        if (where == "old corpus moved aside" and Path(src) == out) or (
+                where == "new corpus moved in" and Path(dst) == out):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    monkeypatch.setattr(os, "rename", rename)
+
+
+@pytest.mark.parametrize("where", ["temp folder made", "old corpus moved aside", "new corpus moved in"])
+def test_an_interrupt_at_any_step_of_the_install_leaves_one_whole_corpus(tmp_path, text_folder, monkeypatch, where):
+    """The windows a SIGINT can hit (a loaded machine deschedules the process right after a syscall): DIR is the
+    old corpus or, once the new one is in place, the new one; never missing, and no temp or old folder beside it."""
+    out = tmp_path / "c"
+    prepare("--source", text_folder[0], "--out", out, "--vocab-size", 300)
+    before = snapshot(out)
+    _interrupt_after(monkeypatch, out, where)
+    proc = prepare("--source", text_folder[0], "--out", out, "--overwrite", "--vocab-size", 280, check=False)
+    monkeypatch.undo()
+    assert proc.returncode == 130, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]
+    assert (snapshot(out) == before) == (where != "new corpus moved in")
+    assert info(out)["vocab_size"] == (280 if where == "new corpus moved in" else 300)

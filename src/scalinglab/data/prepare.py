@@ -146,11 +146,15 @@ def _install(tmp: Path, out: Path, overwrite: bool) -> None:
     replacing = check_destination(out, overwrite)  # again: the folder may have changed while we worked
     if replacing:
         old = out.parent / f".{out.name}.old-{secrets.token_hex(4)}"
-        os.rename(out, old)
-        try:
+        try:  # both renames inside: an interrupt landing between them must not leave DIR missing
+            os.rename(out, old)
             os.rename(tmp, out)
         except BaseException:
-            os.rename(old, out)
+            if tmp.exists():  # the new corpus is not in place: the old one goes back
+                if old.exists() and not out.exists():
+                    os.rename(old, out)
+            else:  # it is in place: finish the install
+                shutil.rmtree(old, ignore_errors=True)
             raise
         shutil.rmtree(old, ignore_errors=True)
     else:
@@ -264,8 +268,8 @@ def prepare_corpus(
     out.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temp(out)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-    tmp.mkdir()
-    try:
+    try:  # the mkdir inside: an interrupt arriving just after it must still remove the folder
+        tmp.mkdir()
         manifest_extra = _build(src, eval_srcs, tmp, rep, vocab_size=vocab_size, max_tokens=max_tokens,
                                 val_fraction=val_fraction, eval_max_tokens=eval_max_tokens,
                                 loaded_tok=loaded_tok, tokenizer_arg=tokenizer)
