@@ -103,9 +103,9 @@ def _batch_scan(B_star=2e5, alpha_B=0.3, batches=np.geomspace(256, 1e6, 9)):
     return pd.concat(rows, ignore_index=True)
 
 
-@pytest.mark.slow  # about 45 s: the whole-run bootstrap refinds every batch-scan level
+@pytest.mark.slow  # about 10 s: each of the 10 whole-run resamples refinds every batch-scan level
 def test_bcrit_scan_recovers_eq_1_4():
-    law = fit_law("bcrit-scan", _batch_scan(), bootstrap=50)
+    law = fit_law("bcrit-scan", _batch_scan(), bootstrap=10)  # 10: the fewest refits that give intervals
     assert law.params_["alpha_B"] == pytest.approx(0.3, rel=0.05)
     assert law.params_["B_star"] == pytest.approx(2e5, rel=0.15)
     lv = law.levels_
@@ -115,6 +115,10 @@ def test_bcrit_scan_recovers_eq_1_4():
     assert r["E_min"] == pytest.approx(r["S_min"] * r["B_crit"])
     assert law.predict(L=3.0) == pytest.approx(2e5 / 3.0 ** (1 / 0.3), rel=0.1)
     assert "levels" in law.to_dict()
+    assert law.bootstrap_["n_converged"] == 10 and law.bootstrap_["resample"] == "run"
+    for name, truth in (("B_star", 2e5), ("alpha_B", 0.3)):  # noise-free curves: tight intervals on the truth
+        lo, hi = law.ci95_[name]
+        assert lo <= truth <= hi and hi - lo < 0.01 * truth, (name, lo, hi)
 
 
 def test_bcrit_scan_needs_several_batch_sizes():
