@@ -1,4 +1,5 @@
-"""Shared fixtures (a small learnable synthetic corpus); shared functions live in tests/helpers.py."""
+"""Shared fixtures (a small learnable synthetic corpus) and how the suite spreads over xdist workers; shared
+functions live in tests/helpers.py."""
 
 from __future__ import annotations
 
@@ -7,6 +8,20 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import markov_tokens
+
+# Module-scoped fixtures that cost a training run or a cluster start. Under `-n 2 --dist loadgroup` (pyproject's
+# addopts) the tests that read one of them run on one worker, so it is built once instead of once per worker.
+SHARED_FIXTURES = ("two_ranks", "local_sweep", "cluster")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups off the items
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        shared = sorted(set(SHARED_FIXTURES) & set(item.fixturenames))
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}:{shared[0]}"))
+    if hasattr(config, "workerinput"):  # in an xdist worker: slow tests first, so both workers finish together
+        items.sort(key=lambda it: it.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(scope="session")
