@@ -238,7 +238,7 @@ def test_cli_import_then_fit_matches_the_native_fit(native, tmp_path):
     db = tmp_path / "s.db"
     out = json.loads(run_cli("import", src, "--db", db, "--config", cfg, "--json", check=True).stdout)
     assert out["format"] == "csv" and len(out["runs"]) == len(native["runs"]) and out["points"] == len(native["evals"])
-    fit = lambda d: json.loads(run_cli("fit", "--db", d, "--law", "kaplan-n", "--json", "-", check=True).stdout)  # noqa: E731
+    fit = lambda d: json.loads(run_main("fit", "--db", d, "--law", "kaplan-n", "--json", "-", check=True).stdout)  # noqa: E731
     assert fit(db)["params"] == pytest.approx(fit(native["db"])["params"], rel=1e-6)  # rows in another run-id order
 
 
@@ -246,8 +246,8 @@ def test_cli_import_then_fit_matches_the_native_fit(native, tmp_path):
 def test_report_on_imported_runs(native, tmp_path):
     src, cfg = write_table(native, tmp_path, "csv")
     db = tmp_path / "s.db"
-    run_cli("import", src, "--db", db, "--config", cfg, check=True)
-    run_cli("report", "--db", db, "--out", tmp_path / "report", check=True)
+    run_main("import", src, "--db", db, "--config", cfg, check=True)
+    run_main("report", "--db", db, "--out", tmp_path / "report", check=True)
     assert (tmp_path / "report" / "index.html").is_file()
 
 

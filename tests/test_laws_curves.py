@@ -14,7 +14,7 @@ from scalinglab.laws import fit_law
 from scalinglab.laws.calibration import study_frontier, study_kaplan_ns
 from scalinglab.laws.curves import run_weights, transient_cut
 from scalinglab.laws.transforms import batch_scan_levels, to_min
-from tests.helpers import assert_clean_error, run_cli
+from tests.helpers import assert_clean_error, run_main
 
 
 def _ns_curves(steps=np.geomspace(1, 1e5, 26)):
@@ -123,12 +123,12 @@ def test_bcrit_identified_only_within_3x_of_the_scanned_batches():
 def test_fit_csv_with_run_column_records_choices(tmp_path):
     csv = tmp_path / "curves.csv"
     _ns_curves().to_csv(csv, index=False)
-    d = json.loads(run_cli("fit", "--csv", csv, "--law", "kaplan-ns", "--bootstrap", "50", "--json", "-",
+    d = json.loads(run_main("fit", "--csv", csv, "--law", "kaplan-ns", "--bootstrap", "50", "--json", "-",
                            check=True).stdout)
     assert d["resample"] == "run" and d["bootstrap"]["resample"] == "run"
     assert 0 < d["bootstrap"]["converged_fraction"] <= 1 and d["transient"]["n_after"] < d["transient"]["n_before"]
     assert d["flops"] == "as given in column C"
-    d = json.loads(run_cli("fit", "--csv", csv, "--law", "kaplan-ns", "--min-step", "100", "--json", "-",
+    d = json.loads(run_main("fit", "--csv", csv, "--law", "kaplan-ns", "--min-step", "100", "--json", "-",
                            check=True).stdout)
     assert d["transient"]["min_step"] == 100 and d["n_points"] == 6 * int((np.geomspace(1, 1e5, 26) >= 100).sum())
 
@@ -143,7 +143,7 @@ def test_fit_curve_bad_input_exit_2(tmp_path, args, needle):
     _ns_curves().to_csv(csv, index=False)
     out = tmp_path / "fit.json"
     out.write_text('{"keep": true}\n')
-    assert_clean_error(run_cli("fit", "--csv", csv, *args, "--json", out), needle)
+    assert_clean_error(run_main("fit", "--csv", csv, *args, "--json", out), needle)
     assert out.read_text() == '{"keep": true}\n'
 
 
@@ -178,7 +178,7 @@ def test_store_frames_record_flops_loss_and_policy(store):
 
 
 def test_fit_sensitivity_prints_each_convention(store):
-    out = run_cli("fit", "--db", store, "--law", "kaplan-c", "--sensitivity", check=True).stdout
+    out = run_main("fit", "--db", store, "--law", "kaplan-c", "--sensitivity", check=True).stdout
     for word in ("paper", "exact", "with-head", "non-emb", "default", "none", "alpha_C"):
         assert word in out
-    assert_clean_error(run_cli("fit", "--csv", store, "--law", "kaplan-c", "--sensitivity"), "--sensitivity needs --db")
+    assert_clean_error(run_main("fit", "--csv", store, "--law", "kaplan-c", "--sensitivity"), "--sensitivity needs --db")

@@ -91,7 +91,7 @@ def test_count_cli_json():
 
 
 def test_count_cli_table():
-    proc = run_cli("count", "--n-layer", 6, "--d-model", 512)
+    proc = run_main("count", "--n-layer", 6, "--d-model", 512)
     assert proc.returncode == 0
     assert "18,915,328" in proc.stdout
 

@@ -106,7 +106,7 @@ def test_reproduce_end_to_end_and_resume(tmp_path):
     assert plans and all(p["L_pred"] > 0 for p in plans)
 
     before = _snapshot(out)
-    second = json.loads(run_cli(*args, check=True).stdout.strip().splitlines()[-1])
+    second = json.loads(run_main(*args, check=True).stdout.strip().splitlines()[-1])
     assert second["sweep"]["ran"] == 0 and second["sweep"]["already_done"] == 4
     after = _snapshot(out)
     changed = {k for k in after if before.get(k) != after[k]}

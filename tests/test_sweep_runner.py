@@ -137,7 +137,7 @@ def test_diverged_and_failed_runs_are_recorded_and_the_sweep_goes_on(synthetic_c
     db = tmp_path / "r.db"
     proc = run_cli("sweep", plan, "--db", db, *ONE_THREAD)
     assert proc.returncode == 1 and "1 run(s) failed" in proc.stderr  # failures are reported ...
-    runs = json.loads(run_cli("runs", "--db", db, "--json", check=True).stdout)
+    runs = json.loads(run_main("runs", "--db", db, "--json", check=True).stdout)
     by = {(r["config"]["lr"], r["config"]["data_tokens"]): r for r in runs}
     assert by[(1000.0, None)]["status"] == "diverged" and by[(1000.0, None)]["reason"]
     assert by[("auto", 10000000)]["status"] == "failed" and "data_tokens" in by[("auto", 10000000)]["reason"]

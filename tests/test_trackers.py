@@ -73,7 +73,7 @@ def test_sweep_tracker_logs_every_run(synthetic_corpus, tmp_path):
         np.testing.assert_allclose(r.curve.dropna(subset=["loss"]).sort_values("step")["loss"], want, rtol=1e-6)
 
 
-def test_tracker_off_by_default_and_bad_names_exit_2(synthetic_corpus, tmp_path):
+def test_tracker_off_by_default_and_bad_names_exit_2(synthetic_corpus, tmp_path, monkeypatch):
     out = tmp_path / "run"
     assert_clean_error(run_main("train", "--corpus", synthetic_corpus, "--out", out, *SHAPE, "--tracker", "neptune"),
                        "unknown --tracker", "neptune")
@@ -82,5 +82,6 @@ def test_tracker_off_by_default_and_bad_names_exit_2(synthetic_corpus, tmp_path)
     plan.write_text(f'name = "p"\ncorpus = "{synthetic_corpus}"\n[train]\nsteps = 2\n[[run]]\nn_layer = 1\nd_model = 8\n')
     assert_clean_error(run_main("sweep", plan, "--db", tmp_path / "r.db", "--tracker", "neptune"), "unknown --tracker")
     assert not (tmp_path / "r.db").exists()
-    run_cli("train", "--corpus", synthetic_corpus, "--out", out, *SHAPE, env={"WANDB_MODE": "offline"}, check=True)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    run_main("train", "--corpus", synthetic_corpus, "--out", out, *SHAPE, check=True)
     assert not (out / "tensorboard").exists() and not any(Path(os.getcwd()).glob("mlflow.db"))

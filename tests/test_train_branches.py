@@ -144,7 +144,7 @@ def test_branches_equal_independent_runs_and_count_flops_once(synthetic_corpus, 
         assert alone["own_flops"] == alone["flops"] == r["flops"]
     # the study's compute: the trunk's 60 steps plus each branch's decay (6 and 9 steps), not 60 + 30 + 45
     assert runs["own_flops"].sum() == pytest.approx(per_step * (60 + 6 + 9))
-    dry = json.loads(run_cli("sweep", p, "--dry-run", "--no-estimate", "--json", check=True).stdout)
+    dry = json.loads(run_main("sweep", p, "--dry-run", "--no-estimate", "--json", check=True).stdout)
     assert dry["total_flops"] == pytest.approx(per_step * 75)
     from scalinglab.report.content import _counted_once
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import assert_clean_error, markov_tokens, run_cli
+from tests.helpers import assert_clean_error, markov_tokens, run_cli, run_main
 
 TOL = 1e-5
 SHAPE = ["--n-layer", "2", "--d-model", "32", "--n-ctx", "16", "--batch-size", "8", "--threads", "1",
@@ -116,7 +116,7 @@ def test_kill_one_rank_then_rerun_resumes_exactly(corpus, tmp_path):
     assert 0 < at < 60 and ck["world_size"] == 2 and len(ck["rng_ranks"]) == 2
 
     # one process cannot continue the two ranks' RNG streams: refused, checkpoint kept
-    assert_clean_error(run_cli(*args, "--out", out), "written by a run on 2 process(es), not 1")
+    assert_clean_error(run_main(*args, "--out", out), "written by a run on 2 process(es), not 1")
     rc, stdout, stderr = _finish(_torchrun(*args, "--out", out))
     assert rc == 0, stderr
     resumed = _result(stdout)
@@ -126,7 +126,7 @@ def test_kill_one_rank_then_rerun_resumes_exactly(corpus, tmp_path):
 
 
 def test_batch_that_does_not_split_over_the_ranks_exits_2(corpus, tmp_path):
-    proc = run_cli("train", "--corpus", corpus, "--out", tmp_path / "run", *SHAPE[:6], "--batch-size", "7",
+    proc = run_main("train", "--corpus", corpus, "--out", tmp_path / "run", *SHAPE[:6], "--batch-size", "7",
                    "--steps", "3", "--nproc-per-node", "2")
     assert_clean_error(proc, "batch_size 7 does not split evenly over nproc_per_node=2")
     assert not (tmp_path / "run").exists()
