@@ -12,7 +12,7 @@ from scalinglab.store.db import load_runs
 from scalinglab.sweep.lr_sweep import MULTIPLIERS, choose
 from scalinglab.sweep.plan import load_plan
 from scalinglab.train.schedule import lr_auto
-from tests.helpers import assert_clean_error, run_cli, run_main
+from tests.helpers import assert_clean_error, run_main
 
 BASE = """
 [train]
@@ -72,7 +72,7 @@ def test_choose_waits_for_the_whole_group_and_skips_diverged_runs():
 def test_sweep_tags_the_best_lr_per_size_main(synthetic_corpus, tmp_path):
     p = _plan(tmp_path, synthetic_corpus, '[[grid]]\nd_model = [32]\nlr = "sweep"\nlr_grid = [1e-4, 1e-2]\n')
     db = tmp_path / "out" / "r.db"
-    summary = json.loads(run_cli("sweep", p, "--db", db, "--threads", "1", "--json", check=True).stdout)
+    summary = json.loads(run_main("sweep", p, "--db", db, "--threads", "1", "--json", check=True).stdout)
     runs = load_runs(db)
     best = runs.loc[runs["val_loss"].idxmin()]
     assert best["family"] == "main" and set(runs["family"]) == {"main", "lr-sweep"}
@@ -84,6 +84,6 @@ def test_sweep_tags_the_best_lr_per_size_main(synthetic_corpus, tmp_path):
     conn.close()
     assert json.loads(detail)["best_run_id"] == best["run_id"]
     # a rerun trains nothing and keeps the choice
-    again = json.loads(run_cli("sweep", p, "--db", db, "--threads", "1", "--json", check=True).stdout)
+    again = json.loads(run_main("sweep", p, "--db", db, "--threads", "1", "--json", check=True).stdout)
     assert again["ran"] == 0 and again["lr_choices"][0]["best_run_id"] == best["run_id"]
     assert load_runs(db).set_index("run_id").loc[best["run_id"], "family"] == "main"

@@ -74,7 +74,7 @@ def test_local_sweep_runs_every_run_once_and_rerun_skips(local_sweep):
         assert r["config"]["n_layer"] in (1, 2) and r["config"]["d_model"] in (32, 48)
         assert (db.parent / "runs" / r["run_id"] / "result.json").is_file()
     before = _snapshot(db)
-    proc = run_cli("sweep", plan, "--db", db, "--workers", "2", "--json", *ONE_THREAD, check=True)
+    proc = run_main("sweep", plan, "--db", db, "--workers", "2", "--json", *ONE_THREAD, check=True)
     again = json.loads(proc.stdout)
     assert again["ran"] == 0 and again["already_done"] == 4
     after = _snapshot(db)
@@ -135,7 +135,7 @@ def test_diverged_and_failed_runs_are_recorded_and_the_sweep_goes_on(synthetic_c
         "[[run]]\nn_layer = 1\nd_model = 32\ndata_tokens = 10000000\n"
         "[[run]]\nn_layer = 1\nd_model = 32\n"))
     db = tmp_path / "r.db"
-    proc = run_cli("sweep", plan, "--db", db, *ONE_THREAD)
+    proc = run_main("sweep", plan, "--db", db, *ONE_THREAD)
     assert proc.returncode == 1 and "1 run(s) failed" in proc.stderr  # failures are reported ...
     runs = json.loads(run_main("runs", "--db", db, "--json", check=True).stdout)
     by = {(r["config"]["lr"], r["config"]["data_tokens"]): r for r in runs}
@@ -143,9 +143,9 @@ def test_diverged_and_failed_runs_are_recorded_and_the_sweep_goes_on(synthetic_c
     assert by[("auto", 10000000)]["status"] == "failed" and "data_tokens" in by[("auto", 10000000)]["reason"]
     assert by[("auto", None)]["status"] == "done" and by[("auto", None)]["val_loss"] > 0  # ... the sweep went on
     # a rerun tries neither the diverged run (final) nor the failed one (unless asked)
-    skip = json.loads(run_cli("sweep", plan, "--db", db, "--json", *ONE_THREAD).stdout)
+    skip = json.loads(run_main("sweep", plan, "--db", db, "--json", *ONE_THREAD).stdout)
     assert skip["ran"] == 0 and skip["already_done"] == 2 and skip["skipped_failed"] == 1
-    retry = json.loads(run_cli("sweep", plan, "--db", db, "--retry-failed", "--json", *ONE_THREAD).stdout)
+    retry = json.loads(run_main("sweep", plan, "--db", db, "--retry-failed", "--json", *ONE_THREAD).stdout)
     assert retry["ran"] == 1 and retry["failed"] == 1
     conn = sqlite3.connect(db)
     rid = by[("auto", 10000000)]["run_id"]
@@ -181,7 +181,7 @@ def test_sigkill_mid_sweep_then_rerun_completes_each_run_once(synthetic_corpus, 
     assert store.run_statuses(db)[killed_mid_run] == "running"
     before = _snapshot(db)
 
-    again = run_cli("sweep", plan, "--db", db, "--workers", "1", "--json", *ONE_THREAD)
+    again = run_main("sweep", plan, "--db", db, "--workers", "1", "--json", *ONE_THREAD)
     assert again.returncode == 0, again.stderr
     summary = json.loads(again.stdout)
     assert summary["already_done"] >= 1 and summary["ran"] == 3 - summary["already_done"]

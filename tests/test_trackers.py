@@ -64,7 +64,7 @@ def test_sweep_tracker_logs_every_run(synthetic_corpus, tmp_path):
     plan.write_text(f'name = "tracked"\ncorpus = "{synthetic_corpus}"\n[train]\nn_ctx = 32\nbatch_size = 4\n'
                     'steps = 8\neval_every = 4\neval_tokens = 512\n[[grid]]\nn_layer = 1\nd_model = [8, 16]\n')
     db = tmp_path / "runs.db"
-    run_cli("sweep", plan, "--db", db, "--threads", "1", "--tracker", "tensorboard", check=True)
+    run_main("sweep", plan, "--db", db, "--threads", "1", "--tracker", "tensorboard", check=True)
     runs = read_runs(tmp_path / "runs", fmt="tensorboard")
     assert len(runs) == 2
     for r in runs:

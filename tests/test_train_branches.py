@@ -20,7 +20,7 @@ from scalinglab.sweep.plan import load_plan
 from scalinglab.train import run_training
 from scalinglab.train.branches import fork_path
 from scalinglab.train.schedule import decay_steps, lr_at, warmup_steps
-from tests.helpers import assert_clean_error, run_cli, run_main
+from tests.helpers import assert_clean_error, run_main
 
 BASE = """
 [train]
@@ -120,7 +120,7 @@ def _independent(branch_cfg: TrainConfig, out) -> dict:
 def test_branches_equal_independent_runs_and_count_flops_once(synthetic_corpus, tmp_path):
     p = _plan(tmp_path, synthetic_corpus, "[[run]]\nsteps = 60\ncooldowns = [0.5, 0.75]\n")
     db = tmp_path / "out" / "r.db"
-    summary = json.loads(run_cli("sweep", p, "--db", db, "--threads", "1", "--json", check=True).stdout)
+    summary = json.loads(run_main("sweep", p, "--db", db, "--threads", "1", "--json", check=True).stdout)
     assert summary["done"] == 3
     runs = load_runs(db).set_index("run_id")
     plan = load_plan(p)
@@ -165,7 +165,7 @@ def test_branch_resumes_bit_exactly_after_sigkill(synthetic_corpus, tmp_path):
     body = "[[run]]\nsteps = 400\ncheckpoint_every_steps = 3\ncooldowns = [0.9]\n"
     p = _plan(tmp_path, synthetic_corpus, body)
     whole_db = tmp_path / "whole" / "r.db"
-    run_cli("sweep", p, "--db", whole_db, "--threads", "1", "--json", check=True)
+    run_main("sweep", p, "--db", whole_db, "--threads", "1", "--json", check=True)
     trunk, branch = load_plan(p).runs
     db = tmp_path / "killed" / "r.db"
     ck = db.parent / "runs" / branch.run_id / "checkpoint.pt"
@@ -185,7 +185,7 @@ def test_branch_resumes_bit_exactly_after_sigkill(synthetic_corpus, tmp_path):
         proc.wait()
     assert at is not None, "the branch finished before it could be killed"
     assert not (ck.parent / "result.json").exists()
-    again = json.loads(run_cli("sweep", p, "--db", db, "--threads", "1", "--json", check=True).stdout)
+    again = json.loads(run_main("sweep", p, "--db", db, "--threads", "1", "--json", check=True).stdout)
     assert again["already_done"] == 1 and again["done"] == 1
     a, b = load_runs(db).set_index("run_id"), load_runs(whole_db).set_index("run_id")
     for col in ("val_loss", "train_loss", "own_flops", "inherited_flops", "noise_scale"):
@@ -203,7 +203,7 @@ def test_branch_loss_close_to_cosine_run_of_the_same_length(synthetic_corpus, tm
             "[[grid]]\nsteps = [300, 600]\nwarmup = 20\nschedule = \"cosine\"\n")
     p = _plan(tmp_path, synthetic_corpus, body, base)
     db = tmp_path / "out" / "r.db"
-    run_cli("sweep", p, "--db", db, "--workers", "2", "--json", check=True)
+    run_main("sweep", p, "--db", db, "--workers", "2", "--json", check=True)
     runs = load_runs(db)
     loss = {(r.schedule, r.steps): r.val_loss for r in runs.itertuples()}
     gaps = {s: loss[("wsd", s)] / loss[("cosine", s)] - 1 for s in (300, 600)}

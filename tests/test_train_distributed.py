@@ -143,7 +143,7 @@ def test_sweep_runs_a_plan_key_nproc_per_node_through_torchrun(corpus, tmp_path,
                     'batch_size = 8\neval_tokens = 1024\neval_every = 10\nsteps = 60\ncheckpoint_every_steps = 10\n'
                     'nproc_per_node = 2\n[[run]]\nseed = 0\n')
     db = tmp_path / "runs.db"
-    proc = run_cli("sweep", plan, "--db", db, "--threads", "1", "--json")
+    proc = run_main("sweep", plan, "--db", db, "--threads", "1", "--json")
     assert proc.returncode == 0, proc.stderr
     runs = load_runs(db)
     spec = load_plan(plan).runs[0]
