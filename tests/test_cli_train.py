@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import assert_clean_error, markov_tokens, run_cli, run_main
+from tests.helpers import MainResult, assert_clean_error, markov_tokens, run_cli, run_main
 
 VOCAB = 256
 SHAPE = ["--n-layer", "2", "--d-model", "32", "--n-ctx", "32", "--batch-size", "8", "--threads", "1",
@@ -34,7 +34,7 @@ def learnable_corpus(tmp_path_factory) -> Path:
     return out
 
 
-def _json_line(proc: subprocess.CompletedProcess) -> dict:
+def _json_line(proc: subprocess.CompletedProcess | MainResult) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -120,7 +120,7 @@ def test_resume_after_sigkill_is_bit_exact(learnable_corpus, tmp_path):
     b = json.loads((tmp_path / "whole" / "result.json").read_text())["curve"]
     assert [(c["step"], c["val_loss"], c["train_loss"]) for c in a] == [(c["step"], c["val_loss"], c["train_loss"]) for c in b]
     # a finished run is not trained again
-    again = _json_line(run_cli(*args, "--out", out, check=True))
+    again = _json_line(run_main(*args, "--out", out, check=True))
     assert again["val_loss"] == whole["val_loss"] and again["wall_s"] == resumed["wall_s"]
 
 
@@ -128,13 +128,13 @@ def test_resume_after_sigkill_is_bit_exact(learnable_corpus, tmp_path):
 def test_other_config_in_same_folder_refused_unless_overwrite(learnable_corpus, tmp_path):
     out = tmp_path / "run"
     base = ["train", "--corpus", learnable_corpus, "--out", out, *SHAPE, "--steps", "3", "--json"]
-    run_cli(*base, check=True)
+    run_main(*base, check=True)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     proc = run_main(*base, "--seed", "1")
     assert_clean_error(proc, "different config", "seed", "--overwrite")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     db = tmp_path / "results.db"
-    r = _json_line(run_cli(*base, "--seed", "1", "--overwrite", "--db", db, check=True))
+    r = _json_line(run_main(*base, "--seed", "1", "--overwrite", "--db", db, check=True))
     assert r["status"] == "done" and r["steps"] == 3
     assert json.loads((out / "config.json").read_text())["seed"] == 1
     from scalinglab.store.db import load_evals, load_runs
@@ -147,7 +147,7 @@ def test_other_config_in_same_folder_refused_unless_overwrite(learnable_corpus, 
 @pytest.mark.slow
 def test_diverged_run_exits_3_with_status(learnable_corpus, tmp_path):
     out = tmp_path / "run"
-    proc = run_cli("train", "--corpus", learnable_corpus, "--out", out, *SHAPE, "--steps", "30", "--lr", "30",
+    proc = run_main("train", "--corpus", learnable_corpus, "--out", out, *SHAPE, "--steps", "30", "--lr", "30",
                    "--warmup", "0", "--grad-clip", "0", "--json")
     assert proc.returncode == 3, proc.stderr
     r = _json_line(proc)
