@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -75,6 +76,23 @@ def test_plan_expands_cooldowns_into_branches(synthetic_corpus, tmp_path):
     plain = load_plan(_plan(tmp_path, synthetic_corpus, "[[run]]\nsteps = 100\n"))
     assert plain.runs[0].run_id == load_plan(_plan(tmp_path, synthetic_corpus,
                                                    "[[run]]\nsteps = 100\ncooldowns = [0.5]\n")).runs[0].run_id
+
+
+def test_example_plan_wsd_vs_cosine_expands_to_the_measured_design(synthetic_corpus, tmp_path):
+    """examples/wsd_vs_cosine.toml (README's branch-vs-cosine measurement): 4 trunks with 3 branches each and 16
+    cosine runs, the same 25 warm-up steps everywhere, so the comparison is about the end of the schedule."""
+    text = (Path(__file__).parents[1] / "examples" / "wsd_vs_cosine.toml").read_text()
+    assert 'corpus = "c512"' in text
+    p = tmp_path / "wsd_vs_cosine.toml"
+    p.write_text(text.replace('corpus = "c512"', f'corpus = "{synthetic_corpus}"'))
+    runs = load_plan(p).runs
+    fams = pd.Series([r.family for r in runs]).value_counts().to_dict()
+    assert fams == {"wsd": 4, "wsd-branches": 12, "cosine": 16}
+    branches = sorted((r.config.d_model, r.config.total_steps) for r in runs if r.family == "wsd-branches")
+    cosine = sorted((r.config.d_model, r.config.total_steps) for r in runs if r.family == "cosine" and
+                    r.config.total_steps < 1000)
+    assert branches == cosine  # one cosine run of each branch's length and size
+    assert {r.config.warmup for r in runs} == {25.0}
 
 
 def test_decay_fraction_unset_keeps_old_run_ids(synthetic_corpus):
