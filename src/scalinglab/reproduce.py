@@ -93,6 +93,7 @@ class _Corpus(BaseModel):
     source: str = Field(min_length=1)
     vocab_size: int = Field(gt=1)
     max_tokens: int | None = Field(default=None, gt=0)
+    val_fraction: float | None = Field(default=None, gt=0, lt=1)
 
 
 class _Reproduce(BaseModel):
@@ -204,8 +205,9 @@ def ensure_corpus(out: Path, settings: dict[str, Any], marker: dict, log: Callab
         except UserError:
             pass
     t0 = time.perf_counter()
+    extra = {"val_fraction": settings["val_fraction"]} if "val_fraction" in settings else {}
     info = prepare_corpus(settings["source"], path, vocab_size=settings["vocab_size"],
-                          max_tokens=settings.get("max_tokens"), overwrite=path.exists())
+                          max_tokens=settings.get("max_tokens"), overwrite=path.exists(), **extra)
     log(f"corpus: {info['train_tokens']:,} train + {info['val_tokens']:,} val tokens, vocab {info['vocab_size']:,} "
         f"in {time.perf_counter() - t0:.1f} s")
     return path
