@@ -58,8 +58,9 @@ def test_each_figure_is_drawn_exactly_when_its_data_exist(store):
             assert ax.get_xlabel() or ax.get_ylabel(), (spec.number, ax)
     assert drawn == {"1", "2/19", "4", "5", "6", "7", "8/24", "10", "13/14", "16", "18", "20/21", "22", "23"}
     # no recurrent runs, no kaplan-nd / bcrit / L(C)+L(D) fits: said, not invented
-    assert set(missing) == {"9", "11", "15", "17"}
+    assert set(missing) == {"9", "11", "15", "17", "LR"}
     assert all(missing.values())
+    assert "LR sweep" in missing["LR"]
     assert "recurrent" in missing["17"] and "kaplan-nd" in missing["9"]
 
 
@@ -324,3 +325,51 @@ def test_fig15_frontier_is_drawn_in_the_l_of_c_fits_flop_convention(store, flops
     assert not np.allclose(on_axis["C_pf"].to_numpy(float), exact["C_pf"].to_numpy(float), rtol=1e-3, atol=0)
     np.testing.assert_allclose(drawn.get_xdata(), on_axis["C_pf"].to_numpy(float), rtol=1e-12)
     np.testing.assert_allclose(drawn.get_ydata(), on_axis["L"].to_numpy(float), rtol=1e-12)
+
+
+def test_tuning_figure_draws_the_lr_sweep_and_the_batch_scans(tmp_path, store):
+    """Figure LR: an LR sweep at three sizes (the best of each tagged main, the others lr-sweep) and batch scans
+    at two sizes; the stars are the main family's runs and the batch panel marks the batch-opt fit's B*."""
+    from scalinglab.laws import fit_law
+    from scalinglab.laws.data import frame_from_store
+    from scalinglab.report.figures import NotMeasured
+    from scalinglab.report.figures.tuning import fig_tuning
+    from scalinglab.report.study import Study
+    from scalinglab.store.db import record_result, set_family
+
+    db = tmp_path / "runs.db"
+    rng = np.random.default_rng(0)
+    best = {}
+    for dm in (16, 32, 64):
+        for lr in (0.005, 0.01, 0.02):
+            r = synthetic_result(rng, n_layer=2, d_model=dm)
+            r["lr"] = lr
+            r["config"]["lr"] = lr
+            r["val_loss"] += 0.1 * np.log(lr * dm / 0.32) ** 2  # LR* = 0.32/d_model
+            rid = record_result(db, r, plan="sweep")
+            best.setdefault(dm, []).append((r["val_loss"], rid))
+    for runs in best.values():
+        for i, (_, rid) in enumerate(sorted(runs)):
+            set_family(db, rid, "main" if i == 0 else "lr-sweep", "test")
+    study = Study.from_db(db)
+    fig = fig_tuning(study)
+    a, b = fig.axes[0], fig.axes[1]
+    stars = [ln for ln in a.lines if ln.get_marker() == "*"][0]
+    main = study.family("main").sort_values("lr")
+    assert sorted(stars.get_xdata()) == sorted(main["lr"])  # the stars are the main family's LRs
+    assert b.collections and not fig.axes[2].axison  # no batch scans: the third panel says so
+    for dm in (16, 32):
+        for batch in (8, 16, 32, 64):
+            r = synthetic_result(rng, n_layer=1, d_model=dm, batch=batch, steps=4096 // batch, schedule="constant")
+            r["val_loss"] = 3.0 + 0.1 * np.log(batch / (dm / 2)) ** 2
+            set_family(db, record_result(db, r, plan="scan"), "batch-scan", "test")
+    bo = fit_law("batch-opt", frame_from_store(db, "batch-opt").query("family == 'batch-scan'")).to_dict()
+    lro = fit_law("lr-opt", frame_from_store(db, "lr-opt").query("family in ['main', 'lr-sweep']")).to_dict()
+    fig = fig_tuning(Study.from_db(db, fits={"batch-opt": bo, "lr-opt": lro}))
+    c = fig.axes[2]
+    marks = [ln for ln in c.lines if ln.get_marker() in ("D", "d") and len(ln.get_xdata())]  # d: B* at an edge
+    assert [s["at_edge"] for s in bo["scans"]] == [True, False]
+    assert sorted(m.get_xdata()[0] for m in marks) == pytest.approx(sorted(s["B"] for s in bo["scans"]))
+    assert any("alpha_LR" in ln.get_label() or "α_LR" in ln.get_label() for ln in fig.axes[1].lines)
+    with pytest.raises(NotMeasured, match="no LR sweep"):
+        fig_tuning(Study.from_db(store))  # neither an LR sweep nor batch scans at two sizes

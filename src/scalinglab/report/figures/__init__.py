@@ -25,6 +25,7 @@ from scalinglab.report.figures import (  # noqa: F401  (importing a section regi
     scaling,
     schedules,
     shape,
+    tuning,
 )
 from scalinglab.report.figures.context import position_bins
 from scalinglab.report.figures.data import law_predict

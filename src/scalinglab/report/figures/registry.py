@@ -51,8 +51,12 @@ def figure(number: str, title: str, *, caption: str, needs: str, plan: str) -> C
 
 
 def ordered() -> list[FigureSpec]:
-    """The registry in the paper's order."""
-    return sorted(FIGURES, key=lambda s: int(s.number.split("/")[0]))
+    """The registry in the paper's order; figures that are not the paper's (a name, not a number) come last."""
+    def order(s: FigureSpec) -> tuple[int, int, str]:
+        head = s.number.split("/")[0]
+        return (0, int(head), "") if head.isdigit() else (1, 0, head)
+
+    return sorted(FIGURES, key=order)
 
 
 def select_figures(only: list[str] | None) -> list[FigureSpec]:
