@@ -82,6 +82,23 @@ def test_local_sweep_runs_every_run_once_and_rerun_skips(local_sweep):
 
 
 @pytest.mark.slow
+def test_the_costliest_runs_start_first(local_sweep):
+    """Longest-processing-time order: the two workers start with the two runs of the most FLOPs (d_model 48), so
+    the sweep does not end with one long run on one worker while the other idles."""
+    from scalinglab.sweep.estimate import run_flops
+
+    plan, db, _ = local_sweep
+    specs = {s.run_id: s for s in load_plan(plan).runs}
+    conn = sqlite3.connect(db)
+    try:
+        started = [r for (r,) in conn.execute("SELECT run_id FROM events WHERE status = 'running' ORDER BY id")]
+    finally:
+        conn.close()
+    flops = [run_flops(specs[r]) for r in started]
+    assert flops == sorted(flops, reverse=True)  # every run started in descending cost
+    assert {specs[r].config.d_model for r in started[:2]} == {48}
+
+
 def test_runs_csv_and_curves_feed_pandas(local_sweep):
     _, db, _ = local_sweep
     df = pd.read_csv(io.StringIO(run_main("runs", "--db", db, "--csv", "-", check=True).stdout))

@@ -54,6 +54,15 @@ def _time_step(spec: RunSpec, vocab_size: int, threads: int) -> float:
     return (1.0 - share) * whole + share * measuring
 
 
+def run_flops(spec: RunSpec) -> float:
+    """Training FLOPs of a whole run (body and attention, no head): the sweep starts the costliest runs first, so
+    the last runs to finish are short ones and no worker idles at the end (longest-processing-time order)."""
+    from scalinglab.model.counting import flops_per_token_train
+
+    cfg = spec.config
+    return flops_per_token_train(cfg.model()) * cfg.tokens_per_step * cfg.total_steps
+
+
 def _flops_per_step(spec: RunSpec, vocab_size: int) -> float:
     from scalinglab.model.counting import flops_per_token_train
 

@@ -33,6 +33,7 @@ from scalinglab.cores import available_cores
 from scalinglab.errors import UserError
 from scalinglab.progress import Progress
 from scalinglab.store import db as store
+from scalinglab.sweep.estimate import run_flops
 from scalinglab.sweep.executors import make_executor
 from scalinglab.sweep.plan import Plan, RunSpec
 
@@ -177,7 +178,7 @@ def _drive(plan: Plan, todo: list[RunSpec], db_path: Path, conn, summary: SweepS
                        corpora=sorted({s.config.corpus for s in todo}))
     log(f"{plan.name}: running {len(todo)} runs on {executor} with {workers} worker(s) × {threads} thread(s)")
     bar = Progress("sweep", len(todo), enabled=progress if todo else False, transient=False, fallback=log)
-    queue = list(todo)
+    queue = sorted(todo, key=run_flops, reverse=True)  # costliest first (stable: ties keep the plan's order)
     waiting = {s.run_id for s in todo}  # a branch is not started while its trunk is here
     inflight: dict[Any, RunSpec] = {}
     t0 = time.perf_counter()
