@@ -122,7 +122,7 @@ def _compute(frame, tokens: np.ndarray, flops: str, head: np.ndarray) -> np.ndar
     return np.where(np.isfinite(no_ctx) & (no_ctx > 0), no_ctx, exact)
 
 
-def _warmup_steps(runs) -> np.ndarray:
+def warmup_steps(runs) -> np.ndarray:
     """Warm-up steps of each run from its config (warmup >= 1: steps, below 1: a fraction of the run)."""
     import pandas as pd
 
@@ -177,7 +177,7 @@ def runs_from_store(db: str | Path, count_embeddings: bool = False, flops: str =
     df["C"] = _compute(runs, runs["tokens"].to_numpy(dtype=float), check_flops(flops), df["head"].to_numpy())
     df["S"] = runs["steps"].to_numpy(dtype=float)
     df["B"] = (runs["batch_size"].to_numpy(dtype=float) * runs["n_ctx"].to_numpy(dtype=float))
-    df["warmup"] = _warmup_steps(runs)
+    df["warmup"] = warmup_steps(runs)
     final = pd.to_numeric(runs["val_loss"], errors="coerce").to_numpy(dtype=float)
     best = (pd.to_numeric(runs["best_val_loss"], errors="coerce").to_numpy(dtype=float)
             if "best_val_loss" in runs.columns else np.full(len(runs), np.nan))
@@ -300,7 +300,7 @@ def fit_axis(fit: dict, curves, runs):
     from scalinglab.laws.transforms import to_min
 
     r = runs.drop_duplicates("run_id").set_index("run_id")
-    per_run = pd.DataFrame({"warmup": _warmup_steps(r), "head": _head_params(r),
+    per_run = pd.DataFrame({"warmup": warmup_steps(r), "head": _head_params(r),
                             "run_noise": pd.to_numeric(r.get("noise_scale"), errors="coerce")}, index=r.index)
     j = per_run.reindex(curves["run_id"].to_numpy())
     tokens = pd.to_numeric(curves["tokens"], errors="coerce").to_numpy(float)

@@ -32,8 +32,9 @@ if TYPE_CHECKING:
 
 @figure(
     "10", "Critical batch size and gradient noise scale vs loss",
-    caption="Measured gradient noise scale B_simple (in tokens) along each learning curve against the loss, with the "
-            "fitted B_crit(L) where a batch scan was fitted. Paper: B_crit depends on L only, B_crit ∝ L^(−1/α_B), α_B≈0.21.",
+    caption="Measured gradient noise scale B_simple (in tokens) along each learning curve against the loss, with "
+            "B_crit(L) fitted to it (bcrit, dotted) and to a batch scan's levels (bcrit-scan, red). "
+            "Paper: B_crit depends on L only, B_crit ∝ L^(−1/α_B), α_B≈0.21.",
     needs="learning curves with the gradient noise scale recorded (or a bcrit fit)",
     plan="[train]\nnoise_scale_micro_batches = 2",
 )
@@ -51,16 +52,20 @@ def fig10(study: Study) -> Figure:
         for _, g in curve_groups(c):
             ax.plot(g["val_loss"], g["noise_scale"], "o-", ms=3, lw=0.8, color=color(g["n_params"].iloc[0]), alpha=0.8)
         ax.plot([], [], "o-", color="0.4", ms=3, label="noise scale B_simple (measured)")
-    if fb is not None and fb.get("levels"):
-        lv = [x for x in fb["levels"] if x.get("identified")]
+    lo = c["val_loss"].min() if not c.empty else 2.0
+    hi = c["val_loss"].max() if not c.empty else 6.0
+    xs = np.geomspace(lo, hi, 50)
+    scan, noise = study.fit("bcrit-scan"), study.fit("bcrit")
+    if scan is not None:
+        lv = [x for x in scan.get("levels", []) if x.get("identified")]
         if lv:
             ax.plot([x["L"] for x in lv], [x["B_crit"] for x in lv], "D", color="tab:red", ms=7, zorder=4,
                     label="B_crit from the batch scan (Fig. 18)")
-    if fb is not None:
-        lo = c["val_loss"].min() if not c.empty else 2.0
-        hi = c["val_loss"].max() if not c.empty else 6.0
-        xs = np.geomspace(lo, hi, 50)
-        ax.plot(xs, law_predict(fb, L=xs), "r--", lw=1.5, label="B_crit(L) " + fit_label(fb, ("B_star", "alpha_B")))
+        ax.plot(xs, law_predict(scan, L=xs), "r--", lw=1.5,
+                label="bcrit-scan B_crit(L) " + fit_label(scan, ("B_star", "alpha_B")))
+    if noise is not None:
+        ax.plot(xs, law_predict(noise, L=xs), "k:", lw=1.8,
+                label="bcrit (noise scale) B_crit(L) " + fit_label(noise, ("B_star", "alpha_B")))
     loglog(ax, LOSS, "batch size (tokens)", logy=True)
     ax.legend(fontsize=8)
     if sm is not None:
@@ -113,17 +118,22 @@ def fig11(study: Study) -> Figure:
 @figure(
     "18", "Batch-size scans: steps vs examples to reach a loss",
     caption="For each target loss, steps S against tokens processed E = B·S across batch sizes, with the fitted "
-            "hyperbola (S/S_min − 1)(E/E_min − 1) = 1. Paper: every scan follows it; B_crit = E_min/S_min.",
+            "hyperbola (S/S_min − 1)(E/E_min − 1) = 1, after the fits' transient cut (steps ≥ max(2·warm-up, 10)). Paper: every scan follows it; B_crit = E_min/S_min.",
     needs="learning curves of one model size at ≥ 3 batch sizes",
     plan="[[grid]]\nn_layer = [2]\nd_model = [64]\nbatch_size = [4, 8, 16, 32, 64]",
 )
 def fig18(study: Study) -> Figure:
     from scalinglab.errors import UserError
+    from scalinglab.laws.curves import transient_mask
+    from scalinglab.laws.data import warmup_steps
     from scalinglab.laws.transforms import batch_scan_levels, steps_to_reach
 
     n, scan = scan_at_one_size(study.full_data(), "batch_size", 3, "at ≥ 3 batch sizes")
     c = study.done_curves
     c = c[c["run_id"].isin(scan["run_id"]) & (c["step"] > 0)]
+    warm = dict(zip(scan["run_id"], warmup_steps(scan), strict=True))
+    keep, _ = transient_mask({"step": c["step"].to_numpy(float), "warmup": c["run_id"].map(warm).to_numpy(float)})
+    c = c[keep]  # the bcrit-scan fit's transient cut: levels from the early steps are warm-up, not batch size
     cols = {"run": c["run_id"].to_numpy(), "B": (c["batch_size"] * c["n_ctx"]).to_numpy(float),
             "S": c["step"].to_numpy(float), "L": c["val_loss"].to_numpy(float)}
     try:
