@@ -73,7 +73,7 @@ def test_presets_are_plans_that_meet_their_brief(preset, tmp_path, synthetic_cor
     decades = math.log10(sizes[-1] / sizes[0])
     assert len(sizes) >= 6 and decades > 1.0, (sizes, decades)
     if preset in ("cpu", "gpu"):
-        assert decades >= 1.5
+        assert decades >= (2.5 if preset == "cpu" else 1.5)
         assert len({s.config.data_tokens for s in plan.runs if s.config.data_tokens}) >= 3  # L(N, D)
         per_shape: dict[tuple, set] = {}
         for s in plan.runs:
@@ -170,9 +170,16 @@ def test_preset_tags_are_the_families_old_stores_are_read_with(preset, tmp_path,
     runs = pd.DataFrame([{**s.config.model_dump(), "run_id": s.run_id, "status": "done", "val_loss": 3.0,
                           "n_params": count_model(s.config.model(256)).n_params} for s in plan.runs])
     inferred = dict(zip(runs["run_id"], infer_families(runs), strict=True))
+    # an LR sweep's runs (`lr = "sweep"`) are tagged by the sweep when it picks each size's best LR, so no store
+    # holds them untagged; the rule is not asked about them
     differ = {(s.config.n_layer, s.config.d_model, s.family, inferred[s.run_id])
-              for s in plan.runs if s.family != inferred[s.run_id]}
-    assert differ == ({(2, 384, "main", "shape"), (2, 320, "shape", "main")} if preset == "gpu" else set())
+              for s in plan.runs if s.family != inferred[s.run_id] and s.lr_group is None}
+    wrong = {"gpu": {(2, 384, "main", "shape"), (2, 320, "shape", "main")},
+             # cpu's batch scans run at constant LR (the rule calls any non-modal schedule a schedule study) and
+             # its shape scan's middle shape is not main; the rule predates this preset, whose stores are all tagged
+             "cpu": {(2, 32, "batch-scan", "lr-schedules"), (3, 48, "batch-scan", "lr-schedules"),
+                     (3, 40, "shape", "main")}}
+    assert differ == wrong.get(preset, set())
 
 
 def test_a_plan_file_carries_its_own_reproduce_settings(tmp_path):
@@ -189,3 +196,27 @@ def test_a_plan_file_carries_its_own_reproduce_settings(tmp_path):
     out = tmp_path / "out"
     assert_clean_error(run_main("reproduce", "--plan", bad, "--out", out), "bad.toml", "corpus.vocab_size")
     assert not out.exists()
+
+
+def test_the_corpus_table_passes_val_fraction_to_prepare(tmp_path, monkeypatch):
+    import scalinglab.data.prepare as prepare
+    from scalinglab.reproduce import ensure_corpus, settings_from_text
+
+    text = MICRO_PLAN + '[reproduce]\ncorpus = { source = "stdlib", vocab_size = 300, val_fraction = 0.03 }\n'
+    text += '[[reproduce.fit]]\nlaw = "kaplan-n"\n'
+    settings = settings_from_text(text, "micro.toml").corpus
+    seen = {}
+
+    def fake_prepare(source, out, **kw):
+        seen.update(kw, source=source)
+        return {"train_tokens": 1, "val_tokens": 1, "vocab_size": kw["vocab_size"]}
+
+    monkeypatch.setattr(prepare, "prepare_corpus", fake_prepare)
+    ensure_corpus(tmp_path, settings, {}, lambda m: None)
+    assert seen == {"source": "stdlib", "vocab_size": 300, "max_tokens": None, "val_fraction": 0.03,
+                    "overwrite": False}
+    bad = tmp_path / "bad.toml"
+    bad.write_text(MICRO_PLAN + '[reproduce]\ncorpus = { source = "stdlib", vocab_size = 300, val_fraction = 1.5 }\n'
+                   '[[reproduce.fit]]\nlaw = "kaplan-n"\n')
+    assert_clean_error(run_main("reproduce", "--plan", bad, "--out", tmp_path / "out"), "val_fraction")
+    assert not (tmp_path / "out").exists()
