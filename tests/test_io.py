@@ -34,3 +34,24 @@ def test_progress_draws_on_its_stream_or_passes_lines_to_the_fallback():
         p.advance()
         p.log("plain")
     assert seen == ["plain"] and quiet.getvalue() == ""
+
+
+def test_atomic_writes_get_the_permissions_open_would_give_and_keep_an_existing_files(tmp_path, monkeypatch):
+    import os
+    import stat
+
+    import scalinglab.io as sio
+
+    monkeypatch.setattr(sio, "_UMASK", 0o027)  # the module reads the process umask once, at import
+    new = sio.atomic_write_text(tmp_path / "new.json", "{}\n")
+    assert stat.S_IMODE(new.stat().st_mode) == 0o640  # 0o666 & ~umask, not mkstemp's 0o600
+    old = tmp_path / "old.png"
+    old.write_bytes(b"x")
+    old.chmod(0o604)
+    sio.atomic_write_bytes(old, b"y")
+    assert stat.S_IMODE(old.stat().st_mode) == 0o604 and old.read_bytes() == b"y"
+    monkeypatch.undo()
+    mask = os.umask(0o022)
+    os.umask(mask)
+    sio.atomic_write_text(tmp_path / "plain.txt", "a")
+    assert stat.S_IMODE((tmp_path / "plain.txt").stat().st_mode) == 0o666 & ~mask

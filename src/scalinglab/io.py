@@ -24,6 +24,24 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()  # read once: os.umask can only be read by setting it, which is not thread-safe
+
+
+def _mode_for(path: Path) -> int:
+    """The permissions the written file gets: an existing file's, else what open() would give (0o666 & ~umask);
+    mkstemp alone makes every file 0o600, unreadable to a web server serving a report or to a group sharing a store."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        return 0o666 & ~_UMASK
+
+
 def atomic_write_with(path: str | os.PathLike, write: Callable[[Any], None], binary: bool = False) -> Path:
     """Call `write(fileobj)` on a temp file beside `path`, then fsync and rename it over `path`."""
     path = Path(path)
@@ -31,6 +49,7 @@ def atomic_write_with(path: str | os.PathLike, write: Callable[[Any], None], bin
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
+            os.fchmod(f.fileno(), _mode_for(path))
             write(f)
             f.flush()
             os.fsync(f.fileno())
