@@ -57,16 +57,13 @@ def _time_step(spec: RunSpec, vocab_size: int, threads: int) -> float:
 def run_flops(spec: RunSpec) -> float:
     """Training FLOPs of a whole run (body and attention, no head): the sweep starts the costliest runs first, so
     the last runs to finish are short ones and no worker idles at the end (longest-processing-time order)."""
+    return _flops_per_step(spec, embedding=False) * spec.config.total_steps
+
+
+def _flops_per_step(spec: RunSpec, vocab_size: int = 2, embedding: bool = True) -> float:
     from scalinglab.model.counting import flops_per_token_train
 
-    cfg = spec.config
-    return flops_per_token_train(cfg.model()) * cfg.tokens_per_step * cfg.total_steps
-
-
-def _flops_per_step(spec: RunSpec, vocab_size: int) -> float:
-    from scalinglab.model.counting import flops_per_token_train
-
-    return flops_per_token_train(spec.config.model(vocab_size), embedding=True) * spec.config.tokens_per_step
+    return flops_per_token_train(spec.config.model(vocab_size), embedding=embedding) * spec.config.tokens_per_step
 
 
 def estimate_walls(plan: Plan, threads: int, budget_s: float = 2.5) -> dict[str, float]:
