@@ -13,7 +13,7 @@ import numpy as np
 
 from scalinglab.report.figures.data import law_predict
 from scalinglab.report.figures.registry import NotMeasured, figure
-from scalinglab.report.figures.style import LOSS, fit_label, loglog, panels, size_colorbar, size_colors
+from scalinglab.report.figures.style import LOSS, fit_label, loglog, note, panels, size_colorbar, size_colors
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,17 +42,12 @@ def fig_tuning(study: Study) -> Figure:
         _draw_lr_sweep(a, b, sweep, study.fit("lr-opt"))
     else:
         for ax in (a, b):
-            _empty(ax, "no LR sweep at ≥ 2 sizes in this study")
+            note(ax, "no LR sweep at ≥ 2 sizes in this study")
     if scans is not None:
         _draw_batch_scans(c, scans, study.fit("batch-opt"))
     else:
-        _empty(c, "no batch-size scans at ≥ 2 sizes in this study")
+        note(c, "no batch-size scans at ≥ 2 sizes in this study")
     return fig
-
-
-def _empty(ax, text: str) -> None:
-    ax.set_axis_off()
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes)
 
 
 def _lr_sweep_runs(study: Study) -> pd.DataFrame | None:
