@@ -3,7 +3,8 @@ run folders and the corpora, and turn a run's resource requests into Ray task op
 
 `ray.init(address=...)` retries for minutes when nothing answers at the address, so the address is
 probed first: a TCP connection (`CONNECT_TIMEOUT_S`), then a gRPC handshake (the protocol of Ray's GCS,
-`CONNECT_TIMEOUT_S` again), and only then `ray.init`. A sweep on a cluster keeps its run folders beside the
+`CONNECT_TIMEOUT_S` again), one GCS call with the driver's token (a cluster with token authentication refuses a
+driver without it at once; `ray.init` would retry for about 20 s first), and only then `ray.init`. A sweep on a cluster keeps its run folders beside the
 store (`<db dir>/runs/`), where every node must read and write them: a node that cannot (no shared
 filesystem there) would train into a folder nobody else sees, so the sweep refuses to start.
 """
@@ -30,6 +31,9 @@ CHECK_TIMEOUT_S = 120.0  # every node answers the shared-path check within this 
 MAX_RETRIES = 3  # a run whose node (or worker process) dies is run again, resuming from its checkpoint
 RESOURCE_KEYS = ("num_cpus", "num_gpus", "memory")  # plan keys: what one run asks the cluster for
 ATTEMPTS_FILE = "ray_attempts.jsonl"  # one line per attempt of a run on the cluster: node, host, pid, time
+
+TOKEN_HINT = ("the cluster uses token authentication: set RAY_AUTH_MODE=token and its token "
+              "(~/.ray/auth_token, RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH)")
 
 _UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
 
@@ -84,8 +88,10 @@ def _host_port(address: str) -> tuple[str, int] | None:
     return host.strip("[]"), int(port)
 
 
-def probe_address(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
-    """Fail fast, with one line, when nothing at `address` speaks gRPC (Ray's GCS does)."""
+def probe_address(address: str, timeout: float | None = None) -> None:
+    """Fail fast, with one line, when nothing at `address` speaks gRPC (Ray's GCS does) or its GCS refuses
+    this driver's token; each probe waits at most `timeout` (default CONNECT_TIMEOUT_S)."""
+    timeout = CONNECT_TIMEOUT_S if timeout is None else timeout
     hp = _host_port(address)
     if hp is None:
         return
@@ -101,12 +107,40 @@ def probe_address(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
 
     channel = grpc.insecure_channel(f"{hp[0]}:{hp[1]}")
     try:
-        grpc.channel_ready_future(channel).result(timeout=timeout)
-    except grpc.FutureTimeoutError:
-        raise UserError(f"{address} answers but is not a Ray cluster (no gRPC handshake within {timeout:g} s); "
-                        "give the head's GCS port") from None
+        try:
+            grpc.channel_ready_future(channel).result(timeout=timeout)
+        except grpc.FutureTimeoutError:
+            raise UserError(f"{address} answers but is not a Ray cluster (no gRPC handshake within {timeout:g} s); "
+                            "give the head's GCS port") from None
+        if refused := _token_refused(grpc, channel, timeout):
+            raise UserError(f"cannot connect to the Ray cluster at {address}: {refused}")
     finally:
         channel.close()
+
+
+def _token_refused(grpc, channel, timeout: float) -> str | None:
+    """Why the GCS refuses this driver's token, or its lack of one, on its cheapest call (GetClusterId); None
+    when it answers.
+
+    Uses Ray's own token loader (the environment and ~/.ray/auth_token, as ray.init reads them); on a Ray
+    without it, or any other answer, the check passes and ray.init decides."""
+    try:
+        from ray._private.authentication.grpc_authentication_client_interceptor import (
+            _get_authentication_metadata_tuple,
+        )
+        from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+
+        metadata = _get_authentication_metadata_tuple()
+    except (ImportError, AttributeError):
+        return None
+    stub = gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel)
+    try:
+        stub.GetClusterId(gcs_service_pb2.GetClusterIdRequest(), timeout=timeout, metadata=metadata)
+    except grpc.RpcError as e:
+        if e.code() == grpc.StatusCode.UNAUTHENTICATED:
+            return TOKEN_HINT if not metadata else ("it refused this driver's token (from RAY_AUTH_TOKEN, "
+                                                    "RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token); use the head's")
+    return None
 
 
 @contextmanager
@@ -135,7 +169,7 @@ def connect(ray, address: str) -> None:
     """ray.init on an existing cluster, after `probe_address`; every failure is one UserError line.
 
     A cluster with token authentication (`ray start --head` turns it on since Ray 2.59) refuses a driver
-    without RAY_AUTH_MODE=token after Ray's own connect timeout (about 20 s)."""
+    without RAY_AUTH_MODE=token; the probe finds that at once, ray.init only after its own retries."""
     probe_address(address)
     try:
         with _stderr_held():
@@ -144,8 +178,7 @@ def connect(ray, address: str) -> None:
         cause = e.__cause__ or e
         msg = " ".join(str(cause).split())
         if "InvalidAuthToken" in msg or "uthentication" in type(cause).__name__:
-            msg = ("the cluster uses token authentication: set RAY_AUTH_MODE=token and its token "
-                   "(~/.ray/auth_token, RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH)")
+            msg = TOKEN_HINT
         raise UserError(f"cannot connect to the Ray cluster at {address}: {msg[:300]}") from None
 
 
