@@ -92,7 +92,9 @@ class LocalCluster:
         self.nodes: list[Node] = []
 
     def start_node(self, name: str, head: bool = False, prefix: list[str] | None = None, num_cpus: int = 1,
-                   num_gpus: int = 0) -> Node:
+                   num_gpus: int = 0, wait: bool = True) -> Node:
+        """Start one node; with wait=False return at once (`wait_started` later): a worker started beside its
+        head joins when the head's GCS answers, so the two start-ups overlap."""
         p = free_ports(8)
         args = [*RAY_START, "--num-cpus", str(num_cpus), "--num-gpus", str(num_gpus),
                 "--object-store-memory", str(OBJECT_STORE_BYTES),
@@ -110,7 +112,8 @@ class LocalCluster:
                                 start_new_session=True)
         node = Node(name, self.root, proc)
         self.nodes.append(node)
-        self._wait_started(node)
+        if wait:
+            self.wait_started(node)
         return node
 
     @contextmanager
@@ -123,7 +126,7 @@ class LocalCluster:
             node.stop()
             self.nodes.remove(node)
 
-    def _wait_started(self, node: Node, timeout: float = 180) -> None:
+    def wait_started(self, node: Node, timeout: float = 180) -> None:
         log = self.root / f"{node.name}.log"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

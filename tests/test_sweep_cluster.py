@@ -48,8 +48,8 @@ def cluster():
     # a short root: Ray's socket paths under it must stay within AF_UNIX's 107 bytes
     c = LocalCluster(Path(tempfile.mkdtemp(prefix="slray-", dir="/tmp")))
     try:
-        c.start_node("head", head=True)
-        c.start_node("w1")
+        for node in (c.start_node("head", head=True, wait=False), c.start_node("w1", wait=False)):
+            c.wait_started(node)
         yield c
     finally:
         c.stop()
