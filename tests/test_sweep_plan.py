@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -60,6 +62,18 @@ def test_grid_tables_add_up_and_runs_are_full_configs(synthetic_corpus, tmp_path
     edited = load_plan(p)
     assert [r.run_id for r in edited.runs][:-1] == [r.run_id for r in plan.runs][:-1]
     assert edited.runs[-1].run_id != plan.runs[-1].run_id
+
+
+def test_reading_a_plan_does_not_import_torch(synthetic_corpus, tmp_path):
+    # a plan is read (sweep, --dry-run without the estimate, a bad plan's error line) in well under a second;
+    # torch costs more than that to import, so only running a step may import it
+    p = _plan(tmp_path, "[train]\nsteps = 100\n[[grid]]\nn_layer = [1, 2]\nd_model = 32\n[[run]]\nn_layer = 1\nd_model = 16\nschedule = "
+              '"wsd"\ncooldowns = [0.5]\n', synthetic_corpus)
+    code = (f"import sys; from scalinglab.sweep.plan import load_plan; p = load_plan({str(p)!r}); "
+            "print(len(p.runs), 'torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["4", "False"]  # 2 grid runs, the WSD trunk and its branch
 
 
 def test_corpus_is_relative_to_the_plan_and_moving_both_keeps_ids(synthetic_corpus, tmp_path):

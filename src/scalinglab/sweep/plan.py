@@ -520,10 +520,10 @@ def _lr_sweep_specs(defaults: dict, point: dict, table: str, index: int, where: 
 
 def _branch_specs(trunk: RunSpec, cooldowns: Any, table: str, index: int, where: _Where, run_id_fn) -> list[RunSpec]:
     """The WSD cooldown branches of `trunk` (none without `cooldowns`); the trunk learns its fork steps."""
-    from scalinglab.train.branches import plan_branches
-
     if cooldowns is None:
         return []
+    from scalinglab.train.branches import plan_branches
+
     if trunk.command is not None:
         raise where.error(table, index, "cooldowns", "cooldown branches need scalinglab's trainer, not a command run")
     if not isinstance(cooldowns, list) or not cooldowns:

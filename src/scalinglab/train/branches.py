@@ -24,8 +24,7 @@ from pathlib import Path
 
 from scalinglab.config import TrainConfig
 from scalinglab.io import atomic_write_json, read_json
-from scalinglab.train.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
-from scalinglab.train.rundir import CONFIG, RESULT, comparable
+from scalinglab.train.rundir import CHECKPOINT, CONFIG, RESULT, comparable
 from scalinglab.train.schedule import decay_steps, warmup_steps
 
 FORK_PLAN = "forks.json"
@@ -90,6 +89,8 @@ def start_branch(trunk_dir: Path, branch: Branch, branch_dir: Path, parent_id: s
 
     The branch keeps the trunk's thread count (written to its config.json), so it computes bit for bit what an
     independent WSD run of its length with those threads computes."""
+    from scalinglab.train.checkpoint import load_checkpoint, save_checkpoint  # torch: planning needs none
+
     branch_dir = Path(branch_dir)
     src = fork_path(trunk_dir, branch.fork_step)
     if (branch_dir / CHECKPOINT).exists() or (branch_dir / RESULT).exists() or not src.exists():

@@ -16,8 +16,7 @@ import torch
 
 from scalinglab.errors import UserError
 from scalinglab.io import atomic_write_with
-
-CHECKPOINT = "checkpoint.pt"
+from scalinglab.train.rundir import CHECKPOINT  # noqa: F401 - the file name, with the run folder's others
 
 
 def rng_state(all_cuda: bool = True) -> dict:

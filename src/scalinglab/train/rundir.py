@@ -9,8 +9,8 @@ from pathlib import Path
 
 from scalinglab.errors import UserError
 from scalinglab.io import atomic_write_json, atomic_write_text, json_safe, read_json
-from scalinglab.train.checkpoint import CHECKPOINT
 
+CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 RESULT = "result.json"
