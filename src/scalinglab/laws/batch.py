@@ -39,7 +39,7 @@ class Bcrit(Law, register={"bcrit": {}}):
         f = bs - x / aB
         if not grad:
             return f, None
-        J = [np.ones_like(f), np.broadcast_to(x / aB**2, f.shape)]
+        J = [np.ones_like(f), x / aB**2]
         return f, J
 
     def _grid(self, X, y):

@@ -76,7 +76,7 @@ class BatchOpt(Law, register={"batch-opt": {}, "batch-opt-c": {"over": "C"}}):
         f = theta[:, 0:1] + theta[:, 1:2] * u
         if not grad:
             return f, None
-        return f, [np.ones_like(f), np.broadcast_to(u, f.shape)]
+        return f, [np.ones_like(f), u]  # u (1, n): the caller broadcasts it
 
     def _grid(self, X, y):
         u = X[:, 0] - math.log(REFERENCE[self.over])

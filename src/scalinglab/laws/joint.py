@@ -22,13 +22,14 @@ class KaplanND(Law, register={"kaplan-nd": {}}):
         xN, xD = X[None, :, 0], X[None, :, 1]
         aN, aD, nc, dc = (theta[:, i:i + 1] for i in range(4))
         r = aN / aD
-        u1 = r * (nc - xN)
-        u2 = np.broadcast_to(dc - xD, u1.shape)
+        ncx = nc - xN
+        u1 = r * ncx
+        u2 = dc - xD
         s, (p1, p2) = softmax_lse(u1, u2)
         f = aD * s
         if not grad:
             return f, None
-        J = [p1 * (nc - xN), s - p1 * u1, p1 * aN, aD * p2]
+        J = [p1 * ncx, s - p1 * u1, p1 * aN, aD * p2]
         return f, J
 
     def _grid(self, X, y):
@@ -60,11 +61,12 @@ class KaplanNS(Law, register={"kaplan-ns": {}}):
     def _logpred(self, theta, X, grad=True):
         xN, xS = X[None, :, 0], X[None, :, 1]
         aN, aS, nc, sc = (theta[:, i:i + 1] for i in range(4))
-        u1, u2 = aN * (nc - xN), aS * (sc - xS)
+        ncx, scx = nc - xN, sc - xS
+        u1, u2 = aN * ncx, aS * scx
         f, (p1, p2) = softmax_lse(u1, u2)
         if not grad:
             return f, None
-        J = [p1 * (nc - xN), p2 * (sc - xS), p1 * aN, p2 * aS]
+        J = [p1 * ncx, p2 * scx, p1 * aN, p2 * aS]
         return f, J
 
     def _grid(self, X, y):

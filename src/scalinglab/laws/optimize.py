@@ -25,13 +25,34 @@ import numpy as np
 from scalinglab.cores import available_cores
 from scalinglab.errors import UserError
 
+try:  # the kernels np.clip and np.einsum run, called without their Python wrappers (same kernels, same bits)
+    from numpy._core.multiarray import c_einsum as _einsum
+    from numpy._core.umath import clip as _clip
+except ImportError:  # numpy < 2
+    from numpy.core.multiarray import c_einsum as _einsum
+    from numpy.core.umath import clip as _clip
+
+# The fits evaluate a few rows of a few points thousands of times, so the cost is numpy's per-call overhead, not
+# arithmetic: the code below avoids calls (fancy-index gathers, broadcast_to, Python wrappers) but never changes
+# an operation or the order of a reduction, so every fit is bit-for-bit what it was (tests/test_laws_optimize.py).
+
+
+def _rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise dot product of two (p, k) arrays."""
+    return _einsum("pk,pk->p", a, b)
+
+
+def huber_loss(r: np.ndarray, delta: float) -> np.ndarray:
+    """Huber loss elementwise: r²/2 inside |r| <= delta, linear outside."""
+    a = np.abs(r)
+    h = delta * (a - 0.5 * delta)
+    np.multiply(0.5 * r, r, out=h, where=a <= delta)
+    return h
+
 
 def huber(r: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray]:
     """Huber loss and its derivative (psi) elementwise."""
-    a = np.abs(r)
-    quad = a <= delta
-    h = np.where(quad, 0.5 * r * r, delta * (a - 0.5 * delta))
-    return h, np.clip(r, -delta, delta)
+    return huber_loss(r, delta), _clip(r, -delta, delta)
 
 
 def objective(law: Any, theta: np.ndarray, X: np.ndarray, y: np.ndarray, w: np.ndarray | None,
@@ -39,21 +60,26 @@ def objective(law: Any, theta: np.ndarray, X: np.ndarray, y: np.ndarray, w: np.n
     """Sum of weighted Huber losses for each row of theta (P, k); y is (n,) or one target row per problem (P, n);
     w is (n,), (P, n) or None."""
     f, J = law._logpred(theta, X, grad=grad)
-    r = f - (y if y.ndim == 2 else y[None, :])
-    h, psi = huber(r, delta)
+    r = f - y
+    h = huber_loss(r, delta)
     if w is not None:
         h = h * w
-        psi = psi * w
-    obj = h.sum(axis=1)
-    bad = ~np.isfinite(obj)
-    if bad.any():
+    obj = np.add.reduce(h, axis=1)
+    finite = np.isfinite(obj)
+    bad = None if finite.all() else ~finite
+    if bad is not None:
         obj = np.where(bad, np.inf, obj)
     if not grad:
         return obj, None
+    psi = _clip(r, -delta, delta)
+    if w is not None:
+        psi = psi * w
     g = np.empty((len(theta), len(J)))
     for j, Jj in enumerate(J):
-        g[:, j] = np.einsum("pn,pn->p", psi, np.broadcast_to(Jj, psi.shape))
-    g[bad] = 0.0
+        # a (P, 1) or (1, n) Jacobian column broadcasts inside einsum exactly as np.broadcast_to would (stride 0)
+        g[:, j] = _einsum("pn,pn->p", psi, Jj if np.ndim(Jj) == 2 else np.broadcast_to(Jj, psi.shape))
+    if bad is not None:
+        g[bad] = 0.0
     return obj, g
 
 
@@ -76,14 +102,14 @@ def lbfgs_batched(fg: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.nd
     """
     if project is None:
         def project(v: np.ndarray) -> np.ndarray:
-            return np.clip(v, lo, hi)
+            return _clip(v, lo, hi)
     x = project(np.array(x0, dtype=float))
     P, k = x.shape
-    allidx = np.arange(P)
-    f, g = fg(x, allidx)
-    S = np.zeros((P, m, k))
-    Y = np.zeros((P, m, k))
-    rho = np.zeros((P, m))
+    f, g = fg(x, np.arange(P))
+    # curvature pairs slot-major, so the active rows of all slots gather in one call into contiguous (p, k) blocks
+    S = np.zeros((m, P, k))
+    Y = np.zeros((m, P, k))
+    rho = np.zeros((m, P))
     gamma = np.ones(P)  # initial inverse-Hessian scale; set from the free gradient at each (re)start
     active = np.isfinite(f)
     converged = np.zeros(P, dtype=bool)
@@ -92,58 +118,35 @@ def lbfgs_batched(fg: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.nd
         idx = np.flatnonzero(active)
         if idx.size == 0:
             break
-        gi = g[idx]
+        gi, x_old, f_old = g[idx], x[idx], f[idx]
         # variables held at a bound by a gradient pointing outwards take no part in the step (active set), or
         # the projection would cut every step to nothing when the quasi-Newton direction leans on that bound
-        xi = x[idx]
-        free = ~(((xi <= lo) & (gi > 0)) | ((xi >= hi) & (gi < 0)))
-        gfree = np.abs(gi * free).max(axis=1)
+        free = ~(((x_old <= lo) & (gi > 0)) | ((x_old >= hi) & (gi < 0)))
+        q = gi * free
+        gfree = np.abs(q).max(axis=1)
         first = fresh[idx] & (gfree > 0)  # first step after a (re)start: scaled steepest descent on the free part
         gamma[idx[first]] = 0.1 / gfree[first]
-        # two-loop recursion, newest pair first; invalid pairs have rho = 0 and drop out
-        q = gi * free
-        order = [(it - 1 - j) % m for j in range(m)]
-        alph = np.zeros((idx.size, m))
-        for j in order:
-            alph[:, j] = rho[idx, j] * np.einsum("pk,pk->p", S[idx, j], q)
-            q -= alph[:, j, None] * Y[idx, j]
-        r = gamma[idx, None] * q
-        for j in reversed(order):
-            beta = rho[idx, j] * np.einsum("pk,pk->p", Y[idx, j], r)
-            r += S[idx, j] * (alph[:, j] - beta)[:, None]
-        d = -r * free
-        notdesc = np.einsum("pk,pk->p", gi, d) >= 0
+        order = [(it - 1 - j) % m for j in range(m)]  # newest pair first
+        d = -_two_loop(q, S[:, idx], Y[:, idx], rho[:, idx], gamma[idx], order) * free
+        notdesc = _rowdot(gi, d) >= 0
         if notdesc.any():
             gf = gi[notdesc] * free[notdesc]
             d[notdesc] = -gf * (0.1 / np.maximum(np.abs(gf).max(axis=1), 1e-300))[:, None]
-        # backtracking line search, each problem its own step
-        x_old, f_old = x[idx], f[idx]
-        x_new, f_new, g_new = x_old.copy(), f_old.copy(), gi.copy()
-        accepted = np.zeros(idx.size, dtype=bool)
-        t = np.ones(idx.size)
-        pend = np.arange(idx.size)
-        for _ in range(40):
-            xt = project(x_old[pend] + t[pend, None] * d[pend])
-            ft, gt = fg(xt, idx[pend])
-            dec = np.einsum("pk,pk->p", gi[pend], xt - x_old[pend])
-            ok = np.isfinite(ft) & (ft <= f_old[pend] + 1e-4 * dec)
-            okp = pend[ok]
-            x_new[okp], f_new[okp], g_new[okp] = xt[ok], ft[ok], gt[ok]
-            accepted[okp] = True
-            pend = pend[~ok]
-            if pend.size == 0:
-                break
-            t[pend] *= 0.5
+        x_new, f_new, g_new, accepted = _line_search(fg, project, idx, x_old, f_old, gi, d)
         s = x_new - x_old
         yv = g_new - gi
-        sy = np.einsum("pk,pk->p", s, yv)
-        yy = np.einsum("pk,pk->p", yv, yv)
-        valid = accepted & (sy > 1e-12 * np.sqrt(np.einsum("pk,pk->p", s, s) * yy + 1e-300))
+        sy = _rowdot(s, yv)
+        yy = _rowdot(yv, yv)
+        valid = accepted & (sy > 1e-12 * np.sqrt(_rowdot(s, s) * yy + 1e-300))
         j = it % m
-        S[idx, j] = np.where(valid[:, None], s, 0.0)
-        Y[idx, j] = np.where(valid[:, None], yv, 0.0)
-        rho[idx, j] = np.where(valid, 1.0 / np.where(valid, sy, 1.0), 0.0)
-        gamma[idx] = np.where(valid, sy / np.maximum(yy, 1e-300), gamma[idx])
+        if valid.all():  # the masked forms below, without their masks
+            S[j, idx], Y[j, idx], rho[j, idx] = s, yv, 1.0 / sy
+            gamma[idx] = sy / np.maximum(yy, 1e-300)
+        else:
+            S[j, idx] = np.where(valid[:, None], s, 0.0)
+            Y[j, idx] = np.where(valid[:, None], yv, 0.0)
+            rho[j, idx] = np.where(valid, 1.0 / np.where(valid, sy, 1.0), 0.0)
+            gamma[idx] = np.where(valid, sy / np.maximum(yy, 1e-300), gamma[idx])
         x[idx], f[idx], g[idx] = x_new, f_new, g_new
         pg = np.abs(x_new - project(x_new - g_new)).max(axis=1)
         small_dec = (f_old - f_new) <= ftol * np.maximum(np.abs(f_old), 1e-300)
@@ -152,7 +155,7 @@ def lbfgs_batched(fg: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.nd
         # right after a restart means no descent is left (a numerical stationary point).
         restart = ~accepted & ~fresh[idx]
         if restart.any():
-            rho[idx[restart]] = 0.0
+            rho[:, idx[restart]] = 0.0
         fresh[idx] = restart
         # a step that gains (almost) nothing ends the run, as scipy's factr test does: at the kink of a Huber
         # objective whose residuals all lie in the linear part the gradient never vanishes, so pg alone would
@@ -161,6 +164,48 @@ def lbfgs_batched(fg: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.nd
         converged[idx] = done
         active[idx[done]] = False
     return x, f, converged
+
+
+def _two_loop(q: np.ndarray, S: np.ndarray, Y: np.ndarray, rho: np.ndarray, gamma: np.ndarray,
+              order: list[int]) -> np.ndarray:
+    """L-BFGS two-loop recursion: the inverse-Hessian estimate times q (p, k), from the pairs S, Y (m, p, k) and
+    rho (m, p) in `order`; invalid pairs have rho = 0 and drop out. q is overwritten."""
+    alph = {}
+    for j in order:
+        alph[j] = a = rho[j] * _rowdot(S[j], q)
+        q -= a[:, None] * Y[j]
+    r = gamma[:, None] * q
+    for j in reversed(order):
+        beta = rho[j] * _rowdot(Y[j], r)
+        r += S[j] * (alph[j] - beta)[:, None]
+    return r
+
+
+def _line_search(fg: Callable, project: Callable, idx: np.ndarray, x_old: np.ndarray, f_old: np.ndarray,
+                 g_old: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Backtracking (Armijo) line search along d, each problem its own step: up to 40 halvings of t = 1, the
+    problems still pending evaluated together. Returns x, f, g after the step (the old ones where it failed) and
+    which problems accepted a step."""
+    p = len(idx)
+    x_new, f_new, g_new = x_old.copy(), f_old.copy(), g_old.copy()
+    accepted = np.zeros(p, dtype=bool)
+    pend = np.arange(p)
+    xp, fp, gp, dp, ip = x_old, f_old, g_old, d, idx  # the pending problems' rows
+    t = 1.0  # every pending problem is at the same halving
+    for _ in range(40):
+        xt = project(xp + t * dp)
+        ft, gt = fg(xt, ip)
+        ok = np.isfinite(ft) & (ft <= fp + 1e-4 * _rowdot(gp, xt - xp))
+        if ok.any():
+            okp = pend[ok]
+            x_new[okp], f_new[okp], g_new[okp] = xt[ok], ft[ok], gt[ok]
+            accepted[okp] = True
+            if ok.all():
+                break
+            keep = ~ok
+            pend, xp, fp, gp, dp, ip = pend[keep], xp[keep], fp[keep], gp[keep], dp[keep], ip[keep]
+        t *= 0.5
+    return x_new, f_new, g_new, accepted
 
 
 @functools.cache
@@ -288,15 +333,17 @@ def bootstrap_fits(law: Any, X: np.ndarray, y: np.ndarray, theta: np.ndarray, k:
     T_inv = np.linalg.inv(T)
     free = np.full(len(theta), np.inf)
 
+    TT, T_invT = T.T, T_inv.T
+
     def project(z: np.ndarray) -> np.ndarray:
-        return (np.clip(theta + z @ T.T, lo, hi) - theta) @ T_inv.T
+        return (_clip(theta + z @ TT, lo, hi) - theta) @ T_invT
 
     def run(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         W = W_all[block]
         Y = None if targets is None else targets[block]
 
         def fg(z: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            o, g = objective(law, theta + z @ T.T, X, y if Y is None else Y[idx], W[idx], delta)
+            o, g = objective(law, theta + z @ TT, X, y if Y is None else Y[idx], W[idx], delta)
             return o * scale, (g * scale) @ T
 
         zs, _, ok = lbfgs_batched(fg, np.zeros((len(block), len(theta))), -free, free, maxiter=500, project=project)

@@ -63,17 +63,16 @@ class PowerLaw(Law):
         x = X[None, :, 0]
         if not self.irreducible:
             a, c = theta[:, 0:1], theta[:, 1:2]
-            f = a * (c - x)
-            if not grad:
-                return f, None
-            J = [np.broadcast_to(c - x, f.shape), np.broadcast_to(a, f.shape)]
-            return f, J
+            cx = c - x
+            f = a * cx
+            return (f, [cx, a]) if grad else (f, None)  # d/da, d/dc (a: (P, 1), broadcast by the caller)
         e, a, c = theta[:, 0:1], theta[:, 1:2], theta[:, 2:3]
-        u = a * (c - x)
-        f, (pe, pu) = softmax_lse(np.broadcast_to(e, u.shape), u)
+        cx = c - x
+        u = a * cx
+        f, (pe, pu) = softmax_lse(e, u)  # e (P, 1) broadcasts against u inside
         if not grad:
             return f, None
-        J = [pe, pu * (c - x), pu * a]
+        J = [pe, pu * cx, pu * a]
         return f, J
 
     def _grid(self, X, y):
