@@ -93,7 +93,9 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
 def test_resume_after_sigkill_is_bit_exact(learnable_corpus, tmp_path):
     args = ["train", "--corpus", str(learnable_corpus), *SHAPE, "--steps", "120", "--dropout", "0.1",
             "--eval-every", "25", "--checkpoint-every-steps", "10", "--json"]
-    whole = _json_line(run_cli(*args, "--out", tmp_path / "whole", check=True))
+    # the reference and the resumed run in this process (the same code and thread count as the killed
+    # subprocess, so the same bits); the kill needs the real entry point
+    whole = _json_line(run_main(*args, "--out", tmp_path / "whole", check=True))
 
     out = tmp_path / "killed"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -109,7 +111,7 @@ def test_resume_after_sigkill_is_bit_exact(learnable_corpus, tmp_path):
     at = torch.load(out / "checkpoint.pt", weights_only=True)["run"]["step"]
     assert 0 < at < 120
 
-    resumed = _json_line(run_cli(*args, "--out", out, check=True))
+    resumed = _json_line(run_main(*args, "--out", out, check=True))
     assert resumed["resumed_from"] == [at]
     assert resumed["steps"] == whole["steps"] == 120
     assert resumed["val_loss"] == whole["val_loss"]  # bit for bit
