@@ -17,6 +17,7 @@ Every law evaluates a whole batch of parameter vectors at once with analytic gra
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -86,7 +87,7 @@ def objective(law: Any, theta: np.ndarray, X: np.ndarray, y: np.ndarray, w: np.n
 def lbfgs_batched(fg: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]], x0: np.ndarray,
                   lo: np.ndarray, hi: np.ndarray, maxiter: int = 400, m: int = 10, ftol: float = 1e-15,
                   gtol: float = 1e-10, project: Callable[[np.ndarray], np.ndarray] | None = None,
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  rowwise: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Minimise P independent smooth problems at once with L-BFGS (projected onto box bounds).
 
     `project(x)` (default: clip to [lo, hi]) maps a trial point onto the feasible set; the objective is only ever
@@ -99,6 +100,9 @@ def lbfgs_batched(fg: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.nd
     ftol is near machine precision on purpose: in a long narrow valley (a power law with a small exponent, where
     α and ln N_c move together) each step gains very little, and a looser relative-decrease test stopped the
     bootstrap refits next to their start, which gave 95% CIs 20× too narrow.
+
+    `rowwise=True` says that no operation of fg or project mixes rows (no matrix product: BLAS may round a row
+    differently in a batch of another size), which lets the line search evaluate several halvings at once.
     """
     if project is None:
         def project(v: np.ndarray) -> np.ndarray:
@@ -132,7 +136,7 @@ def lbfgs_batched(fg: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.nd
         if notdesc.any():
             gf = gi[notdesc] * free[notdesc]
             d[notdesc] = -gf * (0.1 / np.maximum(np.abs(gf).max(axis=1), 1e-300))[:, None]
-        x_new, f_new, g_new, accepted = _line_search(fg, project, idx, x_old, f_old, gi, d)
+        x_new, f_new, g_new, accepted = _line_search(fg, project, idx, x_old, f_old, gi, d, rowwise)
         s = x_new - x_old
         yv = g_new - gi
         sy = _rowdot(s, yv)
@@ -181,30 +185,51 @@ def _two_loop(q: np.ndarray, S: np.ndarray, Y: np.ndarray, rho: np.ndarray, gamm
     return r
 
 
+_HALVINGS = 40  # of the line search's step t = 1
+_MAX_TRIAL_ROWS = 256  # rows of one call evaluating several halvings (see _line_search)
+
+
 def _line_search(fg: Callable, project: Callable, idx: np.ndarray, x_old: np.ndarray, f_old: np.ndarray,
-                 g_old: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Backtracking (Armijo) line search along d, each problem its own step: up to 40 halvings of t = 1, the
-    problems still pending evaluated together. Returns x, f, g after the step (the old ones where it failed) and
-    which problems accepted a step."""
+                 g_old: np.ndarray, d: np.ndarray, rowwise: bool = False,
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Backtracking (Armijo) line search along d, each problem its own step: the first of t = 1, 1/2, ... (40
+    halvings) with enough decrease; the problems still pending are evaluated together. Returns x, f, g after the
+    step (the old ones where it failed) and which problems accepted a step.
+
+    With `rowwise` (fg and project treat every row on its own, so a row's result does not depend on the rows
+    beside it) each call after the first evaluates the next 2·done + 1 halvings of the pending problems at once:
+    a search that fails all 40 (common at a kink of the Huber loss) costs 4 calls instead of 40, and each problem
+    still takes its first acceptable halving, so the result is the same to the bit."""
     p = len(idx)
     x_new, f_new, g_new = x_old.copy(), f_old.copy(), g_old.copy()
     accepted = np.zeros(p, dtype=bool)
     pend = np.arange(p)
     xp, fp, gp, dp, ip = x_old, f_old, g_old, d, idx  # the pending problems' rows
-    t = 1.0  # every pending problem is at the same halving
-    for _ in range(40):
-        xt = project(xp + t * dp)
-        ft, gt = fg(xt, ip)
-        ok = np.isfinite(ft) & (ft <= fp + 1e-4 * _rowdot(gp, xt - xp))
-        if ok.any():
-            okp = pend[ok]
-            x_new[okp], f_new[okp], g_new[okp] = xt[ok], ft[ok], gt[ok]
+    done = 0  # halvings tried; every pending problem is at t = 2^-done
+    while done < _HALVINGS:
+        n = len(pend)
+        c = min(2 * done + 1, _HALVINGS - done, max(1, _MAX_TRIAL_ROWS // n)) if rowwise else 1
+        if c == 1:
+            xt = project(xp + math.ldexp(1.0, -done) * dp)
+            ft, gt = fg(xt, ip)
+            hit = sel = np.isfinite(ft) & (ft <= fp + 1e-4 * _rowdot(gp, xt - xp))
+        else:  # trial-major rows: c halvings, the pending problems in order inside each
+            ts = np.ldexp(1.0, -np.arange(done, done + c))
+            xt = project((xp + ts[:, None, None] * dp).reshape(c * n, -1))
+            ft, gt = fg(xt, np.tile(ip, c))
+            dec = _rowdot(np.tile(gp, (c, 1)), xt - np.tile(xp, (c, 1)))
+            ok = (np.isfinite(ft) & (ft <= np.tile(fp, c) + 1e-4 * dec)).reshape(c, n)
+            hit = ok.any(axis=0)
+            sel = ok.argmax(axis=0)[hit] * n + np.flatnonzero(hit)  # each problem's first acceptable halving
+        done += c
+        if hit.any():
+            okp = pend[hit]
+            x_new[okp], f_new[okp], g_new[okp] = xt[sel], ft[sel], gt[sel]
             accepted[okp] = True
-            if ok.all():
+            if hit.all():
                 break
-            keep = ~ok
+            keep = ~hit
             pend, xp, fp, gp, dp, ip = pend[keep], xp[keep], fp[keep], gp[keep], dp[keep], ip[keep]
-        t *= 0.5
     return x_new, f_new, g_new, accepted
 
 
@@ -256,7 +281,7 @@ def optimise(law: Any, X: np.ndarray, y: np.ndarray, w: np.ndarray | None = None
         o, g = objective(law, x, X, y, w, delta)
         return o * scale, g * scale
 
-    xs, fs, _ = lbfgs_batched(fg, top, lo, hi, maxiter=300)
+    xs, fs, _ = lbfgs_batched(fg, top, lo, hi, maxiter=300, rowwise=True)  # objective: elementwise + row sums
     order = np.argsort(np.where(np.isfinite(fs), fs, np.inf), kind="stable")
     picked: list[np.ndarray] = []
     for i in order:
