@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import markov_tokens
+from scalinglab.cores import passive_omp_wait
+
+passive_omp_wait()  # before torch loads: the tests train in this process too, beside the other xdist worker
+from tests.helpers import markov_tokens  # noqa: E402
 
 # Module-scoped fixtures that cost a training run or a cluster start. Under `-n 2 --dist loadgroup` (pyproject's
 # addopts) the tests that read one of them run on one worker, so it is built once instead of once per worker.
