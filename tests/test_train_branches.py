@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -187,6 +188,9 @@ def test_branch_resumes_bit_exactly_after_sigkill(synthetic_corpus, tmp_path):
     trunk, branch = load_plan(p).runs
     db = tmp_path / "killed" / "r.db"
     ck = db.parent / "runs" / branch.run_id / "checkpoint.pt"
+    # the killed sweep finds the trunk finished in its run folder (collected, not trained again) and goes
+    # straight to the branch, which starts from the trunk's fork checkpoint
+    shutil.copytree(whole_db.parent / "runs" / trunk.run_id, db.parent / "runs" / trunk.run_id)
     proc = subprocess.Popen([sys.executable, "-m", "scalinglab", "sweep", str(p), "--db", str(db), "--threads", "1"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     at = None
