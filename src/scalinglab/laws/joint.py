@@ -33,15 +33,13 @@ class KaplanND(Law, register={"kaplan-nd": {}}):
         return f, J
 
     def _grid(self, X, y):
-        xN, xD = X[:, 0], X[:, 1]
+        mN, mD, my = np.median(X[:, 0]), np.median(X[:, 1]), np.median(y)
         rows = []
         for aN in (0.03, 0.07, 0.15, 0.3, 0.6):
             for aD in (0.03, 0.07, 0.15, 0.3, 0.6):
                 for on in (-2.0, 0.0, 2.0):
                     for od in (-2.0, 0.0, 2.0):
-                        nc = np.median(xN) + np.median(y) / aN + on
-                        dc = np.median(xD) + np.median(y) / aD + od
-                        rows.append([aN, aD, nc, dc])
+                        rows.append([aN, aD, mN + my / aN + on, mD + my / aD + od])
         return np.array(rows)
 
     def derived(self, params):
@@ -70,12 +68,12 @@ class KaplanNS(Law, register={"kaplan-ns": {}}):
         return f, J
 
     def _grid(self, X, y):
-        xN, xS = X[:, 0], X[:, 1]
+        mN, mS = np.median(X[:, 0]), np.median(X[:, 1])
         yh = np.median(y) - math.log(2.0)
         rows = []
         for aN in (0.03, 0.07, 0.15, 0.3, 0.6):
             for aS in (0.1, 0.3, 0.7, 1.5):
                 for on in (-3.0, 0.0, 3.0):
                     for os_ in (-3.0, 0.0, 3.0):
-                        rows.append([aN, aS, np.median(xN) + yh / aN + on, np.median(xS) + yh / aS + os_])
+                        rows.append([aN, aS, mN + yh / aN + on, mS + yh / aS + os_])
         return np.array(rows)

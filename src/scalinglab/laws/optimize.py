@@ -216,9 +216,9 @@ def _line_search(fg: Callable, project: Callable, idx: np.ndarray, x_old: np.nda
         else:  # trial-major rows: c halvings, the pending problems in order inside each
             ts = np.ldexp(1.0, -np.arange(done, done + c))
             xt = project((xp + ts[:, None, None] * dp).reshape(c * n, -1))
-            ft, gt = fg(xt, np.tile(ip, c))
-            dec = _rowdot(np.tile(gp, (c, 1)), xt - np.tile(xp, (c, 1)))
-            ok = (np.isfinite(ft) & (ft <= np.tile(fp, c) + 1e-4 * dec)).reshape(c, n)
+            ft, gt = fg(xt, np.concatenate((ip,) * c))
+            dec = _rowdot(np.concatenate((gp,) * c), xt - np.concatenate((xp,) * c))
+            ok = (np.isfinite(ft) & (ft <= np.concatenate((fp,) * c) + 1e-4 * dec)).reshape(c, n)
             hit = ok.any(axis=0)
             sel = ok.argmax(axis=0)[hit] * n + np.flatnonzero(hit)  # each problem's first acceptable halving
         done += c
