@@ -131,7 +131,11 @@ def lbfgs_batched(fg: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.nd
         first = fresh[idx] & (gfree > 0)  # first step after a (re)start: scaled steepest descent on the free part
         gamma[idx[first]] = 0.1 / gfree[first]
         order = [(it - 1 - j) % m for j in range(m)]  # newest pair first
-        d = -_two_loop(q, S[:, idx], Y[:, idx], rho[:, idx], gamma[idx], order) * free
+        rho_i = rho[:, idx]
+        if gfree.max() < 1e100:  # (False for inf/NaN) then a slot with rho = 0 for every row adds exactly ±0
+            used = rho_i.any(axis=1)  # (empty before it is filled, or emptied by a restart): leave it out
+            order = [j for j in order if used[j]]
+        d = -_two_loop(q, S[:, idx], Y[:, idx], rho_i, gamma[idx], order) * free
         notdesc = _rowdot(gi, d) >= 0
         if notdesc.any():
             gf = gi[notdesc] * free[notdesc]
@@ -173,7 +177,11 @@ def lbfgs_batched(fg: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.nd
 def _two_loop(q: np.ndarray, S: np.ndarray, Y: np.ndarray, rho: np.ndarray, gamma: np.ndarray,
               order: list[int]) -> np.ndarray:
     """L-BFGS two-loop recursion: the inverse-Hessian estimate times q (p, k), from the pairs S, Y (m, p, k) and
-    rho (m, p) in `order`; invalid pairs have rho = 0 and drop out. q is overwritten."""
+    rho (m, p) in `order`; invalid pairs have rho = 0 and drop out. q is overwritten.
+
+    A pair with rho = 0 contributes 0·(s·q) to alpha and 0·(y·r) to beta, i.e. ±0 to q and r while the dot
+    products are finite, so leaving it out changes at most the sign of an element that is zero (a variable
+    held at a bound, whose step the caller zeroes anyway)."""
     alph = {}
     for j in order:
         alph[j] = a = rho[j] * _rowdot(S[j], q)
