@@ -73,7 +73,7 @@ def test_lbfgs_batched_matches_scipy(name, seed, n):
 FAST_LAWS = [n for n in law_names() if n not in ("bcrit-scan", "data-constrained")]
 
 
-@pytest.mark.parametrize("name", FAST_LAWS)
+@pytest.mark.parametrize("name", [n for n in law_names() if n != "bcrit-scan"])
 def test_objective_rows_do_not_depend_on_the_batch(name):
     """The row-wise line search (optimise's) evaluates a row beside other rows than the sequential one would:
     that is exact only while every row's objective and gradient are the same bits in any batch."""
