@@ -100,3 +100,14 @@ def test_entry_point_lets_idle_openmp_threads_sleep_unless_the_user_chose(given,
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == f"{seen} False"
+
+
+def test_ctrl_c_in_a_command_exits_130_with_one_line(monkeypatch):
+    from scalinglab.model import counting
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(counting, "count_model", interrupted)
+    res = run_main("count", "--n-layer", "1", "--d-model", "8")
+    assert res.returncode == 130 and res.stderr.strip() == "interrupted" and "Traceback" not in res.stderr

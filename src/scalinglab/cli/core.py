@@ -98,4 +98,6 @@ def run(app: typer.Typer, argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         sys.stderr.close()
         raise SystemExit(1) from None
+    if rv == 130:  # typer turns Ctrl-C inside a command into Exit(130), which non-standalone mode returns
+        typer.echo("interrupted", err=True)
     raise SystemExit(rv if isinstance(rv, int) else 0)
