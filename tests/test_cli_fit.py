@@ -64,6 +64,15 @@ BAD = [
     ("col.csv", "N,L\n1e6,3.0\n1e7,2.9\n1e8,2.8\n1e9,2.7\n", ["--law", "kaplan-n", "--col", "N=size"], "size"),
     ("query.csv", "N,L\n1e6,3.0\n1e7,2.9\n1e8,2.8\n1e9,2.7\n", ["--law", "kaplan-n", "--query", "N >"], "--query"),
     ("hold.csv", "N,L\n1e6,3.0\n1e7,2.9\n1e8,2.8\n1e9,2.7\n", ["--law", "kaplan-n", "--holdout", "3"], "holdout"),
+    # options only some laws read are refused for the others, not ignored
+    ("solver.csv", "N,L\n1e6,3.0\n1e7,2.9\n1e8,2.8\n1e9,2.7\n", ["--law", "kaplan-n", "--solver", "grid"],
+     "--solver is for --law chinchilla"),
+    ("window.csv", "N,L\n1e6,3.0\n1e7,2.9\n1e8,2.8\n1e9,2.7\n", ["--law", "kaplan-n", "--window", "3"],
+     "--window is for --law isoflop, not kaplan-n"),
+    ("method.csv", "N,C,L\n1e6,1e15,3.0\n1e7,1e16,2.9\n1e8,1e17,2.8\n", ["--law", "isoflop", "--method", "hull"],
+     "--method is for --law frontier, not isoflop"),
+    ("group.csv", "N,L\n1e6,3.0\n1e7,2.9\n1e8,2.8\n1e9,2.7\n", ["--law", "kaplan-n", "--group", "run"],
+     "--group is for --law frontier or isoflop"),
 ]
 
 

@@ -36,14 +36,16 @@ def fit(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap resampling.")] = 0,
     fix: Annotated[list[str] | None, typer.Option("--fix", help="Hold a parameter fixed: NAME=VALUE (repeatable), "
                                                   "e.g. E=1.69.")] = None,
-    solver: Annotated[Literal["varpro", "grid"], typer.Option("--solver", help="chinchilla(-tied): varpro (variable "
-                                                              "projection) or grid (grid of starts).")] = "varpro",
-    window: Annotated[int, typer.Option("--window", help="isoflop: parabola over the K sizes nearest each budget's "
-                                        "lowest loss (0: every size).")] = 5,
+    solver: Annotated[Literal["varpro", "grid"] | None, typer.Option("--solver", help="chinchilla(-tied): varpro "
+                                                                     "(variable projection, the default) or grid "
+                                                                     "(grid of starts).")] = None,
+    window: Annotated[int | None, typer.Option("--window", help="isoflop: parabola over the K sizes nearest each "
+                                               "budget's lowest loss (0: every size; default 5).")] = None,
     group: Annotated[str | None, typer.Option("--group", help="isoflop: column naming the budget (default: C); "
                                               "frontier: column(s) naming a curve (default: run), e.g. model,sweep.")] = None,
-    method: Annotated[Literal["envelope", "hull"], typer.Option("--method", help="frontier: envelope (Hoffmann et "
-                                                                "al.) or hull (lower convex hull).")] = "envelope",
+    method: Annotated[Literal["envelope", "hull"] | None, typer.Option("--method", help="frontier: envelope (Hoffmann "
+                                                                       "et al., the default) or hull (lower convex "
+                                                                       "hull).")] = None,
     flops: Annotated[str, typer.Option("--flops", help="With --db: FLOP convention of C: paper (6N per token), exact "
                                        "(with the attention-context term) or with-head (exact + the de-embedding).")
                      ] = "paper",
@@ -80,6 +82,7 @@ def fit(
         return
     allocation = names[0] in ALLOCATION_LAWS
     laws = _laws(names, fix, c_unit, solver, huber_delta, seed)
+    _check_law_options(names[0], laws, solver=solver, window=window, method=method, group=group)
     df = _rows(csv, db, names[0], parse_col_maps(col), query, count_embeddings, flops, min_policy)
     source = csv if db is None else db
     if dataset is not None:
@@ -87,7 +90,8 @@ def fit(
     if db is not None:
         group = group or ("budget" if names[0] == "isoflop" else None)
     if allocation:
-        result = fitting.fit_allocation(names[0], df, bootstrap, seed, window, group, method)
+        result = fitting.fit_allocation(names[0], df, bootstrap, seed, 5 if window is None else window, group,
+                                        method or "envelope")
         show = fitting.allocation_summary
     elif len(laws) > 1:
         result = fitting.fit_comparison(laws, df, holdout)
@@ -105,7 +109,7 @@ def fit(
 
 
 
-def _laws(names: list[str], fix: list[str] | None, c_unit: str, solver: str, huber_delta: float,
+def _laws(names: list[str], fix: list[str] | None, c_unit: str, solver: str | None, huber_delta: float,
           seed: int) -> list:
     """The law objects to fit (none for an allocation estimator, which has no parameters to --fix or compare)."""
     from scalinglab.errors import UserError
@@ -119,6 +123,21 @@ def _laws(names: list[str], fix: list[str] | None, c_unit: str, solver: str, hub
     if fix:
         raise UserError(f"--fix holds a parameter of a law; {names[0]} measures N_opt(C) directly and has none to hold")
     return []
+
+def _check_law_options(name: str, laws: list, **given: object) -> None:
+    """Options that only some laws read are refused for the others (one line), never silently ignored."""
+    from scalinglab.errors import UserError
+
+    readers = {"window": {"isoflop"}, "method": {"frontier"}, "group": {"isoflop", "frontier"}}
+    for option, value in given.items():
+        if value is None:
+            continue
+        if option == "solver":
+            if not any("solver" in law.get_options() for law in laws):
+                raise UserError(f"--solver is for --law chinchilla or chinchilla-tied; {name} has no solver choice")
+        elif name not in readers[option]:
+            raise UserError(f"--{option} is for --law {' or '.join(sorted(readers[option]))}, not {name}")
+
 
 def _rows(csv: str | None, db: str | None, law: str, col_map: dict[str, str], query: str | None,
           count_embeddings: bool, flops: str, min_policy: str):
@@ -162,7 +181,7 @@ def _sensitivity(db: str | None, law: str, huber_delta: float, json_out: str | N
         typer.echo(f"{law}: exponents under each convention (no bootstrap)\n" + sensitivity_table(rows))
 
 
-def _law(name: str, c_unit: str, solver: str, huber_delta: float, seed: int, fixed: dict[str, float]):
+def _law(name: str, c_unit: str, solver: str | None, huber_delta: float, seed: int, fixed: dict[str, float]):
     """An unfitted law with the command's options (unknown names and parameters are one-line errors)."""
     from scalinglab.laws.fixed import with_fixed
     from scalinglab.laws.power import KaplanC
@@ -170,7 +189,7 @@ def _law(name: str, c_unit: str, solver: str, huber_delta: float, seed: int, fix
 
     proto = get_law(name)  # unknown law -> exit 2 listing the known ones
     options = {"c_unit": c_unit} if isinstance(proto, KaplanC) else {}
-    if "solver" in proto.get_options():
+    if "solver" in proto.get_options() and solver is not None:
         options["solver"] = solver
     return with_fixed(get_law(name, **options, huber_delta=huber_delta, seed=seed), fixed)
 
