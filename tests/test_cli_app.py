@@ -4,9 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -89,17 +86,6 @@ def test_train_option_errors_name_where_the_value_came_from(tmp_path, args, need
 
 def test_missing_required_setting_names_its_flag(tmp_path):
     assert_clean_error(run_main("train", "--out", tmp_path / "run"), "--corpus", "required")
-
-
-@pytest.mark.parametrize(("given", "seen"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
-def test_entry_point_lets_idle_openmp_threads_sleep_unless_the_user_chose(given, seen):
-    # set before torch loads, so the runs a command starts (and their worker processes) inherit it
-    code = ("import os, sys\nfrom scalinglab.cli import main\ntry:\n    main(['count', '--n-layer', '1', '--d-model', "
-            "'8', '--json'])\nexcept SystemExit:\n    pass\nprint(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)")
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | ({"OMP_WAIT_POLICY": given} if given else {})
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[-1] == f"{seen} False"
 
 
 def test_ctrl_c_in_a_command_exits_130_with_one_line(monkeypatch):

@@ -26,7 +26,6 @@ from scalinglab.cli import (
     train,
 )
 from scalinglab.cli.core import new_app, run
-from scalinglab.cores import passive_omp_wait
 
 app = new_app(
     name="scalinglab",
@@ -59,5 +58,4 @@ app.add_typer(datasets.datasets_app, name="datasets")
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `scalinglab` command: exit 0 on success, 2 with one stderr line on bad input."""
-    passive_omp_wait()  # before any command imports torch; the runs it starts inherit it
     run(app, argv)

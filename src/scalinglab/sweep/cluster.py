@@ -244,10 +244,8 @@ def run_on_node(task: dict[str, Any]) -> dict[str, Any]:
     """`execute_run` as a Ray task: logs the attempt in the run folder and adds the node id to the result."""
     import ray
 
-    from scalinglab.cores import passive_omp_wait
     from scalinglab.sweep.executors import execute_run
 
-    passive_omp_wait()  # a node's workers were started by `ray start`, not by the sweep's entry point
     node_id = ray.get_runtime_context().get_node_id()
     attempt = {"node_id": node_id, "host": socket.gethostname(), "pid": os.getpid(), "at": time.time()}
     try:

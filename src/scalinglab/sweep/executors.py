@@ -18,7 +18,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from scalinglab.cores import available_cores, passive_omp_wait
+from scalinglab.cores import available_cores
 
 EXECUTORS = ("local", "ray")
 
@@ -61,8 +61,6 @@ class LocalExecutor:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        passive_omp_wait()  # the workers share the cores: their idle OpenMP threads must not spin (a library
-        # caller's process has torch loaded already, so only the processes started from here take it up)
         methods = mp.get_all_start_methods()
         self._ctx = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
         if "forkserver" in methods:  # import torch once in the server; workers fork from it ready to train
@@ -114,7 +112,6 @@ class RayExecutor:
     def __init__(self, address: str | None = None, num_cpus: int | None = None, runs_dir: Path | None = None,
                  corpora: list[str] | None = None):
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        passive_omp_wait()  # inherited by a local Ray's workers (a cluster's nodes set it in run_on_node)
         try:
             import ray
         except ImportError:
