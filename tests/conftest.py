@@ -3,18 +3,11 @@ functions live in tests/helpers.py."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-# The two xdist workers share the machine's two cores, so a 2-thread run here mostly has a busy core beside it, where
-# OpenMP's default spin-waiting makes small models 5-20x slower (README, "Measured performance"). Idle threads sleep
-# instead: set before torch loads, and inherited by every process the tests start. (Not the tool's default: on a
-# quiet machine sleeping threads made 2-thread runs 1.6-2.8x slower.)
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-from tests.helpers import markov_tokens  # noqa: E402
+from tests.helpers import markov_tokens
 
 # Module-scoped fixtures that cost a training run or a cluster start. Under `-n 2 --dist loadgroup` (pyproject's
 # addopts) the tests that read one of them run on one worker, so it is built once instead of once per worker.
