@@ -131,7 +131,7 @@ def test_a_driver_without_the_cluster_token_exits_2_with_one_line(cluster, synth
     # whose client would retry for ~20 s
     assert_clean_error(run_cli(*args, env=env, timeout=120), "token authentication", "RAY_AUTH_MODE=token")
     wrong = {**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "0" * 32}
-    assert_clean_error(run_cli(*args, env=wrong, timeout=120), "refused this driver's token", "use the head's")
+    assert_clean_error(run_cli(*args, env=wrong, timeout=120), "refused this driver's token", "use the head's token")
     assert not (tmp_path / "r.db").exists() and not (tmp_path / "runs").exists()  # refused before the store
 
 

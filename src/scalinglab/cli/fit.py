@@ -124,6 +124,7 @@ def _laws(names: list[str], fix: list[str] | None, c_unit: str, solver: str | No
         raise UserError(f"--fix holds a parameter of a law; {names[0]} measures N_opt(C) directly and has none to hold")
     return []
 
+
 def _check_law_options(name: str, laws: list, **given: object) -> None:
     """Options that only some laws read are refused for the others (one line), never silently ignored."""
     from scalinglab.errors import UserError

@@ -3,10 +3,11 @@ run folders and the corpora, and turn a run's resource requests into Ray task op
 
 `ray.init(address=...)` retries for minutes when nothing answers at the address, so the address is
 probed first: a TCP connection (`CONNECT_TIMEOUT_S`), then a gRPC handshake (the protocol of Ray's GCS,
-`CONNECT_TIMEOUT_S` again), one GCS call with the driver's token (a cluster with token authentication refuses a
-driver without it at once; `ray.init` would retry for about 20 s first), and only then `ray.init`. A sweep on a cluster keeps its run folders beside the
-store (`<db dir>/runs/`), where every node must read and write them: a node that cannot (no shared
-filesystem there) would train into a folder nobody else sees, so the sweep refuses to start.
+`CONNECT_TIMEOUT_S` again), one GCS call with the driver's token (a cluster with token authentication
+refuses a driver without it at once, where `ray.init` would retry for about 20 s first), and only then
+`ray.init`. A sweep on a cluster keeps its run folders beside the store (`<db dir>/runs/`), where every
+node must read and write them: a node that cannot (no shared filesystem there) would train into a folder
+nobody else sees, so the sweep refuses to start.
 """
 
 from __future__ import annotations
@@ -139,7 +140,7 @@ def _token_refused(grpc, channel, timeout: float) -> str | None:
     except grpc.RpcError as e:
         if e.code() == grpc.StatusCode.UNAUTHENTICATED:
             return TOKEN_HINT if not metadata else ("it refused this driver's token (from RAY_AUTH_TOKEN, "
-                                                    "RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token); use the head's")
+                                                    "RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token); use the head's token")
     return None
 
 
