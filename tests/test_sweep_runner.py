@@ -56,7 +56,8 @@ def local_sweep(synthetic_corpus, tmp_path_factory):
     d = tmp_path_factory.mktemp("local_sweep")
     plan = _write_plan(d / "plan.toml", synthetic_corpus, FOUR)
     db = d / "out" / "results.db"
-    proc = run_cli("sweep", plan, "--db", db, "--workers", "2", "--json", *ONE_THREAD)
+    # in this process (its forkserver serves later sweeps too); the entry point is the SIGKILL test's
+    proc = run_main("sweep", plan, "--db", db, "--workers", "2", "--json", *ONE_THREAD)
     assert proc.returncode == 0, proc.stderr
     return plan, db, json.loads(proc.stdout)
 
