@@ -46,8 +46,12 @@ def test_bench_train_json_with_baseline():
 
 @pytest.mark.slow
 def test_bench_train_plain_output():
-    proc = run_cli("bench", "train", *SMALL, "--threads", "1", check=True)
+    import torch
+
+    threads = torch.get_num_threads()
+    proc = run_main("bench", "train", *SMALL, "--threads", "1", check=True)  # the JSON test has the entry point
     assert "tokens/s" in proc.stdout and "MFU" in proc.stdout
+    assert torch.get_num_threads() == threads  # the bench's thread count ends with it
 
 
 def test_bench_help_says_batch_is_sequences():
