@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import MainResult, assert_clean_error, markov_tokens, run_cli, run_main
+from tests.helpers import MainResult, assert_clean_error, markov_tokens, run_main
 
 VOCAB = 256
 SHAPE = ["--n-layer", "2", "--d-model", "32", "--n-ctx", "32", "--batch-size", "8", "--threads", "1",
@@ -45,8 +45,8 @@ def test_train_learns_and_accounts_exactly(learnable_corpus, tmp_path):
     from scalinglab.train.schedule import eval_steps
 
     out = tmp_path / "run"
-    proc = run_cli("train", "--corpus", learnable_corpus, "--out", out, *SHAPE, "--tokens", "30000",
-                   "--lr", "1e-2", "--json", check=True)
+    proc = run_main("train", "--corpus", learnable_corpus, "--out", out, *SHAPE, "--tokens", "30000",
+                    "--lr", "1e-2", "--json", check=True)  # the SIGKILL test runs the entry point
     r = _json_line(proc)
     steps = math.ceil(30000 / (8 * 32))
     assert r["status"] == "done" and r["steps"] == steps == r["total_steps"]
