@@ -100,6 +100,7 @@ def test_the_costliest_runs_start_first(local_sweep):
     assert {specs[r].config.d_model for r in started[:2]} == {48}
 
 
+@pytest.mark.slow  # reads the fixture's real 4-run sweep, like the other local_sweep tests
 def test_runs_csv_and_curves_feed_pandas(local_sweep):
     _, db, _ = local_sweep
     df = pd.read_csv(io.StringIO(run_main("runs", "--db", db, "--csv", "-", check=True).stdout))
