@@ -29,9 +29,8 @@ from scalinglab.errors import UserError
 try:  # the kernels np.clip and np.einsum run, called without their Python wrappers (same kernels, same bits)
     from numpy._core.multiarray import c_einsum as _einsum
     from numpy._core.umath import clip as _clip
-except ImportError:  # numpy < 2
-    from numpy.core.multiarray import c_einsum as _einsum
-    from numpy.core.umath import clip as _clip
+except ImportError:  # another numpy layout (numpy < 2 or a later one): the public wrappers reach the same kernels
+    _einsum, _clip = np.einsum, np.clip
 
 # The fits evaluate a few rows of a few points thousands of times, so the cost is numpy's per-call overhead, not
 # arithmetic: the code below avoids calls (fancy-index gathers, broadcast_to, Python wrappers) but never changes
