@@ -21,7 +21,7 @@ import torch
 
 from scalinglab.sweep.cluster import ATTEMPTS_FILE, parse_memory, task_options
 from scalinglab.sweep.plan import load_plan
-from scalinglab.train.checkpoint import CHECKPOINT
+from scalinglab.train.rundir import CHECKPOINT
 from tests.helpers import assert_clean_error, run_cli, run_main
 from tests.ray_nodes import LocalCluster, free_ports
 

@@ -16,7 +16,6 @@ import torch
 
 from scalinglab.errors import UserError
 from scalinglab.io import atomic_write_with
-from scalinglab.train.rundir import CHECKPOINT  # noqa: F401 - the file name, with the run folder's others
 
 
 def rng_state(all_cuda: bool = True) -> dict:

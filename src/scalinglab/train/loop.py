@@ -41,12 +41,11 @@ from scalinglab.model import build_model
 from scalinglab.progress import Progress
 from scalinglab.train import branches, distributed, runtime, state
 from scalinglab.train.accounting import Accounting
-from scalinglab.train.checkpoint import CHECKPOINT
 from scalinglab.train.distributed import GradSync, Ranks
 from scalinglab.train.evaluate import Evaluator
 from scalinglab.train.noise_scale import MicroBatchNorms, NoiseScaleEstimator
 from scalinglab.train.optim import make_optimizer, resolve_device
-from scalinglab.train.rundir import RESULT, comparable, prepare_out, write_metrics, write_result
+from scalinglab.train.rundir import CHECKPOINT, RESULT, comparable, prepare_out, write_metrics, write_result
 from scalinglab.train.schedule import eval_steps, lr_at, resolve_lr, warmup_steps
 from scalinglab.train.state import RunState, Trainable
 from scalinglab.train.step import StepPlan, StepStats, train_step
