@@ -247,7 +247,6 @@ def _config_record(run: ImportedRun, where: str) -> dict[str, Any]:
     if "batch_size" in cfg:
         b = _num(cfg["batch_size"], f"{where}: batch_size")
         cfg["batch_size"] = int(b) if b == int(b) else b
-    cfg.setdefault("arch", "transformer")
     cfg["import"] = {"family": run.family, "label": run.label, "run": run.key, **run.source}
     return cfg
 

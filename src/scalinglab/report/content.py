@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 PAPER = PAPER_LAWS
 
 RUN_COLUMNS = [
-    ("run_id", "run"), ("status", "status"), ("arch", "arch"), ("n_layer", "layers"), ("d_model", "d_model"),
+    ("run", "run"), ("status", "status"), ("arch", "arch"), ("n_layer", "layers"), ("d_model", "d_model"),
     ("n_params", "N"), ("batch_size", "batch (seq)"), ("steps", "steps"), ("tokens", "tokens"),
     ("data_tokens", "D subset"), ("schedule", "schedule"), ("pf_days", "PF-days"), ("val_loss", "val loss"),
     ("best_val_loss", "best val"), ("noise_scale", "noise scale"), ("wall_s", "wall s"),
@@ -125,8 +125,18 @@ def contradiction(plans: list[dict]) -> dict[str, Any]:
     return {"reason": None, "point": [(k, fmt(v)) for k, v in (c or {}).items() if k != "available"]}
 
 
+# Settings a run always has: a run whose source did not say shows "unknown", never scalinglab's default.
+ALWAYS_SHOWN = ("arch", "schedule")
+
+
 def runs_table(runs: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    """Every run (diverged and failed ones too), in the columns the store has values for."""
+    """Every run (diverged and failed ones too), by its own name (its id when it has none), in the columns the store
+    has values for."""
+    runs = runs.assign(run=runs["name"].where(runs["name"].notna(), runs["run_id"]) if "name" in runs
+                       else runs.get("run_id"))
+    for k in ALWAYS_SHOWN:
+        col = runs[k] if k in runs else pd.Series(None, index=runs.index, dtype=object)
+        runs[k] = col.astype(object).where(col.notna(), "unknown")
     cols = [(k, h) for k, h in RUN_COLUMNS if k in runs and runs[k].notna().any()]
     r = runs.sort_values(["arch", "n_params"], na_position="last") if "n_params" in runs else runs
     rows = [[fmt(row[k]) for k, _ in cols] for _, row in r.iterrows()]

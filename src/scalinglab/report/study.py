@@ -28,7 +28,7 @@ from scalinglab.store.families import (
 
 RUN_KEYS = (
     "arch", "n_layer", "d_model", "d_ff", "d_attn", "n_heads", "n_ctx", "batch_size", "steps",
-    "data_tokens", "lr", "schedule", "seed", "n_params", "n_params_with_embeddings", "plan",
+    "data_tokens", "lr", "schedule", "seed", "n_params", "n_params_with_embeddings", "plan", "name",
 )
 
 
@@ -175,12 +175,11 @@ def _normalise_runs(runs: pd.DataFrame) -> pd.DataFrame:
     for key in RUN_KEYS:
         if key not in r:
             r[key] = r["config"].map(lambda c, k=key: _config_field(c, k)) if "config" in r else None
-    if "schedule" in r:
-        r["schedule"] = r["schedule"].fillna("cosine")
-    r["arch"] = r["arch"].fillna("transformer")
+    for col in ("arch", "schedule"):  # unknown stays unknown (an import that named neither); selections default it
+        r[col] = r[col].astype(object).where(r[col].notna(), None)
     for col in ("n_params", "n_params_with_embeddings", "tokens", "flops", "pf_days", "val_loss", "best_val_loss",
                 "train_loss", "noise_scale", "data_tokens", "batch_size", "n_ctx", "steps", "n_layer", "d_model",
-                "d_ff", "d_attn", "n_heads", "wall_s"):
+                "d_ff", "d_attn", "n_heads", "wall_s", "lr", "seed"):
         if col in r:
             r[col] = pd.to_numeric(r[col], errors="coerce")
     if "d_ff" in r:
@@ -221,6 +220,14 @@ def load_fits_file(path: str | Path) -> dict[str, dict]:
     if isinstance(data, dict) and all(isinstance(v, dict) for v in data.values()):
         return {str(k): v for k, v in data.items() if "params" in v}
     raise UserError(f"fits file {path} is neither a fit (with 'law' and 'params') nor an object of fits by law name")
+
+
+def load_fits_files(paths: list[str | Path]) -> dict[str, dict]:
+    """Fits from several files (each as `load_fits_file` reads it), keyed by law; a later file's law wins."""
+    out: dict[str, dict] = {}
+    for p in paths:
+        out.update(load_fits_file(p))
+    return out
 
 
 def fits_from_store(db: str | Path) -> dict[str, dict]:

@@ -509,6 +509,16 @@ def save_fit(db: DbLike, law_name: str, fit_dict: Mapping[str, Any]) -> int:
         return int(cur.lastrowid)
 
 
+def save_fit_result(db: DbLike, result: Mapping[str, Any]) -> list[int]:
+    """Record what `scalinglab fit --db` computed, so that `report --db` (which reads the latest fit of each law) finds
+    it: a fit under its law's name, a comparison of forms (`--law A,B`) as each compared law's fit. Results with no
+    parameters (a sensitivity table) are not fits and are not saved. Returns the new fit ids."""
+    many = result.get("fits") if "comparison" in result else None
+    fits = many if isinstance(many, Mapping) else {result.get("law"): result}
+    return [save_fit(db, str(name), fit) for name, fit in fits.items()
+            if name and isinstance(fit, Mapping) and isinstance(fit.get("params"), Mapping) and fit["params"]]
+
+
 # --------------------------------------------------------------------------------------------------
 # readers
 
@@ -574,16 +584,11 @@ def load_runs(db_path: DbLike, plan: str | None = None):
     for row in rows:
         r = dict(row)
         cfg = json.loads(r["config"])
-        try:
-            tc = TrainConfig.model_validate(cfg)
-            cfg = {**tc.model_dump(mode="json"), **cfg}
-            shape = tc.model()
-            resolved = {"d_ff": shape.d_ff, "d_attn": shape.d_attn, "n_heads": shape.n_heads,
-                        "planned_steps": tc.total_steps}
-        except Exception:  # a config written by another version: show what is there
-            resolved = {"planned_steps": cfg.get("steps")}
+        resolved = _resolved_config(cfg, TrainConfig) if "import" not in cfg else {"planned_steps": None}
+        cfg = resolved.pop("config", cfg)
         rec = {
-            "run_id": r["run_id"], "plan": r["plan"], "family": r.get("family"), "status": r["status"],
+            "run_id": r["run_id"], "name": _run_name(cfg), "plan": r["plan"], "family": r.get("family"),
+            "status": r["status"],
             "reason": r["reason"],
             "host": r["host"], "created_at": r["created_at"], "started_at": r["started_at"],
             "finished_at": r["finished_at"], "wall_s": r["wall_s"], "threads": r["threads"],
@@ -594,7 +599,7 @@ def load_runs(db_path: DbLike, plan: str | None = None):
         for k in ("d_ff", "d_attn", "n_heads"):
             rec[k] = cfg.get(k) if cfg.get(k) is not None else resolved.get(k)
         rec["steps"] = r["steps"] if r["steps"] is not None else resolved.get("planned_steps")
-        rec["lr"] = r["lr"] if r["lr"] is not None else cfg.get("lr")
+        rec["lr"] = r["lr"] if r["lr"] is not None else _float_or_none(cfg.get("lr"))  # "auto" is no number
         for k in RUN_METRICS:
             if k not in ("steps", "lr"):
                 rec[k] = r[k]
@@ -605,6 +610,34 @@ def load_runs(db_path: DbLike, plan: str | None = None):
         records.append(rec)
     columns = list(records[0]) if records else _run_frame_columns()
     return with_families(pd.DataFrame.from_records(records, columns=columns))
+
+
+def _resolved_config(cfg: dict, train_config: Any) -> dict:
+    """A scalinglab run's config with its defaults and resolved shape (key "config", plus d_ff, d_attn, n_heads and
+    planned_steps). Imported runs skip this: a default the source never stated would be shown as if it had."""
+    try:
+        tc = train_config.model_validate(cfg)
+        shape = tc.model()
+    except Exception:  # a config written by another version: show what is there
+        return {"planned_steps": cfg.get("steps")}
+    return {"config": {**tc.model_dump(mode="json"), **cfg}, "d_ff": shape.d_ff, "d_attn": shape.d_attn,
+            "n_heads": shape.n_heads, "planned_steps": tc.total_steps}
+
+
+def _run_name(cfg: Mapping[str, Any]) -> str | None:
+    """The name a run had where it came from (an imported run's own key), or None for scalinglab's runs."""
+    source = cfg.get("import")
+    name = (source.get("name") or source.get("run")) if isinstance(source, Mapping) else None
+    return None if name is None else str(name)
+
+
+def _float_or_none(x: Any) -> float | None:
+    if isinstance(x, bool):
+        return None
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return None
 
 
 def _branch_columns(row: Mapping[str, Any]) -> dict:
@@ -620,7 +653,7 @@ def _branch_columns(row: Mapping[str, Any]) -> dict:
 
 
 def _run_frame_columns() -> list[str]:
-    return ["run_id", "plan", "family", "status", "reason", "host", "created_at", "started_at", "finished_at", "wall_s",
+    return ["run_id", "name", "plan", "family", "status", "reason", "host", "created_at", "started_at", "finished_at", "wall_s",
             "threads", "attempts", *CONFIG_COLUMNS, "steps", "lr",
             *(k for k in RUN_METRICS if k not in ("steps", "lr")), *RUN_JSON_METRICS,
             "parent_id", "inherited_flops", "own_flops", "own_wall_s", "config"]

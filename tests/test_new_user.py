@@ -1,0 +1,119 @@
+"""What a new user hit in the first hour: stores of other trainers' runs (a `command` plan that sets no LR, an import
+that names no architecture, schedule or LR) through `runs`, `fit`, `report`; fits that `report` finds in the store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.helpers import MAIN, run_main, synthetic_result
+
+
+def _command_result(rng, n_layer: int, d_model: int, lr_logged: bool) -> dict:
+    """A `command`-plan run as the command executor stores it: config lr "auto" (the plan set none)."""
+    r = synthetic_result(rng, n_layer=n_layer, d_model=d_model, steps=600)
+    r["config"] = {**r["config"], "lr": "auto"}
+    r.update(trainer="command", command="python train.py", flops_convention="6N", lr=1e-3 if lr_logged else None)
+    if not lr_logged:
+        for p in r["curve"]:
+            p.pop("lr", None)
+    return r
+
+
+@pytest.fixture(scope="module")
+def mixed_store(tmp_path_factory) -> Path:
+    """Command-plan runs with and without a logged LR, and runs imported from a CSV that gives only N and the curve."""
+    from scalinglab.importers import import_runs
+    from scalinglab.store.db import record_result
+
+    tmp = tmp_path_factory.mktemp("mixed")
+    db = tmp / "runs.db"
+    rng = np.random.default_rng(1)
+    for i, (nl, dm) in enumerate(MAIN):
+        record_result(db, _command_result(rng, nl, dm, lr_logged=i % 2 == 0), plan="foreign")
+    rows = []
+    for name, n in (("tiny-a", 2e5), ("tiny-b", 8e5), ("tiny-c", 3e6), ("tiny-d", 1e7)):
+        for step in (100, 300, 1000, 3000):
+            rows.append({"run": name, "step": step, "tokens": step * 4096, "N": n,
+                         "loss": (1e7 / n) ** 0.1 + 2 + (200 / step) ** 0.5})
+    pd.DataFrame(rows).to_csv(tmp / "mine.csv", index=False)
+    import_runs(tmp / "mine.csv", db, fmt="csv")
+    return db
+
+
+def test_store_keeps_unknown_settings_unknown_and_lr_numeric(mixed_store):
+    from scalinglab.store.db import load_runs
+
+    runs = load_runs(mixed_store)
+    lr = runs["lr"]
+    assert all(x is None or isinstance(x, float) or pd.isna(x) for x in lr)  # "auto" is not an LR
+    assert pd.to_numeric(lr, errors="raise").notna().sum() == 3
+    imported = runs[runs["plan"] == "imported"]
+    assert sorted(imported["name"]) == ["tiny-a", "tiny-b", "tiny-c", "tiny-d"]
+    assert imported["arch"].isna().all() and imported["schedule"].isna().all()
+
+
+def test_runs_lists_mixed_stores_with_names(mixed_store):
+    table = run_main("runs", "--db", mixed_store, check=True).stdout
+    assert "tiny-a" in table and "None" not in table and "nan" not in table
+    rows = json.loads(run_main("runs", "--db", mixed_store, "--json", check=True).stdout)
+    assert {r["name"] for r in rows if r["plan"] == "imported"} == {"tiny-a", "tiny-b", "tiny-c", "tiny-d"}
+    run_main("runs", "--db", mixed_store, "--csv", "-", "--curves", check=True)
+
+
+def _copy(db: Path, tmp_path: Path) -> Path:
+    """A copy of the shared store for a test that saves fits in it."""
+    import shutil
+
+    return Path(shutil.copyfile(db, tmp_path / "runs.db"))
+
+
+@pytest.mark.slow  # every figure is drawn: the LR figure is where "auto" met a float column
+def test_fit_and_report_of_mixed_store(mixed_store, tmp_path):
+    mixed_store = _copy(mixed_store, tmp_path)
+    fit = run_main("fit", "--db", mixed_store, "--law", "kaplan-n", "--json", "-", check=True)
+    assert json.loads(fit.stdout)["n_points"] == 10
+    run_main("report", "--db", mixed_store, "--out", tmp_path / "rep", check=True)
+    html = (tmp_path / "rep" / "index.html").read_text()
+    runs_section = html.split('id="runs"')[1]
+    for name in ("tiny-a", "tiny-b", "tiny-c", "tiny-d"):
+        assert f">{name}<" in runs_section
+    # the imported runs said nothing about arch or schedule: shown as unknown, never as scalinglab's defaults
+    imported_rows = [r for r in runs_section.split("<tr>") if ">tiny-" in r]
+    assert len(imported_rows) == 4
+    for row in imported_rows:
+        assert ">transformer<" not in row and ">cosine<" not in row and row.count(">unknown<") == 2
+
+
+def _fit_laws_in_report(html: str) -> set[str]:
+    section = html.split('id="laws"')[1].split('id="plan"')[0]
+    return {law for law in ("kaplan-n", "kaplan-c", "frontier") if f">{law}<" in section}
+
+
+def test_fit_db_saves_its_fit_for_the_report(mixed_store, tmp_path):
+    db = _copy(mixed_store, tmp_path)
+    run_main("report", "--db", db, "--out", tmp_path / "before", "--figures", "1", check=True)
+    assert _fit_laws_in_report((tmp_path / "before" / "index.html").read_text()) == set()
+    for law in ("kaplan-n", "frontier"):
+        run_main("fit", "--db", db, "--law", law, "--json", tmp_path / f"{law}.json", check=True)
+    run_main("report", "--db", db, "--out", tmp_path / "after", "--figures", "1", check=True)
+    assert _fit_laws_in_report((tmp_path / "after" / "index.html").read_text()) == {"kaplan-n", "frontier"}
+    # the latest fit of a law is the one the report uses
+    run_main("fit", "--db", db, "--law", "kaplan-n", "--query", "N > 1e5", check=True)
+    from scalinglab.report.study import fits_from_store
+
+    assert fits_from_store(db)["kaplan-n"]["query"] == "N > 1e5"
+
+
+def test_report_takes_several_fits_files(mixed_store, tmp_path):
+    mixed_store = _copy(mixed_store, tmp_path)
+    files = []
+    for law in ("kaplan-n", "kaplan-c", "frontier"):
+        files += ["--fits", tmp_path / f"{law}.json"]
+        run_main("fit", "--db", mixed_store, "--law", law, "--json", tmp_path / f"{law}.json", check=True)
+    run_main("report", "--db", mixed_store, "--out", tmp_path / "rep", "--figures", "1", *files, check=True)
+    assert _fit_laws_in_report((tmp_path / "rep" / "index.html").read_text()) == {"kaplan-n", "kaplan-c", "frontier"}
