@@ -117,3 +117,116 @@ def test_report_takes_several_fits_files(mixed_store, tmp_path):
         run_main("fit", "--db", mixed_store, "--law", law, "--json", tmp_path / f"{law}.json", check=True)
     run_main("report", "--db", mixed_store, "--out", tmp_path / "rep", "--figures", "1", *files, check=True)
     assert _fit_laws_in_report((tmp_path / "rep" / "index.html").read_text()) == {"kaplan-n", "kaplan-c", "frontier"}
+
+
+# ---- an unexpected exception is one line and exit 1, bad input stays exit 2 --------------------------------------
+def _boom(*args, **kwargs):
+    raise KeyError("boom-from-deep-inside")
+
+
+@pytest.fixture(scope="module")
+def small_inputs(tmp_path_factory) -> dict[str, Path]:
+    """A one-run store, a CSV of (N, L), a fit JSON and a plan: enough input for every command to reach its core."""
+    from scalinglab.store.db import record_result
+
+    tmp = tmp_path_factory.mktemp("inputs")
+    record_result(tmp / "runs.db", synthetic_result(np.random.default_rng(0), n_layer=1, d_model=16), plan="p")
+    pd.DataFrame({"N": [1e5, 1e6, 1e7, 1e8], "L": [4.0, 3.5, 3.1, 2.8]}).to_csv(tmp / "nl.csv", index=False)
+    (tmp / "fit.json").write_text(json.dumps({"law": "kaplan-n", "params": {"alpha_N": 0.076, "N_c": 8.8e13}}))
+    (tmp / "plan.toml").write_text('name = "p"\n[train]\ncommand = "true"\nn_ctx = 8\nbatch_size = 2\nsteps = 2\n'
+                                   '[[grid]]\nn_layer = [1]\nd_model = [8]\n')
+    (tmp / "runs.csv").write_text("run,step,tokens,N,loss\na,1,100,1000,4.0\na,2,200,1000,3.9\n")
+    return {"db": tmp / "runs.db", "csv": tmp / "nl.csv", "fit": tmp / "fit.json", "plan": tmp / "plan.toml",
+            "runs_csv": tmp / "runs.csv", "tmp": tmp}
+
+
+# (command line with {placeholders}, the library function deep under it that raises)
+EVERY_COMMAND = {
+    "count": (["count", "--n-layer", "2", "--d-model", "64", "--n-ctx", "64", "--vocab", "256"],
+              "scalinglab.model.counting.count_model"),
+    "fit": (["fit", "--csv", "{csv}", "--law", "kaplan-n"], "scalinglab.laws.data.load_csv"),
+    "import": (["import", "{runs_csv}", "--db", "{tmp}/imported.db"], "scalinglab.store.db.record_result"),
+    "plan": (["plan", "--compute", "1e21", "--fit", "{fit}"], "scalinglab.laws.plan.plan_allocation"),
+    "predict": (["predict", "--fit", "{fit}", "--N", "1e9"], "scalinglab.laws.predict.predict_table"),
+    "report": (["report", "--db", "{db}", "--out", "{tmp}/rep"], "scalinglab.store.db.load_evals"),
+    "reproduce": (["reproduce", "--preset", "tiny", "--out", "{tmp}/repro"], "scalinglab.reproduce.reproduce"),
+    "runs": (["runs", "--db", "{db}"], "scalinglab.store.db.load_runs"),
+    "sweep": (["sweep", "{plan}", "--db", "{tmp}/sweep.db"], "scalinglab.sweep.runner.run_sweep"),
+    "train": (["train", "--corpus", "{tmp}", "--out", "{tmp}/run", "--n-layer", "1", "--d-model", "8", "--n-ctx",
+               "8", "--batch-size", "2", "--steps", "2"], "scalinglab.trackers.train_tracked"),
+    "bench train": (["bench", "train", "--n-layer", "1", "--d-model", "8", "--n-ctx", "8", "--batch-size", "2",
+                     "--steps", "2"], "scalinglab.bench.bench_train"),
+    "corpus prepare": (["corpus", "prepare", "--source", "stdlib", "--out", "{tmp}/corpus"],
+                       "scalinglab.data.prepare.prepare_corpus"),
+    "corpus info": (["corpus", "info", "{tmp}"], "scalinglab.data.corpus.Corpus.open"),
+    "datasets list": (["datasets", "list"], "scalinglab.datasets.list_datasets"),
+    "datasets show": (["datasets", "show", "chinchilla_epoch_fig4"], "scalinglab.datasets.load"),
+    "datasets export": (["datasets", "export", "chinchilla_epoch_fig4", "--out", "{tmp}/x.csv"],
+                        "scalinglab.datasets.read_bytes"),
+}
+
+
+def test_every_command_is_driven_here():
+    import typer
+
+    from scalinglab.cli import app
+
+    def leaves(group, prefix=()):
+        for name, sub in group.commands.items():
+            yield from (leaves(sub, (*prefix, name)) if hasattr(sub, "commands") else [" ".join((*prefix, name))])
+
+    assert set(leaves(typer.main.get_command(app))) == set(EVERY_COMMAND)
+
+
+@pytest.mark.parametrize("name", sorted(EVERY_COMMAND))
+def test_internal_errors_are_one_line_and_exit_1(name, small_inputs, monkeypatch):
+    import importlib
+
+    argv, target = EVERY_COMMAND[name]
+    module, _, attr = target.rpartition(".")
+    try:
+        owner = importlib.import_module(module)
+    except ImportError:  # a class method: module.Class.attr
+        module, _, cls = module.rpartition(".")
+        owner = getattr(importlib.import_module(module), cls)
+    monkeypatch.setattr(owner, attr, _boom)
+    monkeypatch.delenv("SCALINGLAB_DEBUG", raising=False)
+    args = [a.format(**small_inputs) for a in argv]
+    res = run_main(*args)
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode == 1, (res.returncode, res.stderr)
+    assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
+    assert lines[0].startswith(f"error: scalinglab {name} failed in scalinglab."), lines[0]
+    assert "KeyError" in lines[0] and "boom-from-deep-inside" in lines[0] and "--debug" in lines[0]
+    # asked for, the traceback is there (the exception propagates out of main, as Python prints it)
+    with pytest.raises(KeyError, match="boom-from-deep-inside"):
+        run_main(*args, "--debug")
+
+
+def test_debug_env_and_bad_input_exit_codes(small_inputs, monkeypatch):
+    monkeypatch.setattr("scalinglab.store.db.load_runs", _boom)
+    monkeypatch.setenv("SCALINGLAB_DEBUG", "1")
+    with pytest.raises(KeyError):
+        run_main("runs", "--db", small_inputs["db"])
+    monkeypatch.setenv("SCALINGLAB_DEBUG", "0")
+    assert run_main("runs", "--db", small_inputs["db"]).returncode == 1
+    assert run_main("runs", "--db", small_inputs["tmp"] / "missing.db").returncode == 2  # bad input stays 2
+
+
+def test_internal_error_through_the_real_entry_point(small_inputs):
+    """A real process: a store whose config column is not JSON makes `runs` fail deep in the store reader."""
+    import sqlite3
+
+    from tests.helpers import run_cli
+
+    db = small_inputs["tmp"] / "broken.db"
+    import shutil
+
+    shutil.copyfile(small_inputs["db"], db)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE runs SET config = '{not json'")
+    res = run_cli("runs", "--db", db)
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    assert res.stderr.count("\n") == 1 and "scalinglab runs failed in scalinglab.store.db.load_runs" in res.stderr
+    res = run_cli("--debug", "runs", "--db", db)
+    assert res.returncode == 1 and "Traceback" in res.stderr and "JSONDecodeError" in res.stderr
