@@ -230,3 +230,25 @@ def test_internal_error_through_the_real_entry_point(small_inputs):
     assert res.stderr.count("\n") == 1 and "scalinglab runs failed in scalinglab.store.db.load_runs" in res.stderr
     res = run_cli("--debug", "runs", "--db", db)
     assert res.returncode == 1 and "Traceback" in res.stderr and "JSONDecodeError" in res.stderr
+
+
+# ---- sweep --dry-run and the stored result count FLOPs the same way, and say how ---------------------------------
+def test_dry_run_and_stored_result_agree_on_command_run_flops(tmp_path):
+    import shlex
+    import sys
+
+    (tmp_path / "trainer.py").write_text(
+        "import json, os\nM = os.environ['SCALINGLAB_METRICS']\n"
+        "for s in (1, 2):\n    open(M, 'a').write(json.dumps({'step': s, 'loss': 3.0 - 0.1 * s}) + '\\n')\n"
+        "open(M, 'a').write(json.dumps({'final': True}) + '\\n')\n")
+    plan = tmp_path / "plan.toml"
+    plan.write_text(f'name = "p"\n[train]\ncommand = "{shlex.quote(sys.executable)} trainer.py"\nn_ctx = 32\n'
+                    'batch_size = 4\nsteps = 2\n[[grid]]\nn_layer = [2]\nd_model = [32]\n')
+    dry = json.loads(run_main("sweep", plan, "--dry-run", "--json", check=True).stdout)["runs"][0]
+    assert dry["flops_convention"] == "6N" and dry["flops"] == pytest.approx(6 * dry["n_params"] * dry["tokens"])
+    table = run_main("sweep", plan, "--dry-run", check=True).stdout
+    assert "6·N·tokens" in table
+    run_main("sweep", plan, "--db", tmp_path / "runs.db", check=True)
+    stored = json.loads(run_main("runs", "--db", tmp_path / "runs.db", "--json", check=True).stdout)[0]
+    assert stored["flops"] == pytest.approx(dry["flops"]) and stored["flops_convention"] == "6N"
+    assert "6N (6·N·tokens" in run_main("runs", "--db", tmp_path / "runs.db", check=True).stdout

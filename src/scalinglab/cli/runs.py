@@ -13,9 +13,15 @@ from scalinglab.io import json_safe
 
 # What `runs --json` reports per run (besides `config` and, with --curves, `curve`).
 JSON_FIELDS = ("run_id", "name", "plan", "family", "status", "reason", "val_loss", "best_val_loss", "train_loss", "n_params",
-               "n_params_with_embeddings", "n_embedding", "steps", "tokens", "examples", "flops", "flops_no_context",
+               "n_params_with_embeddings", "n_embedding", "steps", "tokens", "examples", "flops", "flops_convention",
+               "flops_no_context",
                "pf_days", "noise_scale", "lr", "wall_s", "threads", "host", "started_at", "finished_at", "attempts")
 
+
+# What each FLOP convention a run can carry means (sweep.plan and sweep.command name them)
+FLOPS_WORDS = {"exact": "6N + 6·n_layer·n_ctx·d_attn per token, scalinglab's trainer",
+               "6N": "6·N·tokens, a command run whose trainer logged no FLOPs",
+               "reported": "logged by the run's own trainer"}
 
 app = new_app()
 
@@ -110,6 +116,10 @@ def _print_table(df, db: str) -> None:
                   f"{vl:.4f}" if vl is not None else "-", f"{wall:.1f} s" if wall is not None else "-")
     con = Console() if sys.stdout.isatty() else Console(width=160, no_color=True)
     con.print(t)
+    conventions = sorted(set(df["flops_convention"].dropna())) if "flops_convention" in df else []
+    if conventions:
+        con.print("FLOPs counted as: " + "; ".join(f"{c} ({FLOPS_WORDS.get(c, 'as the import recorded')})"
+                                                   for c in conventions))
 
 
 def _cell(x) -> str:

@@ -606,6 +606,7 @@ def load_runs(db_path: DbLike, plan: str | None = None):
         for k in RUN_JSON_METRICS:
             rec[k] = r[k]
         rec.update(_branch_columns(r))
+        rec["flops_convention"] = _flops_convention(r)
         rec["config"] = r["config"]
         records.append(rec)
     columns = list(records[0]) if records else _run_frame_columns()
@@ -652,11 +653,22 @@ def _branch_columns(row: Mapping[str, Any]) -> dict:
             "own_wall_s": own_wall if own_wall is not None else row["wall_s"]}
 
 
+def _flops_convention(row: Mapping[str, Any]) -> str | None:
+    """How the run's FLOPs were counted: "exact" (scalinglab's trainer: 6N + the context term per token), "6N"
+    (6·N·tokens) or "reported" (a command run's trainer logged them), or what an import recorded; None before a
+    result exists."""
+    res = json.loads(row["result"]) if row["result"] else None
+    if not res:
+        return None
+    imported = res.get("import") if isinstance(res.get("import"), Mapping) else {}
+    return res.get("flops_convention") or imported.get("flop_convention") or "exact"
+
+
 def _run_frame_columns() -> list[str]:
     return ["run_id", "name", "plan", "family", "status", "reason", "host", "created_at", "started_at", "finished_at", "wall_s",
             "threads", "attempts", *CONFIG_COLUMNS, "steps", "lr",
             *(k for k in RUN_METRICS if k not in ("steps", "lr")), *RUN_JSON_METRICS,
-            "parent_id", "inherited_flops", "own_flops", "own_wall_s", "config"]
+            "parent_id", "inherited_flops", "own_flops", "own_wall_s", "flops_convention", "config"]
 
 
 def load_evals(db_path: DbLike, plan: str | None = None):
