@@ -252,3 +252,179 @@ def test_dry_run_and_stored_result_agree_on_command_run_flops(tmp_path):
     stored = json.loads(run_main("runs", "--db", tmp_path / "runs.db", "--json", check=True).stdout)[0]
     assert stored["flops"] == pytest.approx(dry["flops"]) and stored["flops_convention"] == "6N"
     assert "6N (6·N·tokens" in run_main("runs", "--db", tmp_path / "runs.db", check=True).stdout
+
+
+# ---- the planner says how far it extrapolates; a fit far from the paper says so ----------------------------------
+def test_plan_says_how_far_it_extrapolates(tmp_path):
+    fit = tmp_path / "ch.json"
+    run_main("fit", "--dataset", "chinchilla_epoch_fig4", "--law", "chinchilla", "--json", fit, check=True)
+    rng = json.loads(fit.read_text())["data_range"]
+    from scalinglab.datasets import load
+
+    table = load("chinchilla_epoch_fig4")
+    assert rng == {"N": [table["N"].min(), table["N"].max()], "D": [table["D"].min(), table["D"].max()],
+                   "C": [(6 * table["N"] * table["D"]).min(), (6 * table["N"] * table["D"]).max()]}
+    near = json.loads(run_main("plan", "--fit", fit, "--compute", "1e21", "--json", check=True).stdout)["extrapolation"]
+    far = json.loads(run_main("plan", "--fit", fit, "--compute", "1e27", "--json", check=True).stdout)["extrapolation"]
+    assert near["projection"] is False and near["decades_C"] < 0 and near["decades_N"] == 0
+    assert far["projection"] is True and far["decades_C"] == pytest.approx(np.log10(1e27 / rng["C"][1]))
+    assert far["decades_N"] > 1 and far["decades_D"] > 1
+    text = run_main("plan", "--fit", fit, "--compute", "1e27", check=True).stdout
+    assert "extrapolation: C +4.9, N +2.7, D +1.8 decades" in text and "PROJECTION" in text
+    assert "-> prediction" in run_main("plan", "--fit", fit, "--compute", "1e21", check=True).stdout
+
+
+def test_report_planner_rows_say_prediction_or_projection(tmp_path):
+    from scalinglab.report.content import plan_rows
+    from scalinglab.report.study import Study, plan_budgets
+    from tests.helpers import make_store
+
+    db = make_store(tmp_path / "s.db", extras=False)
+    run_main("fit", "--db", db, "--law", "kaplan-nd", check=True)  # saved in the store, N and D ranges with it
+    run_main("fit", "--db", db, "--law", "frontier", check=True)
+    from scalinglab.report.study import fits_from_store
+
+    study = Study.from_db(db, fits=fits_from_store(db))
+    largest = study.done["pf_days"].max()
+    rows = plan_budgets(study, [largest * 5, largest * 1e4])
+    assert [r["kind"] for r in rows] == ["prediction", "projection"]
+    assert rows[1]["extrapolation"]["decades_C"] == pytest.approx(4)
+    cols, table = plan_rows(rows)
+    assert {"kind", "reach"} <= set(cols) and table[1][cols.index("kind")] == "projection"
+
+
+def test_exponent_outside_its_interval_of_the_papers_says_so():
+    from scalinglab.report.content import fit_rows, paper_gap_lines
+
+    fits = {"kaplan-n": {"law": "kaplan-n", "params": {"alpha_N": 0.039, "N_c": 1e9},
+                         "ci95": {"alpha_N": [0.030, 0.048], "N_c": [5e8, 2e9]}},
+            "kaplan-d": {"law": "kaplan-d", "params": {"alpha_D": 0.09, "D_c": 1e13},
+                         "ci95": {"alpha_D": [0.08, 0.11]}}}
+    rows = {(r["param"]): r for r in fit_rows(fits)}
+    assert rows["alpha_N"]["paper"] == "0.076 (outside the CI)" and rows["alpha_D"]["paper"] == "0.095"
+    assert rows["N_c"]["paper"] == "8.800e+13"  # scales are not exponents: not compared
+    (line,) = paper_gap_lines(fits)
+    assert "alpha_N = 0.039" in line and "0.076" in line and "more than its interval" in line
+
+
+def test_report_never_cuts_a_planner_note(tmp_path):
+    from scalinglab.report.study import Study, plan_budgets
+    from tests.helpers import make_store
+
+    db = make_store(tmp_path / "s.db", extras=False)
+    fits = {"kaplan-n": {"law": "kaplan-n", "params": {"alpha_N": 0.076, "N_c": 8.8e13}}}
+    rows = plan_budgets(Study.from_db(db, fits=fits), [1.0])
+    note = rows[0].get("note") or ""
+    assert note.startswith("planner:") and "frontier" in note and not note.rstrip().endswith(",")
+
+
+# ---- the main job needs only the base dependencies ----------------------------------------------------------------
+# Extras and test tools (pyproject: ray, track, hf, dev, docs): none may be imported on the main job's path.
+NOT_BASE = ("ray", "pytest", "_pytest", "xdist", "hypothesis", "playwright", "mlflow", "wandb", "tensorboard",
+            "tbparse", "datasets", "sklearn", "mkdocs", "ruff")
+BLOCKER = f"""
+import sys
+
+class _WithoutExtras:
+    # wraps each import finder: the extras and test tools are not found, as in an environment without them
+    def __init__(self, finder):
+        self.finder = finder
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {NOT_BASE!r}:
+            return None
+        find = getattr(self.finder, "find_spec", None)
+        return None if find is None else find(name, path, target)
+
+    def __getattr__(self, attr):
+        return getattr(self.finder, attr)
+
+sys.meta_path[:] = [_WithoutExtras(f) for f in sys.meta_path]
+"""
+
+
+def _base_closure() -> set[str]:
+    """The distributions a plain `pip install .` brings: pyproject's `dependencies` and what they require."""
+    import re
+    from importlib.metadata import PackageNotFoundError, requires
+
+    import tomllib
+
+    def name(req: str) -> str:
+        return re.split(r"[\s<>=!~;\[]", req, maxsplit=1)[0].lower().replace("_", "-")
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    allowed, todo = set(), [name(r) for r in project["dependencies"]]
+    while todo:
+        dist = todo.pop()
+        if dist in allowed:
+            continue
+        allowed.add(dist)
+        try:
+            todo += [name(r) for r in (requires(dist) or []) if "extra ==" not in r]
+        except PackageNotFoundError:  # a requirement for other Pythons or platforms, not installed here
+            continue
+    return allowed
+
+
+def _not_base_modules() -> set[str]:
+    """Top-level modules of every installed distribution outside the base closure (the extras, test tools, and
+    whatever else this environment happens to hold), plus NOT_BASE."""
+    from importlib.metadata import packages_distributions
+
+    allowed = _base_closure()
+    return set(NOT_BASE) | {m for m, dists in packages_distributions().items()
+                            if m != "scalinglab" and not {d.lower().replace("_", "-") for d in dists} & allowed}
+
+
+def _base_only_env(tmp_path: Path) -> dict[str, str]:
+    """PYTHONPATH with a sitecustomize that makes every module outside the base dependencies unimportable, in this
+    process and every child process."""
+    import os
+
+    site = tmp_path / "base_only"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(BLOCKER.replace(repr(NOT_BASE), repr(sorted(_not_base_modules()))))
+    return {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+
+
+def test_requires_python_admits_only_pythons_with_the_stdlib_it_uses():
+    import tomllib
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    uses_tomllib = any("import tomllib" in p.read_text() for p in (Path(__file__).parents[1] / "src").rglob("*.py"))
+    assert not uses_tomllib or project["requires-python"].replace(" ", "") in (">=3.11", ">=3.12"), \
+        f"src imports tomllib (Python 3.11+) but requires-python is {project['requires-python']}"
+
+
+def test_main_job_modules_import_with_base_dependencies_only(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import scalinglab.cli.app, scalinglab.reproduce, scalinglab.sweep.runner, scalinglab.sweep.executors, "
+            "scalinglab.train.loop, scalinglab.report.html, scalinglab.report.figures, scalinglab.laws, "
+            "scalinglab.laws.plan, scalinglab.data.prepare, scalinglab.api\n"
+            "import importlib.util as u\n"
+            "assert u.find_spec('ray') is None and u.find_spec('pytest') is None, 'the extras are importable'\n")
+    import os
+
+    proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, **_base_only_env(tmp_path)},
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.slow
+def test_reproduce_runs_with_base_dependencies_only(tmp_path):
+    """`reproduce` end to end (a micro plan of the tiny preset) with every extra and test tool unimportable."""
+    from tests.helpers import run_cli
+
+    plan = tmp_path / "micro.toml"
+    plan.write_text('name = "micro"\ncorpus = "corpus"\n[train]\nn_ctx = 16\nbatch_size = 16\nsteps = 12\n'
+                    'eval_tokens = 256\ncheckpoint_every_steps = 0\n[[grid]]\nn_layer = [1]\nd_model = [8, 16, 24, 32]\n')
+    res = run_cli("reproduce", "--preset", "tiny", "--plan", plan, "--out", tmp_path / "out", "--max-tokens", "30000",
+                  "--vocab-size", "300", "--workers", "2", "--figures", "1,23", "--json", env=_base_only_env(tmp_path))
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["sweep"]["done"] == 4 and out["sweep"]["failed"] == 0
+    assert (tmp_path / "out" / "report" / "index.html").is_file()
+

@@ -254,6 +254,8 @@ def plan_budgets(study: Study, budgets: list[float] | None = None) -> list[dict]
         from scalinglab.laws.plan import plan_allocation
     except ImportError:
         return []
+    from scalinglab.laws.reach import extrapolation, kind_text, reach_text
+
     if not study.fits:
         return []
     nopt = frontier_nopt(study)
@@ -266,7 +268,7 @@ def plan_budgets(study: Study, budgets: list[float] | None = None) -> list[dict]
         try:
             ans = plan_allocation(b * PF_DAY, fits=study.fits)
         except Exception as e:  # noqa: BLE001 - a planner that cannot use these fits is reported, not fatal
-            rows.append({"compute_pf_days": b, **reach, "note": f"planner: {str(e).splitlines()[0][:120]}"})
+            rows.append({"compute_pf_days": b, **reach, "note": f"planner: {' '.join(str(e).split())}"})
             continue
         if hasattr(ans, "to_dict"):
             ans = ans.to_dict()
@@ -276,7 +278,9 @@ def plan_budgets(study: Study, budgets: list[float] | None = None) -> list[dict]
             ans.update(N_opt=n, D=b * PF_DAY / (6 * n))
             ans.setdefault("sources", {}).update(N_opt=f"frontier N_opt ∝ C^{nopt['exponent']:.3f}",
                                                  D="C/(6·N_opt)")
-        rows.append({"compute_pf_days": b, **reach, **ans})
+        ans["extrapolation"] = extrapolation(ans, study.fits, largest * PF_DAY if np.isfinite(largest) else None)
+        rows.append({"compute_pf_days": b, **reach, **ans, "reach": reach_text(ans["extrapolation"]),
+                     "kind": kind_text(ans["extrapolation"])})
     return rows
 
 
