@@ -80,7 +80,8 @@ def extrapolation(row: Mapping[str, Any], fits: Mapping[str, Any] | None,
         "threshold_decades": PROJECTION_DECADES,
     }
     known = [v for k, v in out.items() if k.startswith("decades_") and v is not None]
-    out["projection"] = None if not known else bool(max(known) > PROJECTION_DECADES)
+    # compared as shown (one decimal): a budget of exactly 10x the largest run is one decade, not "more than one"
+    out["projection"] = None if not known else bool(round(max(known), 1) > PROJECTION_DECADES)
     return out
 
 

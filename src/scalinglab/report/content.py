@@ -73,7 +73,8 @@ SMALL_SCALE_NOTE = (
     "(embedding parameters, the head and context FLOPs weigh most at small N: Pearce & Song 2024), the warm-up and "
     "schedule length relative to the run, and learning rate and batch tuned per size or not (Porian et al. 2024 trace "
     "Kaplan's N_opt ∝ C^0.73 vs Chinchilla's C^0.5 to these), besides the corpus, tokenizer and the few decades of N a "
-    "small study spans. `scalinglab fit --sensitivity` shows how the exponents move with the counting conventions.")
+    "small study spans. scalinglab fit --db DB --law LAW --sensitivity shows how the exponents move with the counting "
+    "conventions.")
 
 
 def paper_gaps(name: str, fit: dict) -> list[dict[str, Any]]:
