@@ -95,17 +95,16 @@ def _fit_laws_in_report(html: str) -> set[str]:
 
 
 def test_fit_db_saves_its_fit_for_the_report(mixed_store, tmp_path):
+    from scalinglab.report.study import fits_from_store
+
     db = _copy(mixed_store, tmp_path)
-    run_main("report", "--db", db, "--out", tmp_path / "before", "--figures", "1", check=True)
-    assert _fit_laws_in_report((tmp_path / "before" / "index.html").read_text()) == set()
+    assert fits_from_store(db) == {}
     for law in ("kaplan-n", "frontier"):
         run_main("fit", "--db", db, "--law", law, "--json", tmp_path / f"{law}.json", check=True)
     run_main("report", "--db", db, "--out", tmp_path / "after", "--figures", "1", check=True)
     assert _fit_laws_in_report((tmp_path / "after" / "index.html").read_text()) == {"kaplan-n", "frontier"}
     # the latest fit of a law is the one the report uses
     run_main("fit", "--db", db, "--law", "kaplan-n", "--query", "N > 1e5", check=True)
-    from scalinglab.report.study import fits_from_store
-
     assert fits_from_store(db)["kaplan-n"]["query"] == "N > 1e5"
 
 
@@ -233,6 +232,24 @@ def test_internal_error_through_the_real_entry_point(small_inputs):
 
 
 # ---- sweep --dry-run and the stored result count FLOPs the same way, and say how ---------------------------------
+def test_dry_run_plans_a_command_run_as_its_result_counts_it(tmp_path):
+    from scalinglab.sweep.command import command_result
+    from scalinglab.sweep.plan import load_plan
+
+    plan = tmp_path / "plan.toml"
+    plan.write_text('name = "p"\n[train]\ncommand = "true"\nn_ctx = 32\nbatch_size = 4\nsteps = 2\n'
+                    '[[grid]]\nn_layer = [2]\nd_model = [32]\n')
+    dry = json.loads(run_main("sweep", plan, "--dry-run", "--json", check=True).stdout)["runs"][0]
+    assert dry["flops_convention"] == "6N"
+    spec = load_plan(plan).runs[0]
+    records = [{"step": 1, "loss": 3.0}, {"step": 2, "loss": 2.9}, {"final": True}]  # no N, no FLOPs logged
+    stored = command_result({"run_id": spec.run_id, "config": spec.config.model_dump(mode="json"), "command": "true"},
+                            records, 1.0)
+    assert stored["flops"] == pytest.approx(dry["flops"]) and stored["flops_convention"] == dry["flops_convention"]
+    assert "6·N·tokens" in run_main("sweep", plan, "--dry-run", check=True).stdout
+
+
+@pytest.mark.slow
 def test_dry_run_and_stored_result_agree_on_command_run_flops(tmp_path):
     import shlex
     import sys
@@ -397,6 +414,7 @@ def test_requires_python_admits_only_pythons_with_the_stdlib_it_uses():
         f"src imports tomllib (Python 3.11+) but requires-python is {project['requires-python']}"
 
 
+@pytest.mark.slow  # a fresh interpreter imports torch, matplotlib, pandas, scipy
 def test_main_job_modules_import_with_base_dependencies_only(tmp_path):
     import subprocess
     import sys
