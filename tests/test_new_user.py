@@ -108,6 +108,7 @@ def test_fit_db_saves_its_fit_for_the_report(mixed_store, tmp_path):
     assert fits_from_store(db)["kaplan-n"]["query"] == "N > 1e5"
 
 
+@pytest.mark.slow
 def test_report_takes_several_fits_files(mixed_store, tmp_path):
     mixed_store = _copy(mixed_store, tmp_path)
     files = []
@@ -212,6 +213,7 @@ def test_debug_env_and_bad_input_exit_codes(small_inputs, monkeypatch):
     assert run_main("runs", "--db", small_inputs["tmp"] / "missing.db").returncode == 2  # bad input stays 2
 
 
+@pytest.mark.slow
 def test_internal_error_through_the_real_entry_point(small_inputs):
     """A real process: a store whose config column is not JSON makes `runs` fail deep in the store reader."""
     import sqlite3
