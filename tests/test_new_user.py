@@ -448,3 +448,17 @@ def test_reproduce_runs_with_base_dependencies_only(tmp_path):
     assert out["sweep"]["done"] == 4 and out["sweep"]["failed"] == 0
     assert (tmp_path / "out" / "report" / "index.html").is_file()
 
+
+
+def test_import_keeps_a_word_for_the_lr_and_leaves_the_lr_unknown(tmp_path):
+    from scalinglab.importers import import_runs
+    from scalinglab.store.db import load_runs
+
+    rows = [{"run": name, "step": s, "tokens": s * 1000, "N": n, "loss": 3 + 1 / s + (1e7 / n) ** 0.1}
+            for name, n in (("a", 1e5), ("b", 1e6)) for s in (10, 100, 1000)]
+    pd.DataFrame(rows).to_csv(tmp_path / "c.csv", index=False)
+    pd.DataFrame([{"run": "a", "lr": "auto"}, {"run": "b", "lr": 3e-4}]).to_csv(tmp_path / "cfg.csv", index=False)
+    import_runs(tmp_path / "c.csv", tmp_path / "r.db", fmt="csv", config_table=tmp_path / "cfg.csv")
+    runs = load_runs(tmp_path / "r.db").set_index("name")
+    assert pd.isna(runs.loc["a", "lr"]) and runs.loc["b", "lr"] == pytest.approx(3e-4)
+    assert json.loads(runs.loc["a", "config"])["lr"] == "auto"
