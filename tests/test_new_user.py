@@ -462,3 +462,16 @@ def test_import_keeps_a_word_for_the_lr_and_leaves_the_lr_unknown(tmp_path):
     runs = load_runs(tmp_path / "r.db").set_index("name")
     assert pd.isna(runs.loc["a", "lr"]) and runs.loc["b", "lr"] == pytest.approx(3e-4)
     assert json.loads(runs.loc["a", "config"])["lr"] == "auto"
+
+
+def test_a_command_runs_recipe_is_known_only_where_its_command_passes_it(tmp_path):
+    from scalinglab.store.db import load_runs, record_result
+
+    rng = np.random.default_rng(2)
+    for d_model, template in ((16, "python t.py --d {d_model}"), (32, "python t.py --d {d_model} --s {schedule}")):
+        r = _command_result(rng, 1, d_model, lr_logged=True)
+        r["command"] = template
+        record_result(tmp_path / "r.db", r, plan="p")
+    runs = load_runs(tmp_path / "r.db").set_index("d_model")
+    assert pd.isna(runs.loc[16, "schedule"]) and pd.isna(runs.loc[16, "arch"])  # scalinglab's defaults, never passed
+    assert runs.loc[32, "schedule"] == "cosine" and runs.loc[32, "n_layer"] == 1

@@ -594,8 +594,9 @@ def load_runs(db_path: DbLike, plan: str | None = None):
             "finished_at": r["finished_at"], "wall_s": r["wall_s"], "threads": r["threads"],
             "attempts": r["attempts"],
         }
+        unseen = _not_given_to_command(r["result"])
         for k in CONFIG_COLUMNS:
-            rec[k] = cfg.get(k)
+            rec[k] = None if k in unseen else cfg.get(k)
         for k in ("d_ff", "d_attn", "n_heads"):
             rec[k] = cfg.get(k) if cfg.get(k) is not None else resolved.get(k)
         rec["steps"] = r["steps"] if r["steps"] is not None else resolved.get("planned_steps")
@@ -623,6 +624,27 @@ def _resolved_config(cfg: dict, train_config: Any) -> dict:
         return {"planned_steps": cfg.get("steps")}
     return {"config": {**tc.model_dump(mode="json"), **cfg}, "d_ff": shape.d_ff, "d_attn": shape.d_attn,
             "n_heads": shape.n_heads, "planned_steps": tc.total_steps}
+
+
+# Training-recipe settings a command run's trainer only knows if its command line passes them ({schedule}, ...);
+# otherwise the values in its config are scalinglab's defaults, not what the trainer did.
+RECIPE_COLUMNS = ("arch", "dropout", "tie_embeddings", "warmup", "schedule", "min_lr_ratio", "weight_decay", "beta1",
+                  "beta2", "grad_clip", "eval_every", "eval_tokens")
+
+
+def _not_given_to_command(result_json: str | None) -> set[str]:
+    """The recipe settings a command run's template did not pass to its trainer (empty for other runs)."""
+    from string import Formatter
+
+    res = json.loads(result_json) if result_json else {}
+    template = res.get("command") if res.get("trainer") == "command" else None
+    if not isinstance(template, str):
+        return set()
+    try:
+        given = {field.split(".")[0].split("[")[0] for _, field, _, _ in Formatter().parse(template) if field}
+    except ValueError:  # not a format string after all: assume it passed nothing
+        given = set()
+    return set(RECIPE_COLUMNS) - given
 
 
 def _run_name(cfg: Mapping[str, Any]) -> str | None:
