@@ -55,3 +55,35 @@ def test_report_loads_in_chromium(tmp_path):
     assert css_applied == "1280px"  # the local stylesheet loaded
     assert all(urlparse(r).scheme == "file" for r in requests), requests
     assert (tmp_path / "screenshot.png").stat().st_size > 50_000
+
+
+def test_report_tables_fit_a_1400_pixel_window_and_nothing_is_cut(tmp_path):
+    """The "Not measured" table, the planner's notes and the runs table fit the page at 1,400 px; no note is cut."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from scalinglab.report.html import build_report
+    from scalinglab.report.study import Study, plan_budgets
+
+    db = make_store(tmp_path / "runs.db", extras=False)
+    study = Study.from_db(db, fits={"kaplan-n": {"law": "kaplan-n", "params": {"alpha_N": 0.076, "N_c": 8.8e13}}})
+    study.plans = plan_budgets(study)  # kaplan-n alone plans nothing: each row is the planner's (long) note
+    out = tmp_path / "report"
+    not_measured = ["5", "7", "9", "11", "15", "16", "17", "18", "22", "LR"]
+    rep = build_report(study, out, only=not_measured)
+    assert len(rep.figures) == len(not_measured) and not rep.drawn
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto((out / "index.html").as_uri())
+            page.wait_for_load_state("load")
+            page_width = page.evaluate("document.documentElement.scrollWidth")
+            overflowing = page.evaluate(
+                "[...document.querySelectorAll('table')].filter(t => t.getBoundingClientRect().right > 1400"
+                " || (t.parentElement.scrollWidth > t.parentElement.clientWidth + 1)).map(t => t.innerText.slice(0, 60))")
+            notes = page.evaluate("[...document.querySelectorAll('#plan ~ table td, #plan ~ div td')]"
+                                  ".map(td => td.innerText).filter(t => t.startsWith('planner:'))")
+            page.screenshot(path=str(tmp_path / "screenshot.png"), full_page=True)
+        finally:
+            browser.close()
+    assert page_width <= 1400 and not overflowing, (page_width, overflowing)
+    assert notes and all("frontier" in n and not n.rstrip().endswith(",") for n in notes), notes

@@ -45,6 +45,10 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
     ),
+    debug: bool = typer.Option(
+        False, "--debug", help="Show the full traceback of an internal error (also SCALINGLAB_DEBUG=1; accepted "
+                               "after any command too)."
+    ),
 ) -> None:
     """Scaling laws for neural language models: train, fit, plan and report."""
 

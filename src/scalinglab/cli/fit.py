@@ -101,6 +101,10 @@ def fit(
                          seed=seed, min_step=min_step, min_tokens=min_tokens).to_dict()
         show = summary
     _record_inputs(result, source, db, query, count_embeddings, c_unit if laws and isinstance(laws[0], KaplanC) else None)
+    if db is not None:  # `report --db` reads the latest fit of each law from the store
+        from scalinglab.store.db import save_fit_result
+
+        save_fit_result(db, result)
     if json_out is not None:
         emit_json(result, json_out)
     if json_out != "-":

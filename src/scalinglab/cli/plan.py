@@ -59,6 +59,9 @@ def summary(r: dict) -> str:
                      "  batch: B_opt is the loss-optimal batch of the batch-size scans (no B_crit: no bcrit fit)")
     if r.get("unique_tokens"):
         lines.append(f"  unique tokens U = {r['unique_tokens']:.4g}: D is {r['epochs']:.3g} epochs of them")
+    e = r.get("extrapolation")
+    if e:
+        lines.append("  " + extrapolation_line(e))
     c = r.get("contradiction") or {}
     if c.get("C_pf_days") is not None:
         lines.append(f"  contradiction point: C* = {c['C_pf_days']:.3g} PF-days, N* = {c['N']:.3g}, "
@@ -66,3 +69,18 @@ def summary(r: dict) -> str:
     else:
         lines.append(f"  contradiction point: n/a ({c.get('reason', '')})")
     return "\n".join(lines)
+
+
+def extrapolation_line(e: dict) -> str:
+    """How far the plan extrapolates, and whether that makes it a projection rather than a prediction."""
+    from scalinglab.laws.reach import kind_text, reach_text
+
+    reach = reach_text(e)
+    if not reach:
+        return "extrapolation: unknown (the fit records no data range: refit it with this version)"
+    line = (f"extrapolation: {reach} (C from {e['compute_basis']}; N_opt, D outside the fitted N, D)"
+            f" -> {kind_text(e).upper() if e.get('projection') else kind_text(e)}")
+    if e.get("projection"):
+        return line + (f": more than {e['threshold_decades']:g} decade out, the fitted form carried where no data "
+                       "checked it, not a prediction")
+    return line + f" (within {e['threshold_decades']:g} decade)"

@@ -16,9 +16,10 @@ def report(
     db: Annotated[str, typer.Option("--db", help="Results store written by `sweep`, `train --db` or `reproduce`.")],
     out: Annotated[str, typer.Option("--out", help="Folder for index.html (or index.md), the figures and style.css.")],
     format_: Annotated[str, typer.Option("--format", help="html or md.")] = "html",
-    fits: Annotated[str | None, typer.Option(
+    fits: Annotated[list[str] | None, typer.Option(
         "--fits", help="Fitted laws: a `scalinglab fit --json` file or an object keyed by law name (reproduce's "
-                       "fits.json). Default: the latest fit of each law saved in the store.")] = None,
+                       "fits.json); repeat it to combine files (a later file's law wins). Default: the latest fit "
+                       "of each law saved in the store (`fit --db` and `reproduce` save theirs).")] = None,
     budget: Annotated[list[float] | None, typer.Option(
         "--budget", help="Compute budgets in PF-days for the planner table (repeatable; default: 10x, 100x and "
                          "1000x the study's largest run).")] = None,
@@ -32,7 +33,7 @@ def report(
 
     from scalinglab.errors import UserError
     from scalinglab.report.html import build_report
-    from scalinglab.report.study import Study, fits_from_store, load_fits_file, plan_budgets
+    from scalinglab.report.study import Study, fits_from_store, load_fits_files, plan_budgets
 
     if format_ not in ("html", "md"):
         raise UserError(f"unknown --format {format_!r}; use html or md")
@@ -42,7 +43,7 @@ def report(
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out {out_dir} exists and is not a folder")
-    fit_dicts = load_fits_file(fits) if fits else fits_from_store(db_path)
+    fit_dicts = load_fits_files(fits) if fits else fits_from_store(db_path)
     study = Study.from_db(db_path, fits=fit_dicts)
     study.plans = plan_budgets(study, budget)
     only = [f.strip() for f in figures.split(",") if f.strip()] if figures else None

@@ -59,7 +59,12 @@ def reproduce(
     if alpha is not None:
         ci = (res.fits["kaplan-n"].get("ci95") or {}).get("alpha_N")
         ci_s = f" (95% CI {ci[0]:.3f}–{ci[1]:.3f})" if ci else ""
-        typer.echo(f"kaplan-n: alpha_N = {alpha:.4f}{ci_s}; paper 0.076")
+        from scalinglab.report.content import paper_gaps
+
+        gap = paper_gaps("kaplan-n", res.fits["kaplan-n"])
+        typer.echo(f"kaplan-n: alpha_N = {alpha:.4f}{ci_s}; paper 0.076"
+                   + ("; outside the interval: small-scale exponents differ (counting conventions, schedule, per-size "
+                      "tuning, corpus: see the report)" if gap else ""))
     for law, why in res.skipped_fits.items():
         typer.echo(f"{law}: not fitted ({why})")
     typer.echo(f"report: {res.out / 'report' / 'index.html'} ({len(drawn)} figures)")

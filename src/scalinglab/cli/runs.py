@@ -12,10 +12,16 @@ from scalinglab.cli.core import emit_json, new_app
 from scalinglab.io import json_safe
 
 # What `runs --json` reports per run (besides `config` and, with --curves, `curve`).
-JSON_FIELDS = ("run_id", "plan", "family", "status", "reason", "val_loss", "best_val_loss", "train_loss", "n_params",
-               "n_params_with_embeddings", "n_embedding", "steps", "tokens", "examples", "flops", "flops_no_context",
+JSON_FIELDS = ("run_id", "name", "plan", "family", "status", "reason", "val_loss", "best_val_loss", "train_loss", "n_params",
+               "n_params_with_embeddings", "n_embedding", "steps", "tokens", "examples", "flops", "flops_convention",
+               "flops_no_context",
                "pf_days", "noise_scale", "lr", "wall_s", "threads", "host", "started_at", "finished_at", "attempts")
 
+
+# What each FLOP convention a run can carry means (sweep.plan and sweep.command name them)
+FLOPS_WORDS = {"exact": "6N + 6·n_layer·n_ctx·d_attn per token, scalinglab's trainer",
+               "6N": "6·N·tokens, a command run whose trainer logged no FLOPs",
+               "reported": "logged by the run's own trainer"}
 
 app = new_app()
 
@@ -93,7 +99,9 @@ def _print_table(df, db: str) -> None:
     from rich.table import Table
 
     t = Table(title=f"{db}: {len(df)} runs")
-    for col in ("run_id", "plan", "status", "n_layer", "d_model", "N", "steps", "tokens", "FLOPs", "val_loss", "wall"):
+    named = "name" in df and df["name"].notna().any()  # imported runs keep the names they had in their source
+    for col in ("run_id", *(("name",) if named else ()), "plan", "status", "n_layer", "d_model", "N", "steps",
+                "tokens", "FLOPs", "val_loss", "wall"):
         t.add_column(col)
     for r in df.to_dict("records"):
         vl = json_safe(r["val_loss"])
@@ -101,9 +109,20 @@ def _print_table(df, db: str) -> None:
         tok = json_safe(r["tokens"])
         fl = json_safe(r["flops"])
         wall = json_safe(r["wall_s"])
-        t.add_row(r["run_id"], str(r["plan"] or "-"), r["status"], str(r["n_layer"]), str(r["d_model"]),
+        t.add_row(r["run_id"], *((_cell(r["name"]),) if named else ()), _cell(r["plan"]), r["status"],
+                  _cell(r["n_layer"]), _cell(r["d_model"]),
                   f"{int(n):,}" if n is not None else "-", str(json_safe(r["steps"]) or "-"),
                   f"{int(tok):,}" if tok is not None else "-", f"{fl:.3g}" if fl is not None else "-",
                   f"{vl:.4f}" if vl is not None else "-", f"{wall:.1f} s" if wall is not None else "-")
     con = Console() if sys.stdout.isatty() else Console(width=160, no_color=True)
     con.print(t)
+    conventions = sorted(set(df["flops_convention"].dropna())) if "flops_convention" in df else []
+    if conventions:
+        con.print("FLOPs counted as: " + "; ".join(f"{c} ({FLOPS_WORDS.get(c, 'as the import recorded')})"
+                                                   for c in conventions))
+
+
+def _cell(x) -> str:
+    """A config value as the table shows it: '-' when the run's source did not give it."""
+    x = json_safe(x)
+    return "-" if x is None else str(x)

@@ -118,9 +118,21 @@ def _dry_run(plan, db: str | None, threads: int, workers: int, estimate: bool, j
                   _fmt_s(r["est_wall_s"]), r["status"])
     con = _console()
     con.print(t)
+    con.print(_flops_note({r["flops_convention"] for r in rows}))
     con.print(f"total {out['total_flops']:.3g} FLOPs; estimated {_fmt_s(total_est)} with {workers} worker(s) × "
               f"{threads} thread(s) (from a few timed steps)" if total_est is not None else
               f"total {out['total_flops']:.3g} FLOPs")
+
+
+def _flops_note(conventions: set[str]) -> str:
+    """Which FLOP count the dry run shows: the one the stored results will hold."""
+    from scalinglab.sweep.plan import FLOPS_6N, FLOPS_EXACT
+
+    words = {FLOPS_EXACT: "scalinglab's runs: exact (6N + the context term 6·n_layer·n_ctx·d_attn per token), as they "
+                          "are stored",
+             FLOPS_6N: "command runs: 6·N·tokens with N counted from the planned shape, as they are stored unless "
+                       "the trainer logs its own FLOPs or N"}
+    return "FLOPs: " + "; ".join(words[c] for c in sorted(conventions))
 
 
 def _print_summary(s) -> None:

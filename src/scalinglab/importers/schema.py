@@ -128,6 +128,15 @@ def _num(v: Any, what: str) -> float:
     return x
 
 
+def _number_or_none(v: Any) -> float | None:
+    """A finite number, or None for anything else (a word such as "auto", a missing value)."""
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
 def _int(v: Any, what: str) -> int:
     x = _num(v, what)
     if x != int(x) or x <= 0:
@@ -247,7 +256,6 @@ def _config_record(run: ImportedRun, where: str) -> dict[str, Any]:
     if "batch_size" in cfg:
         b = _num(cfg["batch_size"], f"{where}: batch_size")
         cfg["batch_size"] = int(b) if b == int(b) else b
-    cfg.setdefault("arch", "transformer")
     cfg["import"] = {"family": run.family, "label": run.label, "run": run.key, **run.source}
     return cfg
 
@@ -272,7 +280,7 @@ def to_result(run: ImportedRun, looked_for: str = "") -> dict[str, Any]:
                 p[k] = float(row[k])
         points.append(p)
     final = points[-1]
-    lr = run.config.get("lr")
+    lr = _number_or_none(run.config.get("lr"))  # "auto", "sweep", ...: the config keeps the word, the LR is unknown
     if lr is None and "lr" in curve.columns and curve["lr"].notna().any():
         lr = float(curve["lr"].max())
     return {
@@ -281,7 +289,7 @@ def to_result(run: ImportedRun, looked_for: str = "") -> dict[str, Any]:
         "n_params_with_embeddings": None if n_emb is None else int(round(n_emb)),
         "flops": final["flops"], "pf_days": final["pf_days"], "val_loss": final["val_loss"],
         "best_val_loss": min(p["val_loss"] for p in points), "train_loss": _last(curve, "train_loss"),
-        "lr": None if lr is None else _num(lr, f"{where}: lr"), "wall_s": _last(curve, "wall_s"),
+        "lr": lr, "wall_s": _last(curve, "wall_s"),
         "noise_scale": _last(curve, "noise_scale"), "curve": points,
         "import": {"family": run.family, "label": run.label, "run": run.key, **run.source,
                    "n_params_source": n_source, "tokens_source": tokens_source, "flop_convention": convention},

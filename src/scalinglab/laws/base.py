@@ -26,6 +26,7 @@ from scalinglab.io import json_safe
 from scalinglab.laws.columns import law_columns
 from scalinglab.laws.curves import is_curves, run_weights, transient_cut
 from scalinglab.laws.optimize import bootstrap_fits, optimise, percentile_ci
+from scalinglab.laws.reach import data_range
 
 EXP_BOUNDS = (1e-6, 10.0)  # exponents
 LOG_BOUNDS = (-200.0, 200.0)  # log of a positive scale parameter
@@ -217,6 +218,7 @@ class Law:
         self.objective_ = float(obj)
         self.converged_ = bool(ok)
         self.n_points_ = int(n)
+        self.data_range_ = data_range(cols)  # how far a plan from this fit extrapolates (laws/reach.py)
         self.derived_ = self.derived(self.params_)
         self._X, self._y, self._theta = X, y, theta
         return theta
@@ -395,6 +397,7 @@ class Law:
             "derived_ci95": {k: list(v) for k, v in self.derived_ci95_.items()},
             "resample": self.resample_,
             "transient": self.transient_,
+            "data_range": getattr(self, "data_range_", None),
             **self.provenance_,
         }
         if self.bootstrap_ is not None:
@@ -430,6 +433,7 @@ class Law:
         law.holdout_ = d.get("holdout")
         law.resample_ = d.get("resample")
         law.transient_ = d.get("transient")
+        law.data_range_ = d.get("data_range")
         law.provenance_ = {k: d[k] for k in PROVENANCE_KEYS if k in d}
         law.derived_ = dict(d.get("derived") or law.derived(law.params_))
         law.derived_ci95_ = {k: list(v) for k, v in (d.get("derived_ci95") or {}).items()}

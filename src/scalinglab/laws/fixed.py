@@ -116,8 +116,8 @@ class Fixed(Law):
         out.huber_delta, out.seed = self.huber_delta, self.seed
         out.params_ = {p: (self.params_ or {}).get(p, self.fixed.get(p)) for p in self.base.param_names}
         for attr in ("ci95_", "residual_rms_", "converged_", "objective_", "n_points_", "derived_",
-                     "derived_ci95_", "bootstrap_"):
-            setattr(out, attr, copy.deepcopy(getattr(self, attr)))
+                     "derived_ci95_", "bootstrap_", "data_range_"):
+            setattr(out, attr, copy.deepcopy(getattr(self, attr, None)))
         if self.holdout_:
             out.holdout_ = {**self.holdout_, "params": {**self.holdout_.get("params", {}), **self.fixed}}
         if self.bootstrap_samples_ is not None:

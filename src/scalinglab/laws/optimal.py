@@ -30,6 +30,7 @@ import numpy as np
 from scalinglab.errors import UserError
 from scalinglab.laws.base import bootstrap_record
 from scalinglab.laws.frontier import envelope
+from scalinglab.laws.reach import data_range
 
 PARAMS = ("a", "N_coef", "b", "D_coef")
 FORMULA = "N_opt = N_coef * C^a, D_opt = D_coef * C^b (C in FLOPs)"
@@ -119,7 +120,8 @@ class _Allocation:
         self._check_fitted()
         out: dict[str, Any] = {"law": self.name, "formula": FORMULA, "inputs": ["C"], "target": "N_opt",
                                "options": self.get_options(), "params": dict(self.params_ or {}),
-                               "ci95": dict(self.ci95_), "n_points": self.n_points_}
+                               "ci95": dict(self.ci95_), "n_points": self.n_points_,
+                               "data_range": getattr(self, "data_range_", None)}
         if self.bootstrap_ is not None:
             out["bootstrap"] = bootstrap_record(self.bootstrap_, self.bootstrap_samples_ if include_samples else None)
         out.update(self._extra_dict())
@@ -145,6 +147,7 @@ class _Allocation:
             raise UserError(f"fit of {kind.name} must have numeric params {', '.join(PARAMS)}") from None
         obj.ci95_ = {k: list(v) for k, v in (d.get("ci95") or {}).items()}
         obj.n_points_ = d.get("n_points")
+        obj.data_range_ = d.get("data_range")
         boot = d.get("bootstrap")
         if isinstance(boot, dict):
             obj.bootstrap_ = {k: v for k, v in boot.items() if k != "samples"}
@@ -281,6 +284,8 @@ class IsoFLOP(_Allocation):
         theta = self._scaling(minima)
         self.params_ = dict(zip(PARAMS, map(float, theta), strict=True))
         self.n_points_ = int(sum(len(b[1]) for b in budgets))
+        self.data_range_ = data_range({"C": [r["C"] for r in used], "N": [r["N_opt"] for r in used],
+                                       "D": [r["D_opt"] for r in used]})
         if bootstrap:
             rng = np.random.default_rng(seed)
             draws = [[rng.multinomial(len(x), np.full(len(x), 1.0 / len(x))) for _, x, _ in budgets]
@@ -394,6 +399,7 @@ class Frontier(_Allocation):
         self.params_ = dict(zip(PARAMS, map(float, theta), strict=True))
         self.points_ = [{"C": float(c), "N": float(n), "D": float(d)} for c, n, d in zip(C, N, D, strict=True)]
         self.n_points_ = int(len(df))
+        self.data_range_ = data_range({"C": C, "N": N, "D": D})
         if bootstrap:
             self._attach_bootstrap(self._run_bootstrap(df, tables, bootstrap, seed), bootstrap, seed)
         return self

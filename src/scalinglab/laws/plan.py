@@ -30,6 +30,7 @@ from scalinglab.errors import UserError
 from scalinglab.laws.base import Law
 from scalinglab.laws.constants import PAPER_PLAN, PF_DAY
 from scalinglab.laws.optimal import ALLOCATION_LAWS, _Allocation, allocation_from_dict
+from scalinglab.laws.reach import extrapolation
 
 PAPER = PAPER_PLAN  # the paper's eq 1.7 allocation and the laws it combines (laws/constants.py)
 ALLOC_LAWS = ("chinchilla", "chinchilla-tied", "data-constrained", "isoflop", "frontier", "kaplan-nd")
@@ -321,6 +322,9 @@ def plan_allocation(compute_flops: float, fits: Any = None, paper: bool = False,
         raise UserError(f"unique tokens must be a positive number, got {unique_tokens}")
     if unique_tokens is not None and paper:
         raise UserError("--unique-tokens needs --fit of a data-constrained law, not --paper")
-    body = _paper_plan(C_pf) if paper else _fit_plan(compute_flops, _as_laws(fits), unique_tokens)
-    return {"compute_flops": float(compute_flops), "compute_pf_days": C_pf,
-            "mode": "paper" if paper else "fit", **body}
+    laws = None if paper else _as_laws(fits)
+    body = _paper_plan(C_pf) if paper else _fit_plan(compute_flops, laws, unique_tokens)
+    out = {"compute_flops": float(compute_flops), "compute_pf_days": C_pf, "mode": "paper" if paper else "fit", **body}
+    if laws is not None:  # how far beyond the fits' data this answer reaches (laws/reach.py)
+        out["extrapolation"] = extrapolation(out, laws)
+    return out

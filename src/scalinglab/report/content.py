@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from scalinglab.laws.constants import PAPER_LAWS
+from scalinglab.laws.reach import PROJECTION_DECADES
 
 if TYPE_CHECKING:
     from scalinglab.report.figures import FigureResult
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 PAPER = PAPER_LAWS
 
 RUN_COLUMNS = [
-    ("run_id", "run"), ("status", "status"), ("arch", "arch"), ("n_layer", "layers"), ("d_model", "d_model"),
+    ("run", "run"), ("status", "status"), ("arch", "arch"), ("n_layer", "layers"), ("d_model", "d_model"),
     ("n_params", "N"), ("batch_size", "batch (seq)"), ("steps", "steps"), ("tokens", "tokens"),
     ("data_tokens", "D subset"), ("schedule", "schedule"), ("pf_days", "PF-days"), ("val_loss", "val loss"),
     ("best_val_loss", "best val"), ("noise_scale", "noise scale"), ("wall_s", "wall s"),
@@ -65,6 +66,37 @@ def _ci(ci: Any) -> str:
     return ""
 
 
+EXPONENTS = ("alpha_N", "alpha_D", "alpha_C", "alpha_B", "alpha_S", "alpha", "beta")
+# Why an exponent fitted at small scale differs from the paper's (DESIGN "Known caveats"), said once under the table.
+SMALL_SCALE_NOTE = (
+    "Exponents fitted at small scale differ from the paper's for known reasons, not only noise: what is counted "
+    "(embedding parameters, the head and context FLOPs weigh most at small N: Pearce & Song 2024), the warm-up and "
+    "schedule length relative to the run, and learning rate and batch tuned per size or not (Porian et al. 2024 trace "
+    "Kaplan's N_opt ∝ C^0.73 vs Chinchilla's C^0.5 to these), besides the corpus, tokenizer and the few decades of N a "
+    "small study spans. scalinglab fit --db DB --law LAW --sensitivity shows how the exponents move with the counting "
+    "conventions.")
+
+
+def paper_gaps(name: str, fit: dict) -> list[dict[str, Any]]:
+    """The fit's exponents whose 95% interval excludes the paper's value: param, value, interval, paper value."""
+    paper = PAPER.get(name, {})
+    ci = fit.get("ci95") or {}
+    out = []
+    for k, v in (fit.get("params") or {}).items():
+        lo_hi = ci.get(k)
+        if (k in EXPONENTS and k in paper and isinstance(v, (int, float)) and isinstance(lo_hi, (list, tuple))
+                and len(lo_hi) == 2 and not lo_hi[0] <= paper[k] <= lo_hi[1]):
+            out.append({"param": k, "value": v, "ci95": list(lo_hi), "paper": paper[k]})
+    return out
+
+
+def paper_gap_lines(fits: dict[str, dict]) -> list[str]:
+    """One sentence per exponent outside its interval of the paper's value (shown under the fit table)."""
+    return [f"{name}: {g['param']} = {fmt(g['value'])} (95% CI {_ci(g['ci95'])}) differs from the paper's "
+            f"{fmt(g['paper'])} by more than its interval." for name, f in fits.items() if isinstance(f, dict)
+            for g in paper_gaps(name, f)]
+
+
 def fit_rows(fits: dict[str, dict]) -> list[dict[str, str]]:
     """One row per fitted parameter: law, parameter, value, 95% CI, the paper's value, n, RMS, hold-out."""
     rows = []
@@ -75,11 +107,12 @@ def fit_rows(fits: dict[str, dict]) -> list[dict[str, str]]:
         hold = holdout_text(f.get("holdout"))
         paper = PAPER.get(name, {})  # by key: "kaplan-n:lstm" (a family of its own) has no paper constants
         at_bounds = set(f.get("at_bounds") or [])
+        differs = {g["param"] for g in paper_gaps(name, f)}
         for i, (k, v) in enumerate(f["params"].items()):
             rows.append({
                 "law": name if i == 0 else "", "param": k,
                 "value": fmt(v) + (" (at bound: not determined)" if k in at_bounds else ""), "ci95": _ci(ci.get(k)),
-                "paper": fmt(paper.get(k)),
+                "paper": fmt(paper.get(k)) + (" (outside the CI)" if k in differs else ""),
                 "n": fmt(f.get("n_points")) if i == 0 else "",
                 "rms": fmt(f.get("residual_rms")) if i == 0 else "",
                 "holdout": hold if i == 0 else "",
@@ -108,8 +141,8 @@ def holdout_text(h: Any) -> str:
 
 def plan_rows(plans: list[dict]) -> tuple[list[str], list[list[str]]]:
     """The planner table: its known columns first, then up to 10 columns in all of whatever else the rows carry."""
-    keys = ["compute_pf_days", "x_largest_run", "compute_flops", "N_opt", "D", "B_crit", "B_opt", "S_min", "L_pred",
-            "law"]
+    keys = ["compute_pf_days", "x_largest_run", "kind", "reach", "compute_flops", "N_opt", "D", "B_crit", "B_opt",
+            "S_min", "L_pred", "law"]
     present = [k for k in keys if any(k in p for p in plans)]
     extra = sorted({k for p in plans for k, v in p.items()
                     if k not in present and isinstance(v, (int, float, str)) and k != "contradiction"})
@@ -125,8 +158,18 @@ def contradiction(plans: list[dict]) -> dict[str, Any]:
     return {"reason": None, "point": [(k, fmt(v)) for k, v in (c or {}).items() if k != "available"]}
 
 
+# Settings a run always has: a run whose source did not say shows "unknown", never scalinglab's default.
+ALWAYS_SHOWN = ("arch", "schedule")
+
+
 def runs_table(runs: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    """Every run (diverged and failed ones too), in the columns the store has values for."""
+    """Every run (diverged and failed ones too), by its own name (its id when it has none), in the columns the store
+    has values for."""
+    runs = runs.assign(run=runs["name"].where(runs["name"].notna(), runs["run_id"]) if "name" in runs
+                       else runs.get("run_id"))
+    for k in ALWAYS_SHOWN:
+        col = runs[k] if k in runs else pd.Series(None, index=runs.index, dtype=object)
+        runs[k] = col.astype(object).where(col.notna(), "unknown")
     cols = [(k, h) for k, h in RUN_COLUMNS if k in runs and runs[k].notna().any()]
     r = runs.sort_values(["arch", "n_params"], na_position="last") if "n_params" in runs else runs
     rows = [[fmt(row[k]) for k, _ in cols] for _, row in r.iterrows()]
@@ -170,8 +213,11 @@ def report_context(study: Study, figs: list[FigureResult], title: str) -> dict[s
         "summary": summary(study, figs),
         "fit_head": FIT_HEAD,
         "fits": [[r[k] for k in FIT_KEYS] for r in fit_rows(study.fits)],
+        "paper_gaps": paper_gap_lines(study.fits),
+        "small_scale_note": SMALL_SCALE_NOTE,
         "plan_cols": plan_cols,
         "plans": plan_table,
+        "plan_threshold": f"{PROJECTION_DECADES:g}",
         "contradiction": contradiction(study.plans),
         "figures": [_figure(f) for f in figs if f.drawn],
         "missing": [_figure(f) for f in figs if not f.drawn],

@@ -28,7 +28,7 @@ from scalinglab.store.families import (
 
 RUN_KEYS = (
     "arch", "n_layer", "d_model", "d_ff", "d_attn", "n_heads", "n_ctx", "batch_size", "steps",
-    "data_tokens", "lr", "schedule", "seed", "n_params", "n_params_with_embeddings", "plan",
+    "data_tokens", "lr", "schedule", "seed", "n_params", "n_params_with_embeddings", "plan", "name",
 )
 
 
@@ -175,12 +175,11 @@ def _normalise_runs(runs: pd.DataFrame) -> pd.DataFrame:
     for key in RUN_KEYS:
         if key not in r:
             r[key] = r["config"].map(lambda c, k=key: _config_field(c, k)) if "config" in r else None
-    if "schedule" in r:
-        r["schedule"] = r["schedule"].fillna("cosine")
-    r["arch"] = r["arch"].fillna("transformer")
+    for col in ("arch", "schedule"):  # unknown stays unknown (an import that named neither); selections default it
+        r[col] = r[col].astype(object).where(r[col].notna(), None)
     for col in ("n_params", "n_params_with_embeddings", "tokens", "flops", "pf_days", "val_loss", "best_val_loss",
                 "train_loss", "noise_scale", "data_tokens", "batch_size", "n_ctx", "steps", "n_layer", "d_model",
-                "d_ff", "d_attn", "n_heads", "wall_s"):
+                "d_ff", "d_attn", "n_heads", "wall_s", "lr", "seed"):
         if col in r:
             r[col] = pd.to_numeric(r[col], errors="coerce")
     if "d_ff" in r:
@@ -223,6 +222,14 @@ def load_fits_file(path: str | Path) -> dict[str, dict]:
     raise UserError(f"fits file {path} is neither a fit (with 'law' and 'params') nor an object of fits by law name")
 
 
+def load_fits_files(paths: list[str | Path]) -> dict[str, dict]:
+    """Fits from several files (each as `load_fits_file` reads it), keyed by law; a later file's law wins."""
+    out: dict[str, dict] = {}
+    for p in paths:
+        out.update(load_fits_file(p))
+    return out
+
+
 def fits_from_store(db: str | Path) -> dict[str, dict]:
     """The latest saved fit of each law in the store (empty when none were saved)."""
     from scalinglab.store.db import load_fits
@@ -247,6 +254,8 @@ def plan_budgets(study: Study, budgets: list[float] | None = None) -> list[dict]
         from scalinglab.laws.plan import plan_allocation
     except ImportError:
         return []
+    from scalinglab.laws.reach import extrapolation, kind_text, reach_text
+
     if not study.fits:
         return []
     nopt = frontier_nopt(study)
@@ -259,7 +268,7 @@ def plan_budgets(study: Study, budgets: list[float] | None = None) -> list[dict]
         try:
             ans = plan_allocation(b * PF_DAY, fits=study.fits)
         except Exception as e:  # noqa: BLE001 - a planner that cannot use these fits is reported, not fatal
-            rows.append({"compute_pf_days": b, **reach, "note": f"planner: {str(e).splitlines()[0][:120]}"})
+            rows.append({"compute_pf_days": b, **reach, "note": f"planner: {' '.join(str(e).split())}"})
             continue
         if hasattr(ans, "to_dict"):
             ans = ans.to_dict()
@@ -269,7 +278,9 @@ def plan_budgets(study: Study, budgets: list[float] | None = None) -> list[dict]
             ans.update(N_opt=n, D=b * PF_DAY / (6 * n))
             ans.setdefault("sources", {}).update(N_opt=f"frontier N_opt ∝ C^{nopt['exponent']:.3f}",
                                                  D="C/(6·N_opt)")
-        rows.append({"compute_pf_days": b, **reach, **ans})
+        ans["extrapolation"] = extrapolation(ans, study.fits, largest * PF_DAY if np.isfinite(largest) else None)
+        rows.append({"compute_pf_days": b, **reach, **ans, "reach": reach_text(ans["extrapolation"]),
+                     "kind": kind_text(ans["extrapolation"])})
     return rows
 
 

@@ -509,6 +509,16 @@ def save_fit(db: DbLike, law_name: str, fit_dict: Mapping[str, Any]) -> int:
         return int(cur.lastrowid)
 
 
+def save_fit_result(db: DbLike, result: Mapping[str, Any]) -> list[int]:
+    """Record what `scalinglab fit --db` computed, so that `report --db` (which reads the latest fit of each law) finds
+    it: a fit under its law's name, a comparison of forms (`--law A,B`) as each compared law's fit. Results with no
+    parameters (a sensitivity table) are not fits and are not saved. Returns the new fit ids."""
+    many = result.get("fits") if "comparison" in result else None
+    fits = many if isinstance(many, Mapping) else {result.get("law"): result}
+    return [save_fit(db, str(name), fit) for name, fit in fits.items()
+            if name and isinstance(fit, Mapping) and isinstance(fit.get("params"), Mapping) and fit["params"]]
+
+
 # --------------------------------------------------------------------------------------------------
 # readers
 
@@ -574,37 +584,83 @@ def load_runs(db_path: DbLike, plan: str | None = None):
     for row in rows:
         r = dict(row)
         cfg = json.loads(r["config"])
-        try:
-            tc = TrainConfig.model_validate(cfg)
-            cfg = {**tc.model_dump(mode="json"), **cfg}
-            shape = tc.model()
-            resolved = {"d_ff": shape.d_ff, "d_attn": shape.d_attn, "n_heads": shape.n_heads,
-                        "planned_steps": tc.total_steps}
-        except Exception:  # a config written by another version: show what is there
-            resolved = {"planned_steps": cfg.get("steps")}
+        resolved = _resolved_config(cfg, TrainConfig) if "import" not in cfg else {"planned_steps": None}
+        cfg = resolved.pop("config", cfg)
         rec = {
-            "run_id": r["run_id"], "plan": r["plan"], "family": r.get("family"), "status": r["status"],
+            "run_id": r["run_id"], "name": _run_name(cfg), "plan": r["plan"], "family": r.get("family"),
+            "status": r["status"],
             "reason": r["reason"],
             "host": r["host"], "created_at": r["created_at"], "started_at": r["started_at"],
             "finished_at": r["finished_at"], "wall_s": r["wall_s"], "threads": r["threads"],
             "attempts": r["attempts"],
         }
+        unseen = _not_given_to_command(r["result"])
         for k in CONFIG_COLUMNS:
-            rec[k] = cfg.get(k)
+            rec[k] = None if k in unseen else cfg.get(k)
         for k in ("d_ff", "d_attn", "n_heads"):
             rec[k] = cfg.get(k) if cfg.get(k) is not None else resolved.get(k)
         rec["steps"] = r["steps"] if r["steps"] is not None else resolved.get("planned_steps")
-        rec["lr"] = r["lr"] if r["lr"] is not None else cfg.get("lr")
+        rec["lr"] = r["lr"] if r["lr"] is not None else _float_or_none(cfg.get("lr"))  # "auto" is no number
         for k in RUN_METRICS:
             if k not in ("steps", "lr"):
                 rec[k] = r[k]
         for k in RUN_JSON_METRICS:
             rec[k] = r[k]
         rec.update(_branch_columns(r))
+        rec["flops_convention"] = _flops_convention(r)
         rec["config"] = r["config"]
         records.append(rec)
     columns = list(records[0]) if records else _run_frame_columns()
     return with_families(pd.DataFrame.from_records(records, columns=columns))
+
+
+def _resolved_config(cfg: dict, train_config: Any) -> dict:
+    """A scalinglab run's config with its defaults and resolved shape (key "config", plus d_ff, d_attn, n_heads and
+    planned_steps). Imported runs skip this: a default the source never stated would be shown as if it had."""
+    try:
+        tc = train_config.model_validate(cfg)
+        shape = tc.model()
+    except Exception:  # a config written by another version: show what is there
+        return {"planned_steps": cfg.get("steps")}
+    return {"config": {**tc.model_dump(mode="json"), **cfg}, "d_ff": shape.d_ff, "d_attn": shape.d_attn,
+            "n_heads": shape.n_heads, "planned_steps": tc.total_steps}
+
+
+# Training-recipe settings a command run's trainer only knows if its command line passes them ({schedule}, ...);
+# otherwise the values in its config are scalinglab's defaults, not what the trainer did.
+RECIPE_COLUMNS = ("arch", "dropout", "tie_embeddings", "warmup", "schedule", "min_lr_ratio", "weight_decay", "beta1",
+                  "beta2", "grad_clip", "eval_every", "eval_tokens")
+
+
+def _not_given_to_command(result_json: str | None) -> set[str]:
+    """The recipe settings a command run's template did not pass to its trainer (empty for other runs)."""
+    from string import Formatter
+
+    res = json.loads(result_json) if result_json else {}
+    template = res.get("command") if res.get("trainer") == "command" else None
+    if not isinstance(template, str):
+        return set()
+    try:
+        given = {field.split(".")[0].split("[")[0] for _, field, _, _ in Formatter().parse(template) if field}
+    except ValueError:  # not a format string after all: assume it passed nothing
+        given = set()
+    return set(RECIPE_COLUMNS) - given
+
+
+def _run_name(cfg: Mapping[str, Any]) -> str | None:
+    """The name a run had where it came from (an imported run's own key), or None for scalinglab's runs."""
+    source = cfg.get("import")
+    name = (source.get("name") or source.get("run")) if isinstance(source, Mapping) else None
+    return None if name is None else str(name)
+
+
+def _float_or_none(x: Any) -> float | None:
+    if isinstance(x, bool):
+        return None
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return None
 
 
 def _branch_columns(row: Mapping[str, Any]) -> dict:
@@ -619,11 +675,22 @@ def _branch_columns(row: Mapping[str, Any]) -> dict:
             "own_wall_s": own_wall if own_wall is not None else row["wall_s"]}
 
 
+def _flops_convention(row: Mapping[str, Any]) -> str | None:
+    """How the run's FLOPs were counted: "exact" (scalinglab's trainer: 6N + the context term per token), "6N"
+    (6·N·tokens) or "reported" (a command run's trainer logged them), or what an import recorded; None before a
+    result exists."""
+    res = json.loads(row["result"]) if row["result"] else None
+    if not res:
+        return None
+    imported = res.get("import") if isinstance(res.get("import"), Mapping) else {}
+    return res.get("flops_convention") or imported.get("flop_convention") or "exact"
+
+
 def _run_frame_columns() -> list[str]:
-    return ["run_id", "plan", "family", "status", "reason", "host", "created_at", "started_at", "finished_at", "wall_s",
+    return ["run_id", "name", "plan", "family", "status", "reason", "host", "created_at", "started_at", "finished_at", "wall_s",
             "threads", "attempts", *CONFIG_COLUMNS, "steps", "lr",
             *(k for k in RUN_METRICS if k not in ("steps", "lr")), *RUN_JSON_METRICS,
-            "parent_id", "inherited_flops", "own_flops", "own_wall_s", "config"]
+            "parent_id", "inherited_flops", "own_flops", "own_wall_s", "flops_convention", "config"]
 
 
 def load_evals(db_path: DbLike, plan: str | None = None):

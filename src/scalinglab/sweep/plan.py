@@ -65,6 +65,9 @@ from scalinglab.errors import UserError
 from scalinglab.sweep.cluster import RESOURCE_KEYS, check_resource
 
 STUDY_KEYS = ("n_params", "aspect_ratio", "compute", "cooldowns", "lr_grid")
+# How a run's FLOPs are counted (the same words in --dry-run, the stored result and `runs`)
+FLOPS_EXACT = "exact"  # Kaplan Table 1: 6N + 6·n_layer·n_ctx·d_attn per token (scalinglab's trainer)
+FLOPS_6N = "6N"  # 6·N·tokens (a command run whose trainer logs no FLOPs)
 TABLE_KEYS = ("family", "command")  # describe the table's runs; one value per table, not in the run id
 LIST_KEYS = ("cooldowns", "lr_grid")  # keys whose value is a list, not a grid axis
 BRANCH_FAMILY = "wsd-branches"  # the family of WSD cooldown branch runs (their trunks keep the table's)
@@ -109,20 +112,23 @@ class RunSpec:
         return self.config.model()
 
     def summary(self, vocab_size: int) -> dict[str, Any]:
-        """N, tokens and Table 1 training FLOPs of the run (what --dry-run prints)."""
+        """N, tokens and training FLOPs of the run (what --dry-run prints), in the convention its stored result will
+        use: scalinglab's trainer counts Table 1's exact FLOPs (6N + the attention-context term per token); a command
+        run without logged FLOPs is stored as 6·N·tokens (`sweep.command`), so that is what it is planned as."""
         from scalinglab.model.counting import count_model
 
         c = count_model(self.config.model(vocab_size))
         tokens = self.config.total_steps * self.config.tokens_per_step
-        inherited = c.flops_per_token_train * (self.fork_step or 0) * self.config.tokens_per_step
+        per_token = c.flops_per_token_train_no_context if self.command else c.flops_per_token_train
+        inherited = per_token * (self.fork_step or 0) * self.config.tokens_per_step
         return {
             "run_id": self.run_id, "origin": self.origin, "family": self.family, "arch": c.arch, "n_layer": c.n_layer,
             "d_model": c.d_model, "d_ff": c.d_ff, "n_heads": c.n_heads, "n_ctx": c.n_ctx,
             "batch_size": self.config.batch_size, "steps": self.config.total_steps, "seed": self.config.seed,
             "lr": self.config.lr, "n_params": c.n_params, "n_params_with_embeddings": c.n_params_with_embeddings,
-            "tokens": tokens, "data_tokens": self.config.data_tokens, "flops": c.flops_per_token_train * tokens,
+            "tokens": tokens, "data_tokens": self.config.data_tokens, "flops": per_token * tokens,
             "flops_no_context": c.flops_per_token_train_no_context * tokens,
-            "own_flops": c.flops_per_token_train * tokens - inherited, "parent": self.parent, "fork_step": self.fork_step,
+            "flops_convention": FLOPS_6N if self.command else FLOPS_EXACT, "own_flops": per_token * tokens - inherited, "parent": self.parent, "fork_step": self.fork_step,
             **{f"target_{k}": v for k, v in self.study.items()},
         }
 
