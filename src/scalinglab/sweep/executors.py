@@ -32,10 +32,18 @@ def execute_run(task: dict[str, Any]) -> dict[str, Any]:
     """
     t0 = time.perf_counter()
     base = {"run_id": task["run_id"], "host": socket.gethostname(), "worker_pid": os.getpid()}
-    if task.get("command"):  # a user's trainer (sweep/command.py)
+    if task.get("command"):  # a user's trainer (sweep/command.py); a tracker gets its points as they are read
         from scalinglab.sweep.command import execute_command
+        from scalinglab.trackers import tracking
 
-        return {**execute_command(task), **base, "worker_s": time.perf_counter() - t0}
+        try:
+            with tracking(task.get("tracker"), task["run_id"], task["config"], task["out_dir"]) as hooks:
+                result = execute_command(task, hooks)
+                if hooks:
+                    hooks.result = result if result.get("status") != "failed" else None
+        except Exception as e:  # noqa: BLE001 - the tracker failed to start or close
+            result = _failure(task, f"tracker: {type(e).__name__}: {' '.join(str(e).split())}"[:500])
+        return {**result, **base, "worker_s": time.perf_counter() - t0}
     try:
         from scalinglab.config import TrainConfig
         from scalinglab.trackers import train_tracked
