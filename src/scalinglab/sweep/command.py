@@ -256,7 +256,7 @@ def _launch(task: dict[str, Any], out: Path, values: dict[str, Any], live: _Live
     threads = values["threads"]
     argv = render(task["command"], values)
     metrics = out / METRICS
-    env = {**os.environ, "SCALINGLAB_METRICS": str(metrics), "SCALINGLAB_RUN_DIR": str(out),
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "SCALINGLAB_METRICS": str(metrics), "SCALINGLAB_RUN_DIR": str(out),
            "SCALINGLAB_RUN_ID": task["run_id"], "SCALINGLAB_CONFIG": str(out / CONFIG),
            "SCALINGLAB_THREADS": threads, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     t0 = time.perf_counter()
