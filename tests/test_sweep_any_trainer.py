@@ -122,6 +122,41 @@ def test_resume_expands_to_yes_with_a_checkpoint_and_keeps_the_earlier_points(tm
     assert not (tmp_path / "run.attempt-1").exists()
 
 
+def test_hooks_see_each_point_while_the_command_runs(tmp_path):
+    """The trainer prints its first eval, then waits for a file that only the hook (a tracker) creates: it can
+    finish only if the point was read while it ran."""
+    from scalinglab.sweep.command import execute_command
+
+    body = ("import time\nprint('step 10: val loss 4.0')\nfor _ in range(600):\n"
+            "    if (out / 'go').exists():\n        break\n    time.sleep(0.1)\nelse:\n    sys.exit('no go')\n"
+            "print('step 20: val loss 3.0')\n")
+    task = _task(tmp_path, body, {"stdout": r"step (?P<step>\d+): val loss (?P<loss>[\d.]+)"})
+    seen = []
+
+    def hook(point):
+        seen.append((point["step"], point["val_loss"]))
+        (tmp_path / "run" / "go").touch()
+
+    r = execute_command(task, [hook])
+    assert r["status"] == "done", r
+    assert seen[0] == (10, 4.0) and [p["step"] for p in r["curve"]] == [10, 20]
+    live = json.loads((tmp_path / "run" / "curve.live.json").read_text())["points"]
+    assert [p["step"] for p in live] == [10, 20]
+
+
+def test_a_csv_reader_with_a_column_map(tmp_path):
+    from scalinglab.sweep.command import execute_command
+
+    body = ("(out / 'log.csv').write_text('it,heldout,tok\\n5,3.5,100\\n10,3.0,200\\n')\n")
+    r = execute_command(_task(tmp_path, body, {"csv": "log.csv", "map": {"step": "it", "loss": "heldout",
+                                                                        "tokens": "tok"}}))
+    assert r["status"] == "done", r
+    assert [(p["step"], p["tokens"], p["val_loss"]) for p in r["curve"]] == [(5, 100, 3.5), (10, 200, 3.0)]
+    assert r["metrics_reader"]["reader"] == "csv" and r["n_params"] == 888
+    missing = execute_command({**_task(tmp_path, "pass\n", {"csv": "log.csv"}), "out_dir": str(tmp_path / "run2")})
+    assert missing["status"] == "failed" and "csv output" in missing["reason"] and "no evaluation" in missing["reason"]
+
+
 # ---- real trainers, swept, stored, fitted, and compared with `scalinglab import` of the same files ----------------
 
 def _copy_example(tmp_path: Path, name: str) -> Path:

@@ -288,7 +288,8 @@ def _start_attempt(task: dict[str, Any], out: Path, spec, resume) -> str:
     if resume is not None and resume.has_checkpoint(out):
         return resume.yes
     if spec.reader != "contract" or resume is not None:
-        keep = {CONFIG, "tensorboard" if task.get("tracker") == "tensorboard" else CONFIG}  # the tracker's, open
+        keep = {CONFIG, "ray_attempts.jsonl",  # the sweep's own (sweep/cluster.py), and the tracker's open folder
+                "tensorboard" if task.get("tracker") == "tensorboard" else CONFIG}
         left = [p for p in out.iterdir() if p.name not in keep]
         if left:
             k = 1

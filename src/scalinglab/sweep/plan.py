@@ -121,8 +121,10 @@ class RunSpec:
         from scalinglab.model.counting import count_model
 
         c = count_model(self.config.model(vocab_size))
-        tokens = self.config.total_steps * self.config.tokens_per_step
-        inherited = c.flops_per_token_train * (self.fork_step or 0) * self.config.tokens_per_step
+        opts = self.command_options  # a command trainer that accumulates gradients trains more tokens per step
+        per_step = opts.get("tokens_per_step") or self.config.tokens_per_step * opts.get("grad_accum", 1)
+        tokens = self.config.total_steps * per_step
+        inherited = c.flops_per_token_train * (self.fork_step or 0) * per_step
         return {
             "run_id": self.run_id, "origin": self.origin, "family": self.family, "arch": c.arch, "n_layer": c.n_layer,
             "d_model": c.d_model, "d_ff": c.d_ff, "n_heads": c.n_heads, "n_ctx": c.n_ctx,
