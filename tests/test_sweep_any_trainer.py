@@ -297,41 +297,78 @@ def _wait_for(pred, proc: subprocess.Popen, what: str, limit: float = 300.0) -> 
         time.sleep(0.2)
 
 
-@pytest.mark.slow
-def test_a_killed_sweep_of_a_nanogpt_style_trainer_resumes_without_duplicate_points(tmp_path):
-    """The sweep is SIGKILLed once its run has written a checkpoint and an eval line past it; the points it had
-    read are already in the store (live). Rerun: the trainer resumes from ckpt.pt (--init_from=resume), and the
-    store holds each eval step once."""
+def _evals(db: Path) -> list[int]:
+    """The eval steps the store holds (all runs), read without the CLI."""
     from scalinglab.store.db import connect
 
-    plan = _copy_example(tmp_path, "nanogpt_style")
-    plan.write_text(plan.read_text().replace("d_model = [8, 16, 32]", "d_model = [16]").replace("steps = 60",
-                                                                                                 "steps = 100"))
-    db = tmp_path / "out" / "runs.db"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    sweep = [sys.executable, "-m", "scalinglab", "sweep", str(plan), "--db", str(db)]
-    proc = subprocess.Popen(sweep, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    if not db.is_file():
+        return []
+    conn = connect(db, create=False)
     try:
-        def evals() -> list:
-            if not db.is_file():
-                return []
-            conn = connect(db, create=False)
-            try:
-                return [r[0] for r in conn.execute("SELECT step FROM evals ORDER BY step")]
-            finally:
-                conn.close()
+        return [r[0] for r in conn.execute("SELECT step FROM evals ORDER BY step")]
+    finally:
+        conn.close()
 
-        _wait_for(lambda: 40 in evals(), proc, "step 40 in the store while the run goes")
-        assert json.loads(run_main("runs", "--db", db, "--json", check=True).stdout)[0]["status"] == "running"
+
+def _start_sweep(plan: Path, db: Path) -> subprocess.Popen:
+    """`scalinglab sweep` in its own process group (the test kills the group by its id)."""
+    return subprocess.Popen([sys.executable, "-m", "scalinglab", "sweep", str(plan), "--db", str(db)],
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+@pytest.mark.slow
+def test_runs_sees_the_points_of_a_running_command(tmp_path):
+    """The trainer prints an eval, then waits for a file the test writes only once `runs` shows that point."""
+    (tmp_path / "t.py").write_text(
+        "import sys, time\nfrom pathlib import Path\nprint('step 10: val loss 4.0')\n"
+        "while not (Path(sys.argv[1]) / 'go').exists():\n    time.sleep(0.1)\nprint('step 20: val loss 3.0')\n")
+    plan = _plan(tmp_path, f'command = "{PY} t.py {{run_dir}}"\n'
+                           "metrics = { stdout = 'step (?P<step>[0-9]+): val loss (?P<loss>[0-9.]+)' }\n")
+    db = tmp_path / "out" / "runs.db"
+    proc = _start_sweep(plan, db)
+    try:
+        def shown() -> bool:
+            if not _evals(db):
+                return False
+            (run,) = json.loads(run_main("runs", "--db", db, "--json", "--curves", check=True).stdout)
+            return run["status"] == "running" and [p["val_loss"] for p in run["curve"]] == [4.0]
+
+        _wait_for(shown, proc, "the first point in `runs` while the run goes")
+        (run_dir,) = (db.parent / "runs").iterdir()
+        (run_dir / "go").touch()
+        assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert _evals(db) == [10, 20]
+
+
+@pytest.mark.slow
+def test_a_killed_sweep_of_a_nanogpt_style_trainer_resumes_without_duplicate_points(tmp_path):
+    """The sweep is SIGKILLed once its run has printed its step-20 eval and saved ckpt.pt (280 iterations before
+    its end). Rerun: the trainer resumes from ckpt.pt (--init_from=resume), and the store holds each eval step once."""
+    plan = _copy_example(tmp_path, "nanogpt_style")
+    plan.write_text(plan.read_text().replace("d_model = [8, 16, 32]", "d_model = [16]")
+                    .replace("steps = 60", "steps = 300").replace("n_ctx = 32", "n_ctx = 16"))
+    db = tmp_path / "out" / "runs.db"
+    proc = _start_sweep(plan, db)
+    try:
+        def at_step_20() -> bool:
+            runs = db.parent / "runs"
+            run_dir = next(runs.iterdir(), None) if runs.is_dir() else None
+            return run_dir is not None and (run_dir / "ckpt.pt").is_file() and \
+                "step 20:" in (run_dir / "stdout.log").read_text()
+
+        _wait_for(at_step_20, proc, "the step-20 checkpoint")
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    (run_dir,) = [d for d in (db.parent / "runs").iterdir()]
-    assert (run_dir / "ckpt.pt").is_file() and not (run_dir / "finished.json").exists()
+    (run_dir,) = (db.parent / "runs").iterdir()
+    assert not (run_dir / "finished.json").exists()
     run_main("sweep", plan, "--db", db, check=True)
-    steps = evals()
-    assert steps == [0, 20, 40, 60, 80, 100]  # each once, none lost
-    assert "resuming from iteration" in (run_dir / "stdout.log").read_text()
+    assert _evals(db) == list(range(0, 301, 20))  # each once, none lost
+    assert "resuming from iteration 20" in (run_dir / "stdout.log").read_text()
     (run,) = json.loads(run_main("runs", "--db", db, "--json", check=True).stdout)
     assert run["status"] == "done" and run["attempts"] == 2

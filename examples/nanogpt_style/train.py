@@ -6,8 +6,9 @@
 Like karpathy/nanoGPT's train.py it takes `--key=value` overrides of its globals, prints
     step 20: train loss 4.1234, val loss 4.2345        (every eval_interval iterations, and at the last one)
     iter 20: loss 4.1000, time 12.34ms, mfu -100.00%   (every log_interval iterations)
-and keeps `ckpt.pt` (model, optimizer, iter_num) in out_dir, which `--init_from=resume` continues from. Its data is
-a random walk on a fixed sparse Markov chain over 64 tokens (generated here: no download), so the loss falls.
+and keeps `ckpt.pt` (model, optimizer, iter_num) in out_dir, which `--init_from=resume` continues from. Its data are
+random tokens, each followed by a draw from a fixed sparse Markov chain over 64 tokens (generated here: no
+download), so the loss falls.
 A sweep reads its curve from its stdout: see docs/how-to/any-trainer.md and plan.toml beside this file.
 """
 
@@ -50,12 +51,10 @@ train_gen = torch.Generator().manual_seed(seed)
 
 
 def get_batch(split, g=None):
-    g = g or train_gen
-    x = torch.empty(batch_size, block_size + 1, dtype=torch.long)
-    x[:, 0] = torch.randint(vocab_size, (batch_size,), generator=g)
-    for t in range(block_size):
-        x[:, t + 1] = torch.multinomial(chain[x[:, t]], 1, generator=g).squeeze(1)
-    return x[:, :-1], x[:, 1:]
+    """Tokens drawn at random, each followed by a draw from the chain: the model has to learn the chain."""
+    x = torch.randint(vocab_size, (batch_size, block_size), generator=g or train_gen)
+    y = torch.multinomial(chain[x.view(-1)], 1, generator=g or train_gen).view(batch_size, block_size)
+    return x, y
 
 
 class Block(nn.Module):
