@@ -190,13 +190,6 @@ def _same_as_imported(db: Path, sources: list[list[str]], tmp_path: Path) -> Non
     assert a["params"] == pytest.approx(b["params"], rel=1e-6)  # same points; the runs come in another order
 
 
-def _config_json(run_dir: Path, tmp_path: Path) -> Path:
-    cfg = json.loads((run_dir / "config.json").read_text())
-    out = tmp_path / f"{run_dir.name}.json"
-    out.write_text(json.dumps({k: cfg[k] for k in ("n_layer", "d_model", "n_heads", "n_ctx", "batch_size")}))
-    return out
-
-
 def _page_plan() -> str:
     """The nanoGPT-style plan as docs/how-to/any-trainer.md shows it (the block after its marker comment)."""
     page = (ROOT / "docs" / "how-to" / "any-trainer.md").read_text()
@@ -221,7 +214,7 @@ def test_the_docs_nanogpt_plan_sweeps_fits_reports_and_matches_its_import(tmp_pa
     assert (tmp_path / "report" / "index.html").is_file()
     spec = __import__("tomllib").loads(plan.read_text())["train"]["metrics"]["stdout"]
     pats = [a for p in spec for a in ("--pattern", p)]
-    _same_as_imported(db, [[str(d / "stdout.log"), "--format", "log", *pats, "--config", str(_config_json(d, tmp_path))]
+    _same_as_imported(db, [[str(d / "stdout.log"), "--format", "log", *pats, "--config", str(d / "config.json")]
                            for d in sorted((db.parent / "runs").iterdir())], tmp_path)
     again = json.loads(run_main("sweep", plan, "--db", db, "--json", check=True).stdout)
     assert again["already_done"] == 3 and again["ran"] == 0
@@ -236,47 +229,15 @@ def test_a_tensorboard_trainer_sweeps_and_matches_its_import(tmp_path):
     curves = _curves(db)
     assert len(curves) == 3 and all([p[0] for p in c] == [10, 20, 30, 40] for c in curves.values())
     _same_as_imported(db, [[str(d), "--format", "tensorboard", "--run-config", "loss=val/loss",
-                            "--config", str(_config_json(d, tmp_path))]
+                            "--config", str(d / "config.json")]
                            for d in sorted((db.parent / "runs").iterdir())], tmp_path)
-
-
-HF_SCRIPT = '''
-"""A Hugging Face Trainer run of a tiny GPT-2 built here, on random tokens (no download)."""
-import sys
-import torch
-from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments
-
-out, n_layer, d_model, n_ctx, batch, steps = sys.argv[1], *map(int, sys.argv[2:7])
-torch.manual_seed(0)
-V = 32
-chain = torch.distributions.Dirichlet(torch.full((V,), 0.1)).sample((V,))
-def walk(n, g):
-    x = torch.empty(n, n_ctx, dtype=torch.long)
-    x[:, 0] = torch.randint(V, (n,), generator=g)
-    for t in range(1, n_ctx):
-        x[:, t] = torch.multinomial(chain[x[:, t - 1]], 1, generator=g).squeeze(1)
-    return [{"input_ids": r, "labels": r} for r in x]
-train, held_out = walk(batch * steps, torch.Generator().manual_seed(1)), walk(32, torch.Generator().manual_seed(2))
-model = GPT2LMHeadModel(GPT2Config(vocab_size=V, n_positions=n_ctx, n_embd=d_model, n_layer=n_layer, n_head=1))
-args = TrainingArguments(output_dir=out, max_steps=steps, per_device_train_batch_size=batch, learning_rate=1e-2,
-                         eval_strategy="steps", eval_steps=steps // 2, logging_steps=steps // 2, save_steps=steps // 2,
-                         report_to=[], use_cpu=True, disable_tqdm=True, seed=0)
-Trainer(model=model, args=args, train_dataset=train, eval_dataset=held_out).train(
-    resume_from_checkpoint="--resume" in sys.argv)
-model.config.save_pretrained(out)
-'''
 
 
 @pytest.mark.slow
 def test_a_hugging_face_trainer_sweeps_and_matches_its_import(tmp_path):
     pytest.importorskip("transformers")
     pytest.importorskip("accelerate")
-    (tmp_path / "hf_train.py").write_text(HF_SCRIPT)
-    plan = _plan(tmp_path, f'command = "{PY} hf_train.py {{run_dir}} {{n_layer}} {{d_model}} {{n_ctx}} {{batch_size}} '
-                           '{steps} {resume}"\nmetrics = { hf_trainer = "{run_dir}" }\nfamily = "main"\n'
-                           'resume = { checkpoint = "checkpoint-*", yes = "--resume" }\n',
-                 "n_layer = [1]\nd_model = [8, 16, 32]\n")
-    plan.write_text(plan.read_text().replace("n_ctx = 4\nbatch_size = 2", "n_ctx = 8\nbatch_size = 4"))
+    plan = _copy_example(tmp_path, "hf_trainer")
     db = tmp_path / "out" / "runs.db"
     run_main("sweep", plan, "--db", db, "--workers", "2", check=True)
     curves = _curves(db)
