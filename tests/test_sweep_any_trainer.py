@@ -52,6 +52,19 @@ def test_bad_metrics_or_resume_exit_2_before_any_run(tmp_path, synthetic_corpus,
     assert not (tmp_path / "out").exists()
 
 
+def test_grad_accum_and_tokens_per_step_are_part_of_the_run_id_and_the_template(tmp_path):
+    from scalinglab.sweep.plan import load_plan
+
+    def spec(extra: str):
+        (run,) = load_plan(_plan(tmp_path, f'command = "t --accum {{grad_accum}} {{run_dir}}"\n{extra}')).runs
+        return run
+
+    one, four = spec("grad_accum = 1"), spec("grad_accum = 4")
+    assert one.run_id != four.run_id and four.command_options == {"grad_accum": 4}
+    assert four.summary(2)["tokens"] == 4 * one.summary(2)["tokens"] == 4 * 10 * 2 * 4
+    assert spec("grad_accum = 4\ntokens_per_step = 64").summary(2)["tokens"] == 640
+
+
 def test_the_log_reader_reads_complete_lines_only(tmp_path):
     from scalinglab.importers.logs import read_log
 

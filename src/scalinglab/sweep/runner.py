@@ -176,7 +176,7 @@ def _drive(plan: Plan, todo: list[RunSpec], db_path: Path, conn, summary: SweepS
            workers: int, threads: int, address: str | None, progress: bool | None, log,
            tracker: str | None = None) -> None:
     ex = make_executor(executor, workers, threads, address, runs_dir=run_folder(db_path, todo[0].run_id).parent,
-                       corpora=sorted({s.config.corpus for s in todo}))
+                       corpora=sorted({s.config.corpus for s in todo}), preload=not all(s.command for s in todo))
     log(f"{plan.name}: running {len(todo)} runs on {executor} with {workers} worker(s) × {threads} thread(s)")
     bar = Progress("sweep", len(todo), enabled=progress if todo else False, transient=False, fallback=log)
     queue = sorted(todo, key=run_flops, reverse=True)  # costliest first (stable: ties keep the plan's order)
