@@ -57,7 +57,6 @@ CONFIG = "config.json"
 STDERR = "stderr.log"
 STDOUT = "stdout.log"
 EXTRA_KEYS = ("run_dir", "run_id", "metrics", "threads")
-PLAN_KEYS = ("grad_accum", "tokens_per_step", "resume")  # template keys a plan table can add
 FINISHED = "finished.json"
 LIVE = "curve.live.json"
 LIVE_POLL_S = 2.0
