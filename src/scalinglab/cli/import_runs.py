@@ -14,10 +14,13 @@ app = new_app()
 @app.command("import")
 def import_(
     source: Annotated[str, typer.Argument(help="CSV/JSONL file, TensorBoard folder, MLflow folder/SQLite file/URI, "
-                                          "W&B offline run folder or export, trainer_state.json or its folder.")],
+                                          "W&B offline run folder or export, trainer_state.json or its folder, a text log.")],
     db: Annotated[str, typer.Option("--db", help="Results store to write (created if missing).")],
     fmt: Annotated[str | None, typer.Option("--format", help="csv | jsonl | tensorboard | mlflow | wandb | "
-                                            "hf-trainer (default: from SOURCE).")] = None,
+                                            "hf-trainer | log (default: from SOURCE).")] = None,
+    pattern: Annotated[list[str] | None, typer.Option(
+        "--pattern", help="--format log: a regex with named groups step and loss (and optionally tokens, train_loss, "
+        "lr, flops) matched on each line; repeat it for lines of other shapes.")] = None,
     run_config: Annotated[list[str] | None, typer.Option(
         "--run-config", help="Map a canonical key onto the source's name: loss=eval/loss, N=num_params, "
         "n_layer=layers (repeatable).")] = None,
@@ -29,7 +32,8 @@ def import_(
     """Import runs idempotently: a run's id comes from its source identity, so re-importing updates it."""
     from scalinglab.importers import import_runs
 
-    s = import_runs(source, db, fmt=fmt, run_config=run_config, config_table=config, plan=plan)
+    s = import_runs(source, db, fmt=fmt, run_config=run_config, config_table=config, plan=plan,
+                   patterns=pattern)
     if json_:
         emit_json({"format": s.format, "db": s.db, "points": s.n_points, "runs": s.runs})
         return

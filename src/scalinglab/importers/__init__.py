@@ -1,4 +1,5 @@
-"""Bring your own runs: learning curves from CSV/JSONL, TensorBoard, MLflow, W&B or the HF Trainer -> the store.
+"""Bring your own runs: learning curves from CSV/JSONL, TensorBoard, MLflow, W&B, the HF Trainer or a text log
+(regex patterns, `logs.py`) -> the store.
 
 Canonical schema (what every reader produces; names a source uses instead are in `schema.CURVE_ALIASES`
 and `schema.CONFIG_ALIASES`, and --run-config KEY=NAME maps any other):
@@ -14,6 +15,9 @@ run (`result.import`). A run's id is a hash of its source identity (format famil
 source's run key), so importing the same source again updates those runs in place and never duplicates
 them. Every run is read and validated before anything is written; each run is then written in one
 transaction (row + every curve point), so bad input leaves the store as it was.
+
+`read_source` is the one reader per format: `import` uses it, and so does a sweep's command executor to read the
+curve of a run it launched (`sweep/readers.py`), so both see the same points.
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ from typing import Any
 from scalinglab.errors import UserError
 from scalinglab.importers.schema import CURVE_ALIASES, ImportedRun, parse_run_config, to_result
 
-FORMATS = ("csv", "jsonl", "tensorboard", "mlflow", "wandb", "hf-trainer")
+FORMATS = ("csv", "jsonl", "tensorboard", "mlflow", "wandb", "hf-trainer", "log")
 
-__all__ = ["FORMATS", "ImportedRun", "ImportSummary", "detect_format", "read_runs", "import_runs", "results"]
+__all__ = ["FORMATS", "ImportedRun", "ImportSummary", "detect_format", "read_source", "read_runs", "import_runs",
+           "results"]
 
 
 @dataclass
@@ -53,7 +58,7 @@ def detect_format(source: str) -> str:
     if p.is_file():
         name = p.name.lower()
         by_suffix = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".wandb": "wandb", ".db": "mlflow",
-                     ".sqlite": "mlflow"}
+                     ".sqlite": "mlflow", ".log": "log"}
         if name == "trainer_state.json":
             return "hf-trainer"
         if "tfevents" in name:
@@ -68,8 +73,18 @@ def detect_format(source: str) -> str:
     raise UserError(f"cannot tell the format of {p}; give --format ({', '.join(FORMATS)})")
 
 
-def _read(source: str, fmt: str, mapping: dict[str, str]) -> list[ImportedRun]:
+def read_source(source: str | Path, fmt: str, mapping: dict[str, str],
+                patterns: str | list[str] | None = None) -> list[ImportedRun]:
+    """Every run of SOURCE in format `fmt`, with its raw curve (canonical columns) and config; `patterns` are the
+    regexes of the `log` format."""
+    source = str(source)
     p = Path(source)
+    if fmt == "log":
+        from scalinglab.importers.logs import read_log
+
+        if not patterns:
+            raise UserError("--format log needs --pattern REGEX (named groups step and loss)")
+        return read_log(p, patterns, mapping)
     if fmt in ("csv", "jsonl") or (fmt == "wandb" and p.suffix.lower() in (".csv", ".jsonl", ".ndjson")):
         from scalinglab.importers.tabular import read_table
 
@@ -101,8 +116,13 @@ def _need(fmt: str) -> None:
         raise UserError(f"--format {fmt} needs {module}: pip install 'scalinglab[track]'")
 
 
+def need(fmt: str) -> None:
+    """A one-line UserError when the library that reads `fmt` is not installed."""
+    _need(fmt)
+
+
 def read_runs(source: str | Path, fmt: str | None = None, run_config: list[str] | dict[str, str] | None = None,
-              config_table: str | Path | None = None) -> list[ImportedRun]:
+              config_table: str | Path | None = None, patterns: list[str] | None = None) -> list[ImportedRun]:
     """Every run of SOURCE in canonical form (nothing written); UserError for unreadable input or no runs."""
     source = str(source)
     if fmt is not None and fmt not in FORMATS:
@@ -110,7 +130,7 @@ def read_runs(source: str | Path, fmt: str | None = None, run_config: list[str] 
     fmt = fmt or detect_format(source)
     _need(fmt)
     mapping = run_config if isinstance(run_config, dict) else parse_run_config(run_config)
-    runs = _read(source, fmt, mapping)
+    runs = read_source(source, fmt, mapping, patterns)
     if not runs:
         raise UserError(f"no runs found in {source} (format {fmt})")
     if config_table is not None:
@@ -135,12 +155,12 @@ def results(runs: list[ImportedRun], mapping: dict[str, str] | None = None) -> l
 
 def import_runs(source: str | Path, db: str | Path, fmt: str | None = None,
                 run_config: list[str] | dict[str, str] | None = None, config_table: str | Path | None = None,
-                plan: str = "imported") -> ImportSummary:
+                plan: str = "imported", patterns: list[str] | None = None) -> ImportSummary:
     """Read SOURCE and upsert its runs with their full learning curves into the store DB."""
     from scalinglab.store import db as store
 
     mapping = run_config if isinstance(run_config, dict) else parse_run_config(run_config)
-    runs = read_runs(source, fmt, mapping, config_table)
+    runs = read_runs(source, fmt, mapping, config_table, patterns)
     records = results(runs, mapping)
     summary = ImportSummary(format=fmt or detect_format(str(source)), db=str(db))
     conn = store.connect(db)

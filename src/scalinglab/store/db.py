@@ -12,7 +12,8 @@ Tables
     fits       append-only log of fitted laws (law name + the fit's JSON)
 
 Only one process writes (the sweep driver, or `train --db`); each write is one `BEGIN IMMEDIATE`
-transaction. Nothing is ever deleted: a rerun updates a run's row in place and appends events.
+transaction. Nothing is ever deleted: a rerun updates a run's row in place and appends events (the one exception:
+a command run restarted from scratch replaces its curve, `record_points` and `record_result(replace_curve=True)`).
 
 Run ids (`run_id_for`): the first 16 hex digits of sha256 over the canonical JSON (sorted keys) of the
 resolved TrainConfig, where
@@ -318,14 +319,16 @@ def canonical_config(config: Any) -> dict:
     return d
 
 
-def run_id_for(config: Any, command: str | None = None) -> str:
+def run_id_for(config: Any, command: str | None = None, extra: Mapping[str, Any] | None = None) -> str:
     """Stable id of a run: sha256 of the canonical JSON of its identifying config (16 hex digits).
 
     A run of a user's trainer (`command`, the plan's template) hashes the template too: the same config
-    trained by another program is another run. A run's family is not part of its id."""
+    trained by another program is another run; `extra` are other keys that change what it computes (a command
+    plan's grad_accum or tokens_per_step). A run's family is not part of its id."""
     ident = canonical_config(config)
     if command is not None:
         ident["command"] = command
+    ident.update(extra or {})
     blob = json.dumps(ident, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:RUN_ID_LEN]
 
@@ -422,11 +425,13 @@ def mark_queued(db: DbLike, run_ids: list[str], detail: str = "interrupted") -> 
 
 
 def record_result(db_path_or_conn: DbLike, result: Mapping[str, Any], plan: str | None = None,
-                  run_id: str | None = None) -> str:
+                  run_id: str | None = None, replace_curve: bool = False) -> str:
     """Upsert a finished run (row + every learning-curve point) in ONE transaction; returns its run id.
 
     `result` is what `scalinglab.train.run_training` returns. Without `run_id` the id is computed
-    from `result["config"]`. Earlier eval points of the run with the same step are updated, none deleted.
+    from `result["config"]`. Earlier eval points of the run with the same step are updated, none deleted, unless
+    `replace_curve`: then the result's curve is the whole curve (a command run read from its trainer's output),
+    and points of an abandoned attempt at other steps go.
     """
     config = result.get("config")
     if config is None:
@@ -464,10 +469,29 @@ def record_result(db_path_or_conn: DbLike, result: Mapping[str, Any], plan: str 
                 f"UPDATE runs SET {', '.join(f'{k} = ?' for k in sets)} WHERE run_id = ?", (*sets.values(), rid)
             )
         _add_to_plan(conn, plan, rid)
-        for point in result.get("curve") or []:
-            _upsert_eval(conn, rid, point)
+        _write_curve(conn, rid, result.get("curve") or [], replace_curve)
         _event(conn, rid, status, result.get("reason"), host)
     return rid
+
+
+def record_points(db: DbLike, run_id: str, points: list[Mapping[str, Any]]) -> None:
+    """The learning curve of a run still in progress, as far as it goes (the sweep driver, while a command run
+    writes it): its points replace the run's earlier ones, and its row's steps and tokens show the progress."""
+    with _conn(db) as conn, transaction(conn):
+        _write_curve(conn, run_id, points, replace=True)
+        if points:
+            last = points[-1]
+            conn.execute("UPDATE runs SET steps = ?, tokens = ? WHERE run_id = ? AND status = 'running'",
+                         (int(last["step"]), json_safe(_num(last.get("tokens"))), run_id))
+
+
+def _write_curve(conn: sqlite3.Connection, run_id: str, points: list[Mapping[str, Any]], replace: bool) -> None:
+    for point in points:
+        _upsert_eval(conn, run_id, point)
+    if replace:
+        steps = [int(p["step"]) for p in points]
+        conn.execute(f"DELETE FROM evals WHERE run_id = ? AND step NOT IN ({', '.join('?' * len(steps))})",
+                     (run_id, *steps))
 
 
 def _num(x: Any) -> Any:

@@ -32,10 +32,18 @@ def execute_run(task: dict[str, Any]) -> dict[str, Any]:
     """
     t0 = time.perf_counter()
     base = {"run_id": task["run_id"], "host": socket.gethostname(), "worker_pid": os.getpid()}
-    if task.get("command"):  # a user's trainer (sweep/command.py)
+    if task.get("command"):  # a user's trainer (sweep/command.py); a tracker gets its points as they are read
         from scalinglab.sweep.command import execute_command
+        from scalinglab.trackers import tracking
 
-        return {**execute_command(task), **base, "worker_s": time.perf_counter() - t0}
+        try:
+            with tracking(task.get("tracker"), task["run_id"], task["config"], task["out_dir"]) as hooks:
+                result = execute_command(task, hooks)
+                if hooks:
+                    hooks.result = result if result.get("status") != "failed" else None
+        except Exception as e:  # noqa: BLE001 - the tracker failed to start or close
+            result = _failure(task, f"tracker: {type(e).__name__}: {' '.join(str(e).split())}"[:500])
+        return {**result, **base, "worker_s": time.perf_counter() - t0}
     try:
         from scalinglab.config import TrainConfig
         from scalinglab.trackers import train_tracked
@@ -55,15 +63,16 @@ def _failure(task: dict[str, Any], reason: str) -> dict[str, Any]:
 
 class LocalExecutor:
     """`workers` processes from a 'forkserver' (else 'spawn') context: forked from a clean server that
-    has imported torch but started no threads (never from the driver); each process keeps serving runs."""
+    has imported torch but started no threads (never from the driver); each process keeps serving runs.
+    `preload=False` (a sweep of command runs only, whose workers just launch programs) imports nothing ahead."""
 
-    def __init__(self, workers: int):
+    def __init__(self, workers: int, preload: bool = True):
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
         methods = mp.get_all_start_methods()
         self._ctx = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
-        if "forkserver" in methods:  # import torch once in the server; workers fork from it ready to train
+        if "forkserver" in methods and preload:  # import torch once in the server; workers fork from it ready
             # (torch._dynamo is imported lazily by the first optimiser: seconds, so pay it once here)
             self._ctx.set_forkserver_preload(["torch", "torch._dynamo", "scalinglab.train"])
         self._workers = workers
@@ -182,10 +191,10 @@ class RayExecutor:
 
 
 def make_executor(kind: str, workers: int, threads: int, address: str | None = None,
-                  runs_dir: Path | None = None, corpora: list[str] | None = None):
+                  runs_dir: Path | None = None, corpora: list[str] | None = None, preload: bool = True):
     """The executor of `kind`; a Ray one at `address` first checks that every node sees `runs_dir` and `corpora`."""
     if kind == "local":
-        return LocalExecutor(workers)
+        return LocalExecutor(workers, preload)
     if kind == "ray":
         return RayExecutor(address, num_cpus=None if address else max(available_cores(), workers * threads),
                            runs_dir=runs_dir, corpora=corpora)

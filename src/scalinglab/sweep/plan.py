@@ -40,6 +40,12 @@ the run id):
                           train with your own program instead of scalinglab's trainer (`sweep.command`): the
                           template's {keys} are the run's config keys plus run_dir, run_id and metrics;
                           a template key the run lacks is an error here. A command plan needs no corpus.
+Command keys (with `command`; one value per table, see `sweep/readers.py` and docs/how-to/any-trainer.md):
+  metrics = "contract" | { stdout = 'REGEX' } | { log = PATH, pattern = 'REGEX' } | { tensorboard | hf_trainer |
+            wandb | mlflow | csv | jsonl = PATH }     where the run's learning curve is read from
+  resume = { checkpoint = "ckpt.pt", yes = "--resume", no = "" }   what {resume} in the command expands to
+  grad_accum = 4 / tokens_per_step = 65536   tokens per step for a trainer that accumulates gradients (default
+            batch_size · n_ctx); part of the run id, and usable in the command as {grad_accum}, {tokens_per_step}
 A [reproduce] table (corpus settings, law jobs) is read by `scalinglab reproduce`; sweeps ignore it.
 
 Every expanded run is validated as a TrainConfig; errors name the plan file, the line where we can
@@ -69,11 +75,12 @@ STUDY_KEYS = ("n_params", "aspect_ratio", "compute", "cooldowns", "lr_grid")
 FLOPS_EXACT = "exact"  # Kaplan Table 1: 6N + 6·n_layer·n_ctx·d_attn per token (scalinglab's trainer)
 FLOPS_6N = "6N"  # 6·N·tokens (a command run whose trainer logs no FLOPs)
 TABLE_KEYS = ("family", "command")  # describe the table's runs; one value per table, not in the run id
+COMMAND_KEYS = ("metrics", "resume", "grad_accum", "tokens_per_step")  # with `command`, one value per table
 LIST_KEYS = ("cooldowns", "lr_grid")  # keys whose value is a list, not a grid axis
 BRANCH_FAMILY = "wsd-branches"  # the family of WSD cooldown branch runs (their trunks keep the table's)
 DEFAULT_ASPECT_RATIO = 32.0
 TRAIN_KEYS = tuple(TrainConfig.model_fields)
-ALLOWED_KEYS = TRAIN_KEYS + STUDY_KEYS + RESOURCE_KEYS + TABLE_KEYS
+ALLOWED_KEYS = TRAIN_KEYS + STUDY_KEYS + RESOURCE_KEYS + TABLE_KEYS + COMMAND_KEYS
 
 
 class PlanFile(BaseModel):
@@ -101,6 +108,7 @@ class RunSpec:
     resources: dict[str, float] = field(default_factory=dict)  # what it asks a Ray cluster for (num_gpus, ...)
     family: str | None = None  # the plan's tag (None: inferred when read)
     command: str | None = None  # a user trainer's command template (None: scalinglab's trainer)
+    command_options: dict[str, Any] = field(default_factory=dict)  # its metrics, resume, grad_accum, tokens_per_step
     parent: str | None = None  # a WSD cooldown branch: the trunk's run id ...
     fork_step: int | None = None  # ... and the trunk step it starts from
     forks: list[int] = field(default_factory=list)  # a trunk: the steps its branches fork at
@@ -118,9 +126,11 @@ class RunSpec:
         from scalinglab.model.counting import count_model
 
         c = count_model(self.config.model(vocab_size))
-        tokens = self.config.total_steps * self.config.tokens_per_step
+        opts = self.command_options  # a command trainer that accumulates gradients trains more tokens per step
+        per_step = opts.get("tokens_per_step") or self.config.tokens_per_step * opts.get("grad_accum", 1)
+        tokens = self.config.total_steps * per_step
         per_token = c.flops_per_token_train_no_context if self.command else c.flops_per_token_train
-        inherited = per_token * (self.fork_step or 0) * self.config.tokens_per_step
+        inherited = per_token * (self.fork_step or 0) * per_step
         return {
             "run_id": self.run_id, "origin": self.origin, "family": self.family, "arch": c.arch, "n_layer": c.n_layer,
             "d_model": c.d_model, "d_ff": c.d_ff, "n_heads": c.n_heads, "n_ctx": c.n_ctx,
@@ -128,7 +138,8 @@ class RunSpec:
             "lr": self.config.lr, "n_params": c.n_params, "n_params_with_embeddings": c.n_params_with_embeddings,
             "tokens": tokens, "data_tokens": self.config.data_tokens, "flops": per_token * tokens,
             "flops_no_context": c.flops_per_token_train_no_context * tokens,
-            "flops_convention": FLOPS_6N if self.command else FLOPS_EXACT, "own_flops": per_token * tokens - inherited, "parent": self.parent, "fork_step": self.fork_step,
+            "flops_convention": FLOPS_6N if self.command else FLOPS_EXACT,
+            "own_flops": per_token * tokens - inherited, "parent": self.parent, "fork_step": self.fork_step,
             **{f"target_{k}": v for k, v in self.study.items()},
         }
 
@@ -273,6 +284,9 @@ def _check_keys(entry: dict[str, Any], table: str, index: int, where: _Where, li
             close = difflib.get_close_matches(k, ALLOWED_KEYS, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise where.error(table, index, k, f"unknown key{hint}")
+        if k in COMMAND_KEYS:
+            _check_command_key(k, v, table, index, where)
+            continue
         if isinstance(v, dict):
             raise where.error(table, index, k, "expected a value, got a table")
         if k in TABLE_KEYS:
@@ -297,6 +311,21 @@ def _check_table_key(key: str, value: Any, table: str, index: int, where: _Where
             raise where.error(table, index, key, str(e)) from None
     elif not isinstance(value, str) or not value.strip():
         raise where.error(table, index, key, f"expected the command line as a string (got {value!r})")
+
+
+def _check_command_key(key: str, value: Any, table: str, index: int, where: _Where) -> None:
+    """metrics, resume, grad_accum, tokens_per_step: one valid value for the table."""
+    from scalinglab.sweep.readers import parse_metrics, parse_resume
+
+    try:
+        if key == "metrics":
+            parse_metrics(value)
+        elif key == "resume":
+            parse_resume(value)
+        elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UserError(f"expected a positive whole number, one per table (got {value!r})")
+    except UserError as e:
+        raise where.error(table, index, key, str(e)) from None
 
 
 def load_plan(path: str | Path, run_id_fn=None) -> Plan:
@@ -380,6 +409,7 @@ def _resolve(defaults: dict, point: dict, table: str, index: int, where: _Where,
     """Merge defaults and one grid point / run, expand the study keys, validate as a TrainConfig."""
     cfg = {**defaults, **point}
     family, command = cfg.pop("family", None), cfg.pop("command", None)
+    options = {k: cfg.pop(k) for k in COMMAND_KEYS if k in cfg}
     study: dict[str, float] = {}
     aspect = cfg.pop("aspect_ratio", None)
     n_target = cfg.pop("n_params", None)
@@ -411,14 +441,33 @@ def _resolve(defaults: dict, point: dict, table: str, index: int, where: _Where,
     tc = tc.model_copy(update={"d_ff": shape.d_ff, "d_attn": shape.d_attn, "n_heads": shape.n_heads})
     where_from = f"{table} {index + 1}"
     if command is None:
+        if options:
+            raise bad(next(iter(options)), "is for a command plan (set `command`)")
         return RunSpec(run_id_fn(tc), tc, where_from, study, resources, family)
-    from scalinglab.sweep.command import check_template
+    _check_command(command, options, tc, bad)
+    sizes = {k: options[k] for k in ("grad_accum", "tokens_per_step") if k in options}
+    rid = run_id_fn(tc, command=command, extra=sizes) if sizes else run_id_fn(tc, command=command)
+    return RunSpec(rid, tc, where_from, study, resources, family, command, options)
 
+
+def _check_command(command: str, options: dict[str, Any], tc: TrainConfig, bad) -> None:
+    """The template's keys exist for this run, {resume} comes with `resume`, and the reader's path fills in."""
+    from scalinglab.sweep import readers
+    from scalinglab.sweep.command import EXTRA_KEYS, check_template, template_values
+
+    extra = tuple(k for k in ("resume", "grad_accum", "tokens_per_step") if k in options)
     try:
-        check_template(command, tc)
+        check_template(command, tc, extra)
     except UserError as e:
         raise bad("command", str(e)) from None
-    return RunSpec(run_id_fn(tc, command=command), tc, where_from, study, resources, family, command)
+    if "resume" in options and "{resume}" not in command:
+        raise bad("resume", "the command has no {resume} for it to fill in")
+    values = {**template_values(tc.model_dump(mode="json")), **{k: options[k] for k in extra if k != "resume"},
+              **{k: k for k in EXTRA_KEYS if k != "run_dir"}}
+    try:
+        readers.check_source(readers.parse_metrics(options.get("metrics")), values)
+    except UserError as e:
+        raise bad("metrics", str(e)) from None
 
 
 def _pop_resources(cfg: dict, bad) -> dict[str, Any]:

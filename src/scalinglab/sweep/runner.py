@@ -33,6 +33,7 @@ from scalinglab.cores import available_cores
 from scalinglab.errors import UserError
 from scalinglab.progress import Progress
 from scalinglab.store import db as store
+from scalinglab.sweep.command import LIVE_POLL_S
 from scalinglab.sweep.estimate import run_flops
 from scalinglab.sweep.executors import make_executor
 from scalinglab.sweep.plan import Plan, RunSpec
@@ -175,7 +176,7 @@ def _drive(plan: Plan, todo: list[RunSpec], db_path: Path, conn, summary: SweepS
            workers: int, threads: int, address: str | None, progress: bool | None, log,
            tracker: str | None = None) -> None:
     ex = make_executor(executor, workers, threads, address, runs_dir=run_folder(db_path, todo[0].run_id).parent,
-                       corpora=sorted({s.config.corpus for s in todo}))
+                       corpora=sorted({s.config.corpus for s in todo}), preload=not all(s.command for s in todo))
     log(f"{plan.name}: running {len(todo)} runs on {executor} with {workers} worker(s) × {threads} thread(s)")
     bar = Progress("sweep", len(todo), enabled=progress if todo else False, transient=False, fallback=log)
     queue = sorted(todo, key=run_flops, reverse=True)  # costliest first (stable: ties keep the plan's order)
@@ -183,6 +184,7 @@ def _drive(plan: Plan, todo: list[RunSpec], db_path: Path, conn, summary: SweepS
     inflight: dict[Any, RunSpec] = {}
     t0 = time.perf_counter()
     finished = 0
+    seen_live: dict[str, float] = {}
     try:
         while queue or inflight:
             while len(inflight) < workers:
@@ -200,10 +202,13 @@ def _drive(plan: Plan, todo: list[RunSpec], db_path: Path, conn, summary: SweepS
                 if tracker:
                     task["tracker"] = tracker
                 if spec.command:  # a user's trainer, run in the plan's folder (sweep/command.py)
-                    task.update(command=spec.command, cwd=str(plan.path.resolve().parent))
+                    task.update(command=spec.command, cwd=str(plan.path.resolve().parent), **spec.command_options)
                 store.mark_running(conn, spec.run_id, cfg, run_threads)
                 inflight[ex.submit(task)] = spec
-            for handle, result in ex.wait(list(inflight), timeout=None):
+            live = [s for s in inflight.values() if s.command]
+            done = ex.wait(list(inflight), timeout=LIVE_POLL_S if live else None)
+            _copy_live(conn, db_path, live, seen_live, bar.log)
+            for handle, result in done:
                 spec = inflight.pop(handle)
                 waiting.discard(spec.run_id)
                 finished += 1
@@ -221,6 +226,28 @@ def _drive(plan: Plan, todo: list[RunSpec], db_path: Path, conn, summary: SweepS
         raise
     bar.close()
     ex.shutdown()
+
+
+def _copy_live(conn, db_path: Path, specs: list[RunSpec], seen: dict[str, float], log) -> None:
+    """The curves command runs have written so far (`curve.live.json`, sweep/command.py) into the store, with a
+    line for each run that has a new point."""
+    from scalinglab.sweep.command import LIVE
+
+    for spec in specs:
+        path = run_folder(db_path, spec.run_id) / LIVE
+        try:
+            mtime = path.stat().st_mtime_ns
+            if seen.get(spec.run_id) == mtime:
+                continue
+            points = json.loads(path.read_text(encoding="utf-8"))["points"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        seen[spec.run_id] = mtime
+        if points:
+            store.record_points(conn, spec.run_id, points)
+            last = points[-1]
+            loss = f"{last['val_loss']:.4f}" if isinstance(last.get("val_loss"), float) else "-"
+            log(f"  {spec.run_id} {_describe(spec)}: step {last['step']}, val_loss {loss} ({len(points)} points)")
 
 
 def _choose_lrs(conn, plan: Plan, log) -> list[dict]:
@@ -252,7 +279,7 @@ def _record(conn, plan: Plan, spec: RunSpec, result: dict, summary: SweepSummary
     summary.ran += 1
     if status in ("done", "diverged"):
         result = {k: v for k, v in result.items() if k not in ("run_id", "worker_pid")}
-        store.record_result(conn, result, plan=plan.name, run_id=spec.run_id)
+        store.record_result(conn, result, plan=plan.name, run_id=spec.run_id, replace_curve=bool(spec.command))
         summary.run_wall_s += float(result.get("wall_s") or 0.0)
         if result.get("resumed_from"):
             summary.resumed += 1
