@@ -213,8 +213,10 @@ def test_analytic_gradients_match_finite_differences():
     cols = {"N": np.geomspace(1e6, 1e10, 7), "D": np.geomspace(1e7, 1e11, 7), "S": np.geomspace(1e2, 1e5, 7),
             "C": np.geomspace(1e16, 1e20, 7), "B": np.geomspace(1e3, 1e6, 7), "L": np.linspace(2, 4, 7),
             "L_ood": np.linspace(2.5, 4.3, 7), "U": np.geomspace(1e6, 1e10, 7), "LR": np.geomspace(1e-2, 1e-4, 7)}
+    from scalinglab.laws.base import Law, law_class
+
     for name in law_names():
-        if name == "bcrit-scan":
+        if name == "bcrit-scan" or not issubclass(law_class(name), Law):  # approaches 1 and 2 have no formula
             continue
         law = get_law(name)
         X = law.features(cols)

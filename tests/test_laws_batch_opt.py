@@ -171,7 +171,11 @@ def test_batch_opt_from_a_store_through_fit_reproduce_and_the_report(tmp_path):
     assert not fits and "no finished runs match" in skipped["batch-opt"]
     fits, skipped = fit_laws(db, (LawJob("batch-opt", "lr-schedules"),), lambda _: None)
     assert "no batch-size scan" in skipped["batch-opt"]
-    assert_clean_error(run_main("fit", "--db", db, "--law", "batch-opt", "--query", "family == 'lr-schedules'"),
+    assert_clean_error(run_main("fit", "--db", db, "--law", "batch-opt", "--family", "lr-schedules"),
                        "no batch-size scan")
-    unselected = json.loads(run_main("fit", "--db", db, "--law", "batch-opt", "--json", "-", check=True).stdout)
+    # by default fit --db takes the law's own family (batch-scan for batch-opt), as reproduce does
+    default = json.loads(run_main("fit", "--db", db, "--law", "batch-opt", "--json", "-", check=True).stdout)
+    assert default["params"] == fit["params"] and default["selection"]["family"] == ["batch-scan"]
+    unselected = json.loads(run_main("fit", "--db", db, "--law", "batch-opt", "--family", "all", "--json", "-",
+                                     check=True).stdout)
     assert unselected["scans"][0]["n_runs"] == 6  # the whole store: the other run joins the (1, 32) scan

@@ -120,12 +120,15 @@ def test_comparisons_law_jobs_select_their_families(tmp_path):
     """The comparisons preset's fits: one law on several families under its own key, LR ranges, skips said."""
     import pandas as pd
 
-    from scalinglab.reproduce import _matches, fit_laws, settings_for
+    from scalinglab.reproduce import fit_laws, settings_for
+    from scalinglab.study import Study
     from tests.helpers import make_store
 
-    runs = pd.DataFrame({"arch": ["lstm", "lstm", "transformer"], "lr": [1e-3, 5e-3, 1e-3]})
-    assert _matches(runs, {"arch": "lstm", "lr": {"max": 3e-3}}).tolist() == [True, False, False]
-    assert _matches(runs, {"lr": {"min": 2e-3}}).tolist() == [False, True, False]
+    study = Study.from_frame(pd.DataFrame({"run_id": ["a", "b", "c"], "status": "done", "val_loss": 3.0,
+                                           "family": "x", "arch": ["lstm", "lstm", "transformer"],
+                                           "lr": [1e-3, 5e-3, 1e-3]}))
+    assert study.select(None, arch="lstm", lr={"max": 3e-3}).selection["runs"] == ["a"]
+    assert study.select("all", lr={"min": 2e-3}).selection["runs"] == ["b"]
 
     db = make_store(tmp_path / "runs.db")
     fits, skipped = fit_laws(db, settings_for("comparisons").laws, lambda _: None)

@@ -38,26 +38,6 @@ def fit_allocation(name: str, df: Any, bootstrap: int, seed: int, window: int, g
     return est.to_dict()
 
 
-def allocation_summary(r: dict[str, Any]) -> str:
-    p, ci = r["params"], r.get("ci95") or {}
-    lines = [f"{r['law']}: {r['formula']}  ({r['n_points']} points)"]
-    for k in ("a", "N_coef", "b", "D_coef"):
-        c = ci.get(k)
-        lines.append(f"  {k:>8} = {p[k]:.5g}" + (f"   95% CI [{c[0]:.5g}, {c[1]:.5g}]" if c else ""))
-    for row in r.get("per_budget") or []:
-        if row.get("dropped"):
-            lines.append(f"  budget C = {row['C']:.3g}: dropped ({row['dropped']}; {row['n_sizes']} sizes)")
-    if r["law"] == "isoflop":
-        lines.append(f"  {r['n_budgets']} budgets used; {r['window_note']}")
-    else:
-        lines.append(f"  {r['options']['method']} frontier: {r['n_frontier_points']} points, "
-                     f"{r['n_sizes_on_frontier']} model sizes")
-    b = r.get("bootstrap")
-    if b:
-        lines.append(f"  bootstrap: {b['k']} resamples of {b['resample']}, {100 * b['converged_fraction']:.1f}% usable")
-    return "\n".join(lines)
-
-
 def fit_comparison(laws: list[Any], df: Any, holdout: int) -> dict[str, Any]:
     """The comparison JSON: the table and every law's full fit."""
     from scalinglab.laws.compare import compare_laws

@@ -16,6 +16,7 @@ numerics (Huber loss, grid of starts, L-BFGS, bootstrap) are in `laws/optimize.p
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any, ClassVar
 
@@ -32,19 +33,30 @@ LOG_BOUNDS = (-200.0, 200.0)  # log of a positive scale parameter
 
 # how the rows were made, copied from the data (frame_from_store) into the fit JSON and back
 PROVENANCE_KEYS = ("flops", "flops_note", "loss", "min_policy", "min_policy_note", "min_converted")
-# name -> (class, constructor defaults); filled by Law.__init_subclass__ as the family modules are imported
-_REGISTRY: dict[str, tuple[type[Law], dict[str, Any]]] = {}
+# name -> (class, constructor defaults); filled by Estimator.__init_subclass__ as the family modules are imported
+_REGISTRY: dict[str, tuple[type[Estimator], dict[str, Any]]] = {}
+INTERVALS = ("measurement", "mean")  # the two prediction bands (laws/predict.py); "measurement" is the default
 
 
-def make_law(name: str, **options: Any) -> Law:
+def make_law(name: str, **options: Any) -> Any:
     """A fresh (unfitted) law by registered name; options override the registered defaults."""
     if name not in _REGISTRY:
         raise UserError(f"unknown law {name!r}; known laws: {', '.join(_REGISTRY)}")
     cls, defaults = _REGISTRY[name]
+    unknown = sorted(set(options) - set(cls._param_names()))
+    if unknown:
+        raise UserError(f"law {name} has no setting {unknown[0]!r}; its settings: {', '.join(cls._param_names())}")
     try:
         return cls(**{**defaults, **options})
     except TypeError as e:
         raise UserError(f"bad options for law {name}: {e}") from None
+
+
+def law_class(name: str) -> type[Estimator]:
+    """The class registered under `name` (what it reads and provides are class attributes)."""
+    if name not in _REGISTRY:
+        raise UserError(f"unknown law {name!r}; known laws: {', '.join(_REGISTRY)}")
+    return _REGISTRY[name][0]
 
 
 def registered_names() -> list[str]:
@@ -80,10 +92,95 @@ def bootstrap_record(bootstrap: dict[str, Any], samples: np.ndarray | None) -> d
     return record
 
 
-class Law:
-    """Base class: subclasses set the class attributes and implement `_logpred` and `_grid`."""
+class Estimator:
+    """What every law shares with scikit-learn's estimators: settings are constructor parameters, stored unchanged
+    (`get_params`/`set_params`, so `sklearn.base.clone` works); a subclass registers itself by name when defined:
+    `class KaplanN(PowerLaw, register={"kaplan-n": {}, "kaplan-n-e": {"irreducible": True}})`.
+
+    The class also declares what it needs and provides, so callers ask it instead of keeping lists of names:
+    `reads` (what a store gives it, laws/data.py `law_frame`), `families` (the runs a Study selects by default),
+    and `provides` (what the planner and `predict` can take from it: "loss" of its inputs, "loss(C)", "loss(D)",
+    "allocation", "bcrit", "lr", "batch", "unique-tokens")."""
 
     name: ClassVar[str] = "law"
+    reads: ClassVar[str] = "runs"  # runs | curves | noise-scale | frontier-points | budgets
+    min_convert: ClassVar[str | None] = None  # "C" or "S": converted to C_min / S_min at the critical batch
+    trained_tokens: ClassVar[bool] = False  # D = tokens trained on (repeats included), not the unique tokens
+    needs_eval_sets: ClassVar[bool] = False  # losses on extra eval sets (columns L:<name>)
+    families: ClassVar[tuple[str, ...] | None] = ("main",)  # default selection of runs (None: every family)
+    provides: ClassVar[frozenset[str]] = frozenset({"loss"})
+    plan_rank: ClassVar[int] = 0  # among fits that provide the same thing, the planner takes the lowest rank first
+
+    def __init_subclass__(cls, register: dict[str, dict[str, Any]] | None = None, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        for name, defaults in (register or {}).items():
+            if name in _REGISTRY:
+                raise ValueError(f"law name {name!r} registered twice ({_REGISTRY[name][0].__name__}, {cls.__name__})")
+            _REGISTRY[name] = (cls, dict(defaults))
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        """Constructor parameters of the class and of the bases its `**kw` passes on to."""
+        names: list[str] = []
+        for klass in cls.__mro__:
+            init = klass.__dict__.get("__init__")
+            if init is None:
+                continue
+            params = list(inspect.signature(init).parameters.values())[1:]
+            names += [p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name not in names]
+            if not any(p.kind == p.VAR_KEYWORD for p in params):
+                break
+        return names
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Every setting, by constructor parameter name (scikit-learn's contract)."""
+        return {p: getattr(self, p) for p in self._param_names()}
+
+    def set_params(self, **params: Any) -> Estimator:
+        """Change settings; an unknown name is a UserError naming the settings there are."""
+        names = self._param_names()
+        for k in params:
+            if k not in names:
+                raise UserError(f"{self.name} has no setting {k!r}; its settings: {', '.join(names)}")
+        fresh = type(self)(**{**self.get_params(), **params})  # validated by the constructor
+        self.__dict__.update({k: v for k, v in fresh.__dict__.items() if not k.endswith("_")})
+        return self
+
+    def summary(self) -> str:
+        """The text `scalinglab fit` prints for this fit."""
+        from scalinglab.laws.summary import fit_summary
+
+        return fit_summary(self.to_dict(include_samples=False))
+
+    def to_dict(self, include_samples: bool = True) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Any:
+        """Rebuild any fitted law from its fit JSON (dispatches on d['law'])."""
+        if not isinstance(d, dict) or "law" not in d or "params" not in d:
+            raise UserError("not a fit: expected an object with 'law' and 'params'")
+        return law_class(str(d["law"]))._from_dict(d)
+
+    @classmethod
+    def _from_dict(cls, d: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+
+def check_interval(interval: str | None) -> str | None:
+    if interval is not None and interval not in INTERVALS:
+        raise UserError(f"interval must be None, 'measurement' or 'mean', got {interval!r}")
+    return interval
+
+
+class Law(Estimator):
+    """Base class: subclasses set the class attributes and implement `_logpred` and `_grid`.
+
+    Settings (constructor parameters of every law): huber_delta (δ of the Huber loss on log residuals), seed,
+    bootstrap (resamples for 95% CIs), holdout (refit without the K largest-compute points), min_step /
+    min_tokens (transient cut of learning-curve rows; None: the default policy), flops (FLOP convention of C read
+    from a store: paper | exact | with-head), min_policy (B_crit for S_min / C_min: noise-scale | none)."""
+
     formula: ClassVar[str] = ""
     target: ClassVar[str] = "L"
     inputs: tuple[str, ...] = ()
@@ -93,22 +190,34 @@ class Law:
     # laws/curves.py): transient cut, whole-run bootstrap, and `_derive` (e.g. the frontier) inside each resample.
     curve_law: ClassVar[bool] = False
     min_runs: ClassVar[int] = 2
-
-    def __init_subclass__(cls, register: dict[str, dict[str, Any]] | None = None, **kw: Any) -> None:
-        """`class KaplanN(PowerLaw, register={"kaplan-n": {}, "kaplan-n-e": {"irreducible": True}})` adds the
-        class to the registry under each name, with those constructor defaults."""
-        super().__init_subclass__(**kw)
-        for name, defaults in (register or {}).items():
-            if name in _REGISTRY:
-                raise ValueError(f"law name {name!r} registered twice ({_REGISTRY[name][0].__name__}, {cls.__name__})")
-            _REGISTRY[name] = (cls, dict(defaults))
-
-    def __init__(self, huber_delta: float = 1e-3, seed: int = 0) -> None:
-        self.huber_delta = float(huber_delta)
-        self.seed = int(seed)
-        self.min_step: float | None = None  # transient cut of curve rows (None: the default policy)
-        self.min_tokens: float | None = None
+    def __init__(self, huber_delta: float = 1e-3, seed: int = 0, bootstrap: int = 0, holdout: int = 0,
+                 min_step: float | None = None, min_tokens: float | None = None, flops: str = "paper",
+                 min_policy: str = "noise-scale") -> None:
+        self.huber_delta = huber_delta
+        self.seed = seed
+        self.bootstrap = bootstrap
+        self.holdout = holdout
+        self.min_step = min_step  # transient cut of curve rows (None: the default policy)
+        self.min_tokens = min_tokens
+        self.flops = flops
+        self.min_policy = min_policy
         self._reset()
+
+    def _check_settings(self) -> None:
+        """The settings' values, checked when fitting (scikit-learn validates in fit, not in the constructor)."""
+        from scalinglab.laws.data import check_flops
+
+        if not (isinstance(self.huber_delta, int | float) and self.huber_delta > 0 and np.isfinite(self.huber_delta)):
+            raise UserError(f"huber delta must be a positive number, got {self.huber_delta}")
+        for name, v in (("bootstrap", self.bootstrap), ("holdout", self.holdout)):
+            if not (isinstance(v, int | np.integer) and v >= 0):
+                raise UserError(f"{name} must be a whole number >= 0, got {v!r}")
+        for name, v in (("--min-step", self.min_step), ("--min-tokens", self.min_tokens)):
+            if v is not None and not (np.isfinite(v) and v >= 0):
+                raise UserError(f"{name} must be a number >= 0, got {v}")
+        check_flops(self.flops)
+        if self.min_policy not in ("noise-scale", "none"):
+            raise UserError(f"unknown min_policy {self.min_policy!r}; use noise-scale or none")
 
     # ---- scikit-learn style surface -------------------------------------------------------------------
     def _reset(self) -> None:
@@ -139,16 +248,23 @@ class Law:
     def n_params(self) -> int:
         return len(self.param_names)
 
-    def fit(self, data: Any, bootstrap: int = 0, holdout: int = 0, seed: int | None = None) -> Law:
+    def fit(self, data: Any, bootstrap: int | None = None, holdout: int | None = None, seed: int | None = None) -> Law:
         """Fit to a DataFrame (or mapping) with the canonical columns in `required_columns()`: the point
         estimate, then `bootstrap` resamples (95% percentile CIs) and a hold-out of the `holdout` largest-compute
-        points if asked."""
+        points if asked. The arguments override the settings for this fit only; returns self."""
+        self._check_settings()
+        bootstrap = self.bootstrap if bootstrap is None else bootstrap
+        holdout = self.holdout if holdout is None else holdout
         if bootstrap < 0 or holdout < 0:
             raise UserError("bootstrap and holdout must be >= 0")
         provenance = dict(getattr(data, "attrs", {}).get("provenance") or {})  # set by frame_from_store
-        self._fit_columns(law_columns(self, data), bootstrap, holdout, self.seed if seed is None else seed)
+        self._fit_columns(law_columns(self, data), int(bootstrap), int(holdout), self.seed if seed is None else seed)
         self.provenance_ = provenance
         return self
+
+    def _unfitted_copy(self) -> Law:
+        """A fresh law with the same settings (what `sklearn.base.clone` makes), without bootstrap or hold-out."""
+        return type(self)(**{**self.get_params(), "bootstrap": 0, "holdout": 0})
 
     def _fit_columns(self, cols: dict[str, np.ndarray], bootstrap: int, holdout: int, seed: int) -> None:
         """Fit validated columns (laws with a derived stage, like bcrit-scan, override this)."""
@@ -252,7 +368,7 @@ class Law:
                             f"({self.n_params} parameters needs at least {self.n_params + 1})")
         order = np.argsort(self.compute_key(cols), kind="stable")
         test, train = order[n - k:], order[: n - k]
-        sub = type(self)(**self.get_options(), huber_delta=self.huber_delta, seed=self.seed)
+        sub = self._unfitted_copy()
         sub._fit_arrays({c: v[train] for c, v in cols.items()})
         pred = sub.predict(**{c: cols[c][test] for c in self.inputs})
         actual = cols[self.target][test]
@@ -275,9 +391,17 @@ class Law:
             raise UserError(f"{self.law_name}.predict needs {', '.join(self.inputs)}; missing {', '.join(missing)}")
         return columns
 
-    def predict(self, X: Any = None, **columns: Any) -> np.ndarray:
-        """Predicted target (e.g. L) for a table X with the input columns, or keyword columns: predict(df),
-        predict(N=1e9, D=2e10)."""
+    def predict(self, X: Any = None, interval: str | None = None, seed: int = 0, **columns: Any) -> Any:
+        """Predicted target (e.g. L) for a table X with the input columns, or keyword columns.
+
+        predict(df) and predict(df, interval="measurement" | "mean") return a DataFrame on df's index with the
+        target (and target_lo, target_hi: the 95% band, laws/predict.py); predict(N=1e9, D=2e10) with no interval
+        returns an array of the target."""
+        check_interval(interval)
+        if interval is not None or _is_frame(X):
+            from scalinglab.laws.predict import predict_frame
+
+            return predict_frame(self, X if X is not None else columns, interval, seed)
         self._check_fitted()
         columns = self._input_columns(X, columns)
         arrays = np.broadcast_arrays(*[np.asarray(columns[c], dtype=float) for c in self.inputs])
@@ -406,10 +530,8 @@ class Law:
         return {}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Law:
-        """Rebuild a fitted law from `to_dict()` output (any law: dispatches on d['law'])."""
-        if not isinstance(d, dict) or "law" not in d or "params" not in d:
-            raise UserError("not a fit: expected an object with 'law' and 'params'")
+    def _from_dict(cls, d: dict[str, Any]) -> Law:
+        """Rebuild a fitted law from `to_dict()` output."""
         law = make_law(str(d["law"]), **dict(d.get("options") or {}))
         law.huber_delta = float(d.get("huber_delta", law.huber_delta))
         params = d["params"]
@@ -452,3 +574,7 @@ class Law:
             return f"{type(self).__name__}({self.get_options()})"
         ps = ", ".join(f"{k}={v:.4g}" for k, v in self.params_.items())
         return f"{type(self).__name__}<{self.law_name}>({ps})"
+
+
+def _is_frame(X: Any) -> bool:
+    return hasattr(X, "columns") and hasattr(X, "index")

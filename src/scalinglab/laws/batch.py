@@ -18,7 +18,9 @@ class Bcrit(Law, register={"bcrit": {}}):
     """Eq 1.4: B_crit(L) = B_star / L^(1/alpha_B), fitted on (L, B) points (paper: B* ≈ 2e8 tokens, 0.21)."""
 
     name = "bcrit"
-    curve_law = True  # (L, noise-scale B_crit) points along learning curves, from a store
+    curve_law = True
+    reads = "noise-scale"
+    provides = frozenset({"bcrit"})  # (L, noise-scale B_crit) points along learning curves, from a store
     formula = "B = B_star / L^(1/alpha_B)"
     target = "B"
     inputs = ("L",)

@@ -37,6 +37,9 @@ class BatchOpt(Law, register={"batch-opt": {}, "batch-opt-c": {"over": "C"}}):
     """B* = B_0·(X/X_ref)^beta_B over the best batch of each scan, X = N or C (see module doc)."""
 
     target = "B"
+    trained_tokens = True
+    families = ("batch-scan",)
+    provides = frozenset({"batch"})
     param_names = ("B_0", "beta_B")
     log_params = (True, False)
 

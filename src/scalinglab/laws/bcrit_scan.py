@@ -16,6 +16,8 @@ class BcritScan(Bcrit, register={"bcrit-scan": {}}):
     """bcrit-scan: B_crit(L) from batch-size scans of learning curves, then eq 1.4 (see module doc)."""
 
     name = "bcrit-scan"
+    reads = "curves"
+    families = ("batch-scan",)
     min_runs = 1  # batch_scan_levels asks for curves at three or more batch sizes itself
     formula = "B_crit = B_star / L^(1/alpha_B), B_crit(L) = E_min/S_min from S = S_min(1 + B_crit/B)"
     target = "L"

@@ -13,6 +13,7 @@ class Chinchilla(Law, register={"chinchilla": {}}):
     """Hoffmann et al. 2022: L(N, D) = E + A/N^alpha + B/D^beta, fitted like their approach 3."""
 
     name = "chinchilla"
+    provides = frozenset({"loss", "allocation"})
     formula = "L = E + A/N^alpha + B/D^beta"
     inputs = ("N", "D")
     param_names = ("E", "A", "B", "alpha", "beta")

@@ -75,6 +75,9 @@ class DataConstrained(Law, register={"data-constrained": {}}):
     """Muennighoff et al. 2023 eqs. 5-7: the Chinchilla form on effective data D' and effective parameters N'."""
 
     name = "data-constrained"
+    provides = frozenset({"loss", "allocation", "unique-tokens"})
+    trained_tokens = True
+    families = ("main", "d-subsets")
     formula = ("L = E + A/N'^alpha + B/D'^beta; D' = U_D(1 + R_D*(1 - exp(-R_D/R_D*))), "
                "N' = U_N(1 + R_N*(1 - exp(-R_N/R_N*)))")
     inputs = ("N", "D", "U")

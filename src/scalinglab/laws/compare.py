@@ -89,7 +89,7 @@ def compare_laws(laws: list[Any], df: Any, holdout: int) -> dict[str, Any]:
 
 
 def _clone(law: Any) -> Any:
-    return type(law)(**law.get_options(), huber_delta=law.huber_delta, seed=law.seed)
+    return type(law)(**{**law.get_params(), "bootstrap": 0, "holdout": 0})  # the comparison does its own hold-out
 
 
 def _log_residuals(law: Any) -> np.ndarray | None:

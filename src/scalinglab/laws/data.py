@@ -31,9 +31,6 @@ import numpy as np
 from scalinglab.errors import UserError
 from scalinglab.laws.columns import CANONICAL
 
-CURVE_LAWS = ("bcrit-scan", "kaplan-ns", "kaplan-ns-e")
-FRONTIER_LAWS = ("kaplan-c", "kaplan-cmin", "kaplan-c-e", "kaplan-cmin-e", "log-c")
-
 
 def parse_col_maps(specs: list[str] | None) -> dict[str, str]:
     """['N=params', 'L=loss'] -> {'N': 'params', 'L': 'loss'}."""
@@ -147,19 +144,37 @@ def _head_params(runs) -> np.ndarray:
 
 
 def runs_from_store(db: str | Path, count_embeddings: bool = False, flops: str = "paper"):
-    """One row per finished run, canonical columns N, D, C, S, B, L plus run, family, noise_scale, warmup, L_final.
+    """One row per finished run of the store `db` (see `runs_table`)."""
+    return runs_table(_load_runs(db), count_embeddings, flops, where=f"results DB {db}")
 
-    C follows the FLOP convention `flops` (FLOPS_NOTE); L is the best val loss of D-subset runs (LOSS_NOTE)."""
-    import pandas as pd
 
+def _load_runs(db: str | Path):
     p = Path(db)
     if not p.is_file():
         raise UserError(f"results DB not found: {p}")
-    runs = _store().load_runs(p)
+    return _store().load_runs(p)
+
+
+def runs_table(runs, count_embeddings: bool = False, flops: str = "paper", where: str = "the runs"):
+    """One row per finished run, canonical columns N, D, C, S, B, L plus run, family, noise_scale, warmup, L_final.
+
+    `runs` is the store's run table (`store.db.load_runs`, or a frame shaped like it). C follows the FLOP
+    convention `flops` (FLOPS_NOTE); L is the best val loss of D-subset runs (LOSS_NOTE)."""
+    try:
+        return _runs_table(runs, count_embeddings, flops, where)
+    except KeyError as e:
+        raise UserError(f"{where} lack the run column {e.args[0]!r} the laws read") from None
+
+
+def _runs_table(runs, count_embeddings: bool, flops: str, where: str):
+    import pandas as pd
+
+    from scalinglab.store.families import with_families
+
     if "status" in runs.columns:
         runs = runs[runs["status"] == "done"]
     if len(runs) == 0:
-        raise UserError(f"results DB {p} has no finished runs")
+        raise UserError(f"{where} has no finished runs")
     # by run id, not by finishing order: bootstrap weights go to rows, so a fit must not depend on which
     # of two parallel runs happened to finish first
     runs = runs.sort_values("run_id", kind="stable")
@@ -185,8 +200,8 @@ def runs_from_store(db: str | Path, count_embeddings: bool = False, flops: str =
     df["L_final"] = final
     df["L"] = np.where(subset & np.isfinite(best), best, final)  # early stopping of runs that repeat data
     df["LR"] = pd.to_numeric(runs["lr"], errors="coerce").to_numpy(dtype=float)  # the peak LR it ran at (lr-opt)
-    if "family" in runs.columns:  # for --query "family == 'batch-scan'"
-        df["family"] = runs["family"].astype(str).to_numpy()
+    # the run's family: its tag, or the inferred one for an untagged run (never the text "None")
+    df["family"] = with_families(runs.reset_index(drop=True))["family"].astype(str).to_numpy()
     df["noise_scale"] = (pd.to_numeric(runs["noise_scale"], errors="coerce").to_numpy(dtype=float)
                          if "noise_scale" in runs.columns else np.nan)
     extra = [_json_dict(v) for v in runs.get("eval_losses", pd.Series([None] * len(runs)))]
@@ -214,15 +229,20 @@ def _json_dict(value: Any) -> dict:
 
 
 def curves_from_store(db: str | Path, count_embeddings: bool = False, flops: str = "paper"):
-    """Every learning-curve point of finished runs: run, N, B, S (=step), step, D (tokens so far), C (under the
-    FLOP convention `flops`), L, noise_scale, warmup (the run's warm-up steps)."""
+    """Every learning-curve point of the finished runs of the store `db` (see `curves_table`)."""
+    return curves_table(runs_from_store(db, count_embeddings, flops), _store().load_evals(Path(db)), flops,
+                        where=f"results DB {db}")
+
+
+def curves_table(runs, evals, flops: str = "paper", where: str = "the runs"):
+    """Every learning-curve point of the runs of `runs_table`: run, N, B, S (=step), step, D (tokens so far), C
+    (under the FLOP convention `flops`), L, noise_scale, warmup (the run's warm-up steps). `evals` is the
+    store's eval table (`store.db.load_evals`, or a frame shaped like it)."""
     import pandas as pd
 
-    runs = runs_from_store(db, count_embeddings, flops)
-    ev = _store().load_evals(Path(db))
-    ev = ev[ev["run_id"].astype(str).isin(set(runs["run"]))]
+    ev = evals[evals["run_id"].astype(str).isin(set(runs["run"]))] if len(evals) else evals
     if len(ev) == 0:
-        raise UserError(f"results DB {db} has no learning-curve points for finished runs")
+        raise UserError(f"{where} has no learning-curve points for finished runs")
     meta = runs.set_index("run")[["N", "B", "noise_scale", "warmup", "head"]].rename(
         columns={"noise_scale": "run_noise_scale"})
     out = ev.assign(run=ev["run_id"].astype(str)).join(meta, on="run")
@@ -230,62 +250,88 @@ def curves_from_store(db: str | Path, count_embeddings: bool = False, flops: str
                 else np.full(len(out), np.nan))
     # the noise scale measured at that point of the curve (B_crit at that loss), else the run's final one
     ns = np.where(np.isfinite(point_ns), point_ns, out["run_noise_scale"].to_numpy(float))
-    tokens = out["tokens"].to_numpy(float)
-    out = out.assign(S=out["step"].astype(float), step=out["step"].astype(float), D=tokens,
+    tokens = pd.to_numeric(out["tokens"], errors="coerce").to_numpy(float)
+    out = out.assign(S=pd.to_numeric(out["step"], errors="coerce").astype(float),
+                     step=pd.to_numeric(out["step"], errors="coerce").astype(float), D=tokens,
                      C=_compute(out, tokens, flops, out["head"].to_numpy(float)),
                      L=pd.to_numeric(out["val_loss"], errors="coerce").astype(float), noise_scale=ns)
     out = out[(out["S"] > 0) & np.isfinite(out["L"])]
     return out[["run", "N", "B", "S", "step", "D", "C", "L", "noise_scale", "warmup"]].reset_index(drop=True)
 
 
-def frame_from_store(db: str | Path, law: str, count_embeddings: bool = False, run_ids: Any = None,
+def frame_from_store(db: str | Path, law: Any, count_embeddings: bool = False, run_ids: Any = None,
                      flops: str = "paper", min_policy: str = "noise-scale", bcrit: dict | None = None):
-    """The canonical DataFrame a law should be fitted on, read from the results store (see module doc).
+    """The canonical DataFrame a law should be fitted on, read from the results store (see `law_frame`)."""
+    p = Path(db)
+    runs = _load_runs(p)
+    evals = _store().load_evals(p) if _law(law).reads != "runs" else None
+    return law_frame(runs, evals, law, count_embeddings, run_ids, flops, min_policy, bcrit, where=f"results DB {db}")
+
+
+def _law(law: Any):
+    from scalinglab.laws.registry import get_law
+
+    return get_law(law) if isinstance(law, str) else law
+
+
+def law_frame(runs, evals, law: Any, count_embeddings: bool = False, run_ids: Any = None, flops: str = "paper",
+              min_policy: str = "noise-scale", bcrit: dict | None = None, where: str = "the runs"):
+    """The canonical DataFrame `law` (a name or an estimator) is fitted on, from a run table and an eval table
+    shaped like the store's (see module doc). The law says what it reads (`Law.reads`: final losses of runs,
+    every point of the learning curves, the noise scale along them, the frontier points, or runs grouped by
+    budget), whether its C or S is converted to C_min / S_min (`min_convert`), whether D is the tokens trained on
+    (`trained_tokens`) and whether it needs losses on extra eval sets (`needs_eval_sets`).
 
     `run_ids` (optional) restricts it to those runs (e.g. one family of a sweep). Curve laws get every eval point
     (the law cuts the transient and, for kaplan-c/-cmin, takes the frontier itself, inside each bootstrap
     resample); S_min/C_min come from `to_min(policy=min_policy)`. What was chosen is in `df.attrs["provenance"]`,
     which the fitted law copies into its JSON.
     """
-    from scalinglab.laws.transforms import MIN_POLICIES, to_min
-
+    law = _law(law)
     check_flops(flops)
     keep = None if run_ids is None else {str(r) for r in run_ids}
     provenance: dict[str, Any] = {"flops": flops, "flops_note": FLOPS_NOTE[flops], "loss": LOSS_NOTE}
-    if law in CURVE_LAWS or law in FRONTIER_LAWS or law == "bcrit":
-        df = curves_from_store(db, count_embeddings, flops)
-        df = df if keep is None else df[df["run"].isin(keep)].reset_index(drop=True)
-        if len(df) == 0:
-            raise UserError(f"results DB {db} has no learning-curve points for the selected runs")
-        provenance["loss"] = "val loss at each eval point of the learning curves"
-        cols = {c: df[c].to_numpy() for c in ("B", "L", "noise_scale")}
-        if law == "bcrit":  # eq 1.4 from the measured gradient noise scale (the B_crit proxy) along every curve
-            ns = df["noise_scale"].to_numpy(float)
-            df = df[np.isfinite(ns) & (ns > 0)].assign(B=lambda d: d["noise_scale"]).reset_index(drop=True)
-            if len(df) == 0:
-                raise UserError(f"results DB {db} has no gradient noise-scale measurements to fit bcrit on")
-        elif law.startswith("kaplan-cmin") or law.startswith("kaplan-ns"):
-            kind = "C" if law.startswith("kaplan-cmin") else "S"
-            df[kind] = to_min(kind, df[kind].to_numpy(), cols["B"], cols["L"], min_policy, cols["noise_scale"], bcrit)
-            provenance.update(min_policy=min_policy, min_policy_note=MIN_POLICIES[min_policy],
-                              min_converted=kind)
-        if law == "log-c":  # not a curve law: fitted on the frontier points themselves
-            from scalinglab.laws.frontier import compute_frontier
-
-            df = compute_frontier(df)
-        df.attrs["provenance"] = provenance
-        return df
-    df = runs_from_store(db, count_embeddings, flops)
-    if law in ("data-constrained", "batch-opt", "batch-opt-c"):  # D = the tokens trained on (repeats included);
-        df = df.assign(D=df["tokens"])  # data-constrained's U stays the subset's unique tokens
-    if law.startswith("ood-") and not any(str(c).startswith("L:") for c in df.columns):
-        raise UserError(f"results DB {db} has no losses on extra eval sets for {law}; prepare the corpus with "
-                        "--eval-set NAME=SOURCE (the stdlib source has one) and train on it")
+    table = runs_table(runs, count_embeddings, flops, where)
     if keep is not None:
-        df = df[df["run"].isin(keep)].reset_index(drop=True)
-        if len(df) == 0:
-            raise UserError(f"results DB {db} has no finished runs among the selected ones")
+        table = table[table["run"].isin(keep)].reset_index(drop=True)
+        if len(table) == 0:
+            raise UserError(f"{where} has no finished runs among the selected ones")
+    if law.reads != "runs" and law.reads != "budgets":
+        df = _curve_frame(table, evals, law, provenance, min_policy, bcrit, flops, where)
+    else:
+        df = table
+        if law.reads == "budgets":  # the runs of one planned budget: C to 2 significant digits
+            df = df.assign(budget=[float(f"{c:.2g}") for c in df["C"]])
+        if law.trained_tokens:  # D = the tokens trained on (repeats included); data-constrained's U stays the
+            df = df.assign(D=df["tokens"])  # subset's unique tokens
+        if law.needs_eval_sets and not any(str(c).startswith("L:") for c in df.columns):
+            raise UserError(f"{where} has no losses on extra eval sets for {law.name}; prepare the corpus with "
+                            "--eval-set NAME=SOURCE (the stdlib source has one) and train on it")
     df.attrs["provenance"] = provenance
+    return df
+
+
+def _curve_frame(table, evals, law: Any, provenance: dict, min_policy: str, bcrit: dict | None, flops: str,
+                 where: str):
+    """The learning-curve rows of a curve law (noise-scale rows for bcrit, frontier points for log-c)."""
+    from scalinglab.laws.transforms import MIN_POLICIES, to_min
+
+    df = curves_table(table, evals, flops, where)
+    provenance["loss"] = "val loss at each eval point of the learning curves"
+    cols = {c: df[c].to_numpy() for c in ("B", "L", "noise_scale")}
+    if law.reads == "noise-scale":  # eq 1.4 from the measured gradient noise scale (the B_crit proxy)
+        ns = df["noise_scale"].to_numpy(float)
+        df = df[np.isfinite(ns) & (ns > 0)].assign(B=lambda d: d["noise_scale"]).reset_index(drop=True)
+        if len(df) == 0:
+            raise UserError(f"{where} has no gradient noise-scale measurements to fit {law.name} on")
+    elif law.min_convert:
+        kind = law.min_convert
+        df[kind] = to_min(kind, df[kind].to_numpy(), cols["B"], cols["L"], min_policy, cols["noise_scale"], bcrit)
+        provenance.update(min_policy=min_policy, min_policy_note=MIN_POLICIES[min_policy], min_converted=kind)
+    if law.reads == "frontier-points":  # fitted on the frontier points themselves, not a curve law
+        from scalinglab.laws.frontier import compute_frontier
+
+        df = compute_frontier(df)
     return df
 
 

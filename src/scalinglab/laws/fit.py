@@ -10,26 +10,23 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-from scalinglab.errors import UserError
-from scalinglab.laws.base import Law
+from scalinglab.laws.base import law_class
 from scalinglab.laws.registry import get_law
 
 
-def fit_law(law: str | Law, data: Any, bootstrap: int = 0, holdout: int = 0, huber_delta: float = 1e-3,
-            seed: int = 0, min_step: float | None = None, min_tokens: float | None = None, **options: Any) -> Law:
-    """Fit a law by registry name (or a Law instance) to a DataFrame with canonical columns; returns the law.
+def fit_law(law: str | Any, data: Any, bootstrap: int | None = None, holdout: int | None = None,
+            huber_delta: float | None = None, seed: int | None = None, min_step: float | None = None,
+            min_tokens: float | None = None, **options: Any) -> Any:
+    """Fit a law by registry name (or an unfitted or fitted law instance) to a DataFrame with canonical columns.
 
+    A name makes a fresh law with `options` and the settings given (the rest at their defaults). An instance keeps
+    its own settings: those given here (not None) apply to a copy of it (`sklearn.base.clone` semantics), which is
+    fitted and returned; with none given the instance itself is fitted and returned.
     `min_step` / `min_tokens` replace the default transient cut of learning-curve rows (laws/curves.py)."""
+    settings = {k: v for k, v in (("bootstrap", bootstrap), ("holdout", holdout), ("huber_delta", huber_delta),
+                                  ("seed", seed), ("min_step", min_step), ("min_tokens", min_tokens)) if v is not None}
     if isinstance(law, str):
-        law = get_law(law, **options)
-    if not (huber_delta > 0 and np.isfinite(huber_delta)):
-        raise UserError(f"huber delta must be a positive number, got {huber_delta}")
-    for name, v in (("--min-step", min_step), ("--min-tokens", min_tokens)):
-        if v is not None and not (np.isfinite(v) and v >= 0):
-            raise UserError(f"{name} must be a number >= 0, got {v}")
-    law.huber_delta = float(huber_delta)
-    law.seed = int(seed)
-    law.min_step, law.min_tokens = min_step, min_tokens
-    return law.fit(data, bootstrap=bootstrap, holdout=holdout, seed=seed)
+        law = get_law(law, **options, **{k: v for k, v in settings.items() if k in law_class(law)._param_names()})
+    elif settings or options:
+        law = type(law)(**law.get_params()).set_params(**{**options, **settings})
+    return law.fit(data)

@@ -40,7 +40,7 @@ class Fixed(Law):
     """`law` with the parameters in `fixed` held at their values."""
 
     def __init__(self, law: Law, fixed: dict[str, float], huber_delta: float | None = None,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, **kw: Any) -> None:
         unknown = [k for k in fixed if k not in law.param_names]
         if unknown:
             raise UserError(f"--fix {unknown[0]}: law {law.law_name} has no parameter {unknown[0]!r}; its parameters: "
@@ -53,7 +53,7 @@ class Fixed(Law):
         for k, v in fixed.items():
             if law.log_params[law.param_names.index(k)] and not v > 0:
                 raise UserError(f"--fix {k}={v:g}: {k} must be positive")
-        self.base = law
+        self.base = self.law = law
         self.fixed = {k: float(fixed[k]) for k in law.param_names if k in fixed}
         self.held = [i for i in range(law.n_params) if i not in self.free]
         self.held_theta = np.array([math.log(self.fixed[law.param_names[i]]) if law.log_params[i]
@@ -62,8 +62,9 @@ class Fixed(Law):
         self.log_params = tuple(law.log_params[i] for i in self.free)
         self.inputs = law.inputs
         self.target = law.target  # type: ignore[misc]
-        super().__init__(huber_delta=law.huber_delta if huber_delta is None else huber_delta,
-                         seed=law.seed if seed is None else seed)
+        settings = {k: v for k, v in law.get_params().items() if k in Law._param_names()}
+        super().__init__(**{**settings, **kw, "huber_delta": law.huber_delta if huber_delta is None else huber_delta,
+                            "seed": law.seed if seed is None else seed})
 
     @property
     def law_name(self) -> str:

@@ -25,6 +25,7 @@ class OODOffset(Law, register={"ood-offset": {"free_slope": False}, "ood-linear"
     """L_ood = L + offset, or with `free_slope` L_ood = intercept + slope·L (fitted on log residuals)."""
 
     name = "ood-offset"
+    needs_eval_sets = True
     target = "L_ood"
     inputs = ("L",)
 

@@ -13,6 +13,8 @@ class KaplanND(Law, register={"kaplan-nd": {}}):
     """Eq 1.5: L(N, D) = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D (Table 2: 0.076, 0.103, 6.4e13, 1.8e13)."""
 
     name = "kaplan-nd"
+    provides = frozenset({"loss", "allocation"})
+    plan_rank = 1  # a numerical allocation: after the closed forms and approaches 1 and 2
     formula = "L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D"
     inputs = ("N", "D")
     param_names = ("alpha_N", "alpha_D", "N_c", "D_c")
@@ -51,6 +53,8 @@ class KaplanNS(Law, register={"kaplan-ns": {}}):
 
     name = "kaplan-ns"
     curve_law = True
+    reads = "curves"
+    min_convert = "S"
     formula = "L = (N_c/N)^alpha_N + (S_c/S)^alpha_S"
     inputs = ("N", "S")
     param_names = ("alpha_N", "alpha_S", "N_c", "S_c")

@@ -22,9 +22,13 @@ class LrOpt(PowerLaw, register={"lr-opt": {}}):
 
     column, exponent, scale, base_name = "N", "alpha_LR", "N_LR", "lr-opt"
     target = "LR"
+    families = ("main", "lr-sweep")
+    provides = frozenset({"lr"})
 
-    def __init__(self, **kw: Any) -> None:
-        super().__init__(irreducible=False, **kw)
+    def __init__(self, irreducible: bool = False, **kw: Any) -> None:
+        if irreducible:
+            raise UserError("lr-opt has no irreducible term")
+        super().__init__(irreducible=irreducible, **kw)
         self.best_: list[dict] = []
 
     def get_options(self) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from scalinglab.errors import UserError
-from scalinglab.laws.base import bootstrap_record
+from scalinglab.laws.base import Estimator, bootstrap_record, check_interval
 from scalinglab.laws.frontier import envelope
 
 PARAMS = ("a", "N_coef", "b", "D_coef")
@@ -49,14 +49,16 @@ def _percentiles(samples: np.ndarray) -> dict[str, list[float]]:
     return {p: [float(a), float(b)] for p, a, b in zip(PARAMS, lo, hi, strict=True)}
 
 
-class _Allocation:
+class _Allocation(Estimator):
     """Shared surface of the two approaches: parameters a, N_coef, b, D_coef and their bootstrap draws."""
 
     name: ClassVar[str] = ""
     resample: ClassVar[str] = ""
+    provides: ClassVar[frozenset[str]] = frozenset({"allocation"})
 
-    def __init__(self, seed: int = 0) -> None:
-        self.seed = int(seed)
+    def __init__(self, seed: int = 0, bootstrap: int = 0) -> None:
+        self.seed = seed
+        self.bootstrap = bootstrap
         self.params_: dict[str, float] | None = None
         self.ci95_: dict[str, list[float]] = {}
         self.bootstrap_: dict | None = None
@@ -83,10 +85,16 @@ class _Allocation:
         C = np.asarray(C, float)
         return params["N_coef"] * C ** params["a"], params["D_coef"] * C ** params["b"]
 
-    def predict(self, X: Any = None, **columns: Any):
-        """N_opt and D_opt at compute C (FLOPs): a DataFrame (or the columns of a DataFrame X with a C column)."""
+    def predict(self, X: Any = None, interval: str | None = None, **columns: Any):
+        """N_opt and D_opt at compute C (FLOPs): a DataFrame (or the columns of a DataFrame X with a C column);
+        with interval="mean" or "measurement" also their 95% bootstrap band (N_opt_lo, N_opt_hi, ...: the
+        allocation is not a measured quantity, so both bands are the band of the fitted allocation)."""
         import pandas as pd
 
+        if check_interval(interval) is not None:
+            from scalinglab.laws.predict import predict_frame
+
+            return predict_frame(self, X if X is not None else columns, interval)
         self._check_fitted()
         C = _compute_column(X, columns, self.name)
         N, D = self.allocate(self.params_ or {}, C)
@@ -128,12 +136,16 @@ class _Allocation:
     def _extra_dict(self) -> dict[str, Any]:
         return {}
 
+    def _bootstrap_k(self, bootstrap: int | None) -> int:
+        k = self.bootstrap if bootstrap is None else bootstrap
+        if not (isinstance(k, int | np.integer) and k >= 0):
+            raise UserError(f"bootstrap must be a whole number >= 0, got {k!r}")
+        return int(k)
+
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> _Allocation:
+    def _from_dict(cls, d: dict[str, Any]) -> _Allocation:
         """Rebuild a fitted approach-1/2 result from `to_dict()` output."""
-        kind = {"isoflop": IsoFLOP, "frontier": Frontier}.get(str(d.get("law")))
-        if kind is None:
-            raise UserError(f"not an isoflop/frontier fit: law {d.get('law')!r}")
+        kind = cls
         try:
             obj = kind(**dict(d.get("options") or {}))
         except TypeError:
@@ -194,6 +206,30 @@ def budget_minimum(x: np.ndarray, L: np.ndarray, w: np.ndarray | None = None,
     return float(xv), float(p0 + p1 * xv + p2 * xv * xv), ""
 
 
+def akima_minimum(x: np.ndarray, L: np.ndarray, w: np.ndarray | None = None,
+                  window: int = 0) -> tuple[float | None, float | None, str]:
+    """Minimum of one IsoFLOP curve by Akima interpolation of L over ln N across the whole curve (Porian et al.
+    2024), its argmin on a grid of 1000 points: (ln N_opt, L_min, reason). Repeated sizes (bootstrap copies or
+    seeds) are averaged, weighted by w; the budget is dropped when the lowest loss is at an end of the sizes.
+    `window` is the parabola's setting and is not used here."""
+    from scipy.interpolate import Akima1DInterpolator
+
+    w = np.ones(len(x)) if w is None else np.asarray(w, float)
+    keep = w > 0
+    x, L, w = x[keep], L[keep], w[keep]
+    sizes, inv = np.unique(x, return_inverse=True)
+    if sizes.size < 3:
+        return None, None, f"fewer than 3 sizes ({sizes.size})"
+    mean = np.bincount(inv, weights=w * L) / np.bincount(inv, weights=w)
+    i = int(np.argmin(mean))
+    if i == 0 or i == sizes.size - 1:
+        return None, None, "lowest loss at the edge of the sampled sizes"
+    grid = np.linspace(sizes[0], sizes[-1], 1000)
+    curve = Akima1DInterpolator(sizes, mean)(grid)
+    j = int(np.argmin(curve))
+    return float(grid[j]), float(curve[j]), ""
+
+
 def _first_seen(v: np.ndarray) -> np.ndarray:
     """1 where a value appears for the first time in v, else 0."""
     _, first = np.unique(v, return_index=True)
@@ -202,22 +238,29 @@ def _first_seen(v: np.ndarray) -> np.ndarray:
     return out
 
 
-class IsoFLOP(_Allocation):
-    """Approach 2: IsoFLOP minima per budget (parabola over the `window` sizes nearest the minimum)."""
+class IsoFLOP(_Allocation, register={"isoflop": {}}):
+    """Approach 2: IsoFLOP minima per budget: method "parabola" (over the `window` sizes nearest the minimum) or
+    "akima" (Akima interpolation of L over ln N across the whole curve, Porian et al. 2024)."""
 
     name = "isoflop"
     resample = "points within each budget"
+    reads = "budgets"
+    families = None  # an IsoFLOP plan's runs, whatever their family
 
-    def __init__(self, window: int = 5, group: str | None = None, seed: int = 0) -> None:
+    def __init__(self, window: int = 5, group: str | None = None, method: str = "parabola", seed: int = 0,
+                 bootstrap: int = 0) -> None:
         if window != 0 and window < 3:
             raise UserError(f"isoflop window must be 0 (all points) or at least 3, got {window}")
-        super().__init__(seed)
-        self.window = int(window)
+        if method not in ("parabola", "akima"):
+            raise UserError(f"isoflop method must be parabola or akima, got {method!r}")
+        super().__init__(seed, bootstrap)
+        self.window = window
         self.group = group
+        self.method = method
         self.per_budget_: list[dict[str, Any]] = []
 
     def get_options(self) -> dict[str, Any]:
-        return {"window": self.window, "group": self.group}
+        return {"window": self.window, "group": self.group, "method": self.method}
 
     def _budgets(self, data: Any) -> list[tuple[float, np.ndarray, np.ndarray]]:
         """[(C, ln N, L)] per budget, validated."""
@@ -250,7 +293,8 @@ class IsoFLOP(_Allocation):
         return sorted(out, key=lambda b: b[0])
 
     def _minima(self, budgets, weights=None) -> list[tuple[float, float | None, float | None, str]]:
-        return [(C, *budget_minimum(x, L, None if weights is None else weights[j], self.window))
+        find = akima_minimum if self.method == "akima" else budget_minimum
+        return [(C, *find(x, L, None if weights is None else weights[j], self.window))
                 for j, (C, x, L) in enumerate(budgets)]
 
     @staticmethod
@@ -264,7 +308,9 @@ class IsoFLOP(_Allocation):
         b, kD = _loglog(C, C / (6.0 * N))
         return np.array([a, kN, b, kD])
 
-    def fit(self, data: Any, bootstrap: int = 0, seed: int | None = None) -> IsoFLOP:
+    def fit(self, data: Any, bootstrap: int | None = None, seed: int | None = None) -> IsoFLOP:
+        """Fit to a frame of runs (N, L and C or D); returns self. `bootstrap` overrides the setting for this fit."""
+        bootstrap = self._bootstrap_k(bootstrap)
         seed = self.seed if seed is None else int(seed)
         budgets = self._budgets(data)
         minima = self._minima(budgets)
@@ -294,8 +340,13 @@ class IsoFLOP(_Allocation):
 
     def _extra_dict(self) -> dict[str, Any]:
         return {"per_budget": self.per_budget_, "n_budgets": sum(r["inside"] for r in self.per_budget_),
-                "window_note": (f"parabola in ln N over the {self.window} points nearest each budget's lowest loss"
-                                if self.window else "one parabola in ln N over every point of each budget")}
+                "window_note": self._method_note()}
+
+    def _method_note(self) -> str:
+        if self.method == "akima":
+            return "Akima interpolation of L over ln N across each budget's whole curve, minimum on a fine grid"
+        return (f"parabola in ln N over the {self.window} points nearest each budget's lowest loss" if self.window
+                else "one parabola in ln N over every point of each budget")
 
 
 # ---- approach 1 ------------------------------------------------------------------------------------------
@@ -315,18 +366,20 @@ def lower_hull(lc: np.ndarray, ll: np.ndarray) -> np.ndarray:
     return idx[: stop + 1]
 
 
-class Frontier(_Allocation):
+class Frontier(_Allocation, register={"frontier": {}}):
     """Approach 1: N_opt(C), D_opt(C) along the compute-efficient frontier of learning curves."""
 
     name = "frontier"
     resample = "run"
+    reads = "curves"
 
-    def __init__(self, method: str = "envelope", n_points: int = 60, group: str | None = None, seed: int = 0) -> None:
+    def __init__(self, method: str = "envelope", n_points: int = 60, group: str | None = None, seed: int = 0,
+                 bootstrap: int = 0) -> None:
         if method not in ("envelope", "hull"):
             raise UserError(f"frontier --method must be envelope or hull, got {method!r}")
-        super().__init__(seed)
+        super().__init__(seed, bootstrap)
         self.method = method
-        self.n_points = int(n_points)
+        self.n_points = n_points
         self.group = group  # comma-separated columns naming a curve (default: run)
         self.points_: list[dict[str, Any]] = []
 
@@ -380,9 +433,11 @@ class Frontier(_Allocation):
         b, kD = _loglog(C, D)
         return np.array([a, kN, b, kD])
 
-    def fit(self, data: Any, bootstrap: int = 0, seed: int | None = None) -> Frontier:
+    def fit(self, data: Any, bootstrap: int | None = None, seed: int | None = None) -> Frontier:
+        """Fit to learning curves (run, N, C, L; optional D); returns self."""
         from scalinglab.laws.frontier import envelope_tables
 
+        bootstrap = self._bootstrap_k(bootstrap)
         seed = self.seed if seed is None else int(seed)
         df = self._curves(data)
         tables = (None if self.method == "hull" else
@@ -417,9 +472,9 @@ class Frontier(_Allocation):
                 "n_sizes_on_frontier": len({p["N"] for p in self.points_})}
 
 
-ALLOCATION_LAWS = ("isoflop", "frontier")
-
-
 def allocation_from_dict(d: dict[str, Any]) -> _Allocation:
     """A fitted isoflop/frontier estimator from its fit JSON."""
-    return _Allocation.from_dict(d)
+    law = Estimator.from_dict(d)
+    if not isinstance(law, _Allocation):
+        raise UserError(f"not an isoflop/frontier fit: law {d.get('law')!r}")
+    return law

@@ -27,16 +27,32 @@ from typing import Any
 import numpy as np
 
 from scalinglab.errors import UserError
-from scalinglab.laws.base import Law
+from scalinglab.laws.base import Estimator, Law
 from scalinglab.laws.constants import PAPER_PLAN, PF_DAY
-from scalinglab.laws.optimal import ALLOCATION_LAWS, _Allocation, allocation_from_dict
+from scalinglab.laws.optimal import _Allocation
 
 PAPER = PAPER_PLAN  # the paper's eq 1.7 allocation and the laws it combines (laws/constants.py)
-ALLOC_LAWS = ("chinchilla", "chinchilla-tied", "data-constrained", "isoflop", "frontier", "kaplan-nd")
-U_LAWS = ("data-constrained",)  # laws with unique tokens U, for --unique-tokens
-LOSS_LAWS = ("kaplan-cmin", "kaplan-cmin-e", "kaplan-c", "kaplan-c-e")
-BCRIT_LAWS = ("bcrit", "bcrit-scan")
-D_LAWS = ("kaplan-d", "kaplan-d-e")
+
+
+def providers(laws: dict[str, Any], what: str) -> list[str]:
+    """The fitted laws that provide `what` (a `provides` tag of their class), the planner's choice first."""
+    from scalinglab.laws.base import registered_names
+
+    order = {n: i for i, n in enumerate(registered_names())}
+    names = [n for n, law in laws.items() if what in law.provides]
+    return sorted(names, key=lambda n: (laws[n].plan_rank, order.get(n, len(order))))
+
+
+def _first(laws: dict[str, Any], what: str) -> str | None:
+    found = providers(laws, what)
+    return found[0] if found else None
+
+
+def _capable(what: str) -> list[str]:
+    """Registered law names whose class provides `what` (for messages)."""
+    from scalinglab.laws.base import law_class, registered_names
+
+    return [n for n in registered_names() if what in law_class(n).provides]
 
 
 def contradiction_point(L_of_C: Callable[[np.ndarray], np.ndarray], L_of_D: Callable[[np.ndarray], np.ndarray],
@@ -92,22 +108,20 @@ def _paper_plan(C_pf: float) -> dict[str, Any]:
 
 def _as_laws(fits: Any) -> dict[str, Law]:
     """Accept a Law, a fit dict, a list of either, or a dict keyed by law name (what reproduce writes)."""
-    if isinstance(fits, Law):
+    if isinstance(fits, Estimator):
         return {fits.law_name: fits}
     if isinstance(fits, (list, tuple)):
         out: dict[str, Law] = {}
         for f in fits:
             out.update(_as_laws(f))
         return out
-    if isinstance(fits, _Allocation):
-        return {fits.law_name: fits}  # type: ignore[dict-item]
     if isinstance(fits, dict):
         if "law" in fits and "params" in fits:
-            law = allocation_from_dict(fits) if fits["law"] in ALLOCATION_LAWS else Law.from_dict(fits)
+            law = Estimator.from_dict(fits)
             return {law.law_name: law}
         out = {}
         for v in fits.values():
-            if isinstance(v, (Law, _Allocation)) or (isinstance(v, dict) and "law" in v and "params" in v):
+            if isinstance(v, Estimator) or (isinstance(v, dict) and "law" in v and "params" in v):
                 try:
                     out.update(_as_laws(v))
                 except UserError:
@@ -122,15 +136,15 @@ def _samples(law: Law) -> list[dict[str, float]]:
     return [dict(zip(law.param_names, map(float, row), strict=True)) for row in law.bootstrap_samples_]
 
 
-def _alloc(name: str, params: dict[str, float], C: float, U: float | None = None) -> tuple[float, float, float | None]:
+def _alloc(law: Any, params: dict[str, float], C: float, U: float | None = None) -> tuple[float, float, float | None]:
     """(N_opt, D_opt, L) at C FLOPs for an allocation law's parameters (L is None for approaches 1 and 2);
-    `U` caps the unique tokens (data-constrained only)."""
-    if name in ALLOCATION_LAWS:
+    `U` caps the unique tokens (laws that provide "unique-tokens")."""
+    if isinstance(law, _Allocation):
         N, D = _Allocation.allocate(params, np.array([C]))
         return float(N[0]), float(D[0]), None
-    if name == "data-constrained" and U is not None:
+    if "unique-tokens" in law.provides and U is not None:
         return _data_capped(params, C, U)
-    if name in ("chinchilla", "chinchilla-tied", "data-constrained"):  # unrepeated data: the Chinchilla part
+    if {"E", "A", "B", "alpha"} <= set(params):  # the Chinchilla form (unrepeated data for data-constrained)
         E, A, B, al = (params[k] for k in ("E", "A", "B", "alpha"))
         be = params.get("beta", al)
         G = (al * A / (be * B)) ** (1.0 / (al + be))
@@ -184,17 +198,18 @@ def _ci(values: list[float]) -> list[float] | None:
 def _fit_plan(C: float, laws: dict[str, Law], unique_tokens: float | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"N_opt": None, "D": None, "B_crit": None, "S_min": None, "L_pred": None,
                            "ci95": {}, "sources": {}}
-    alloc = next((n for n in ALLOC_LAWS if n in laws), None)
-    loss_law = next((n for n in LOSS_LAWS if n in laws), None)
-    bc_law = next((n for n in BCRIT_LAWS if n in laws), None)
+    alloc = _first(laws, "allocation")
+    loss_law = _first(laws, "loss(C)")
+    bc_law = _first(laws, "bcrit")
     if unique_tokens is not None:
-        alloc = next((n for n in U_LAWS if n in laws), None)
+        alloc = _first(laws, "unique-tokens")
         if alloc is None:
-            raise UserError(f"--unique-tokens needs a fit of a law with unique tokens U ({', '.join(U_LAWS)}); "
-                            f"the fit has: {', '.join(laws) or 'none'}")
+            raise UserError(f"--unique-tokens needs a fit of a law with unique tokens U "
+                            f"({', '.join(_capable('unique-tokens'))}); the fit has: {', '.join(laws) or 'none'}")
     if alloc is None and loss_law is None:
-        raise UserError("the fit has no law the planner can use (needs one of: "
-                        f"{', '.join(ALLOC_LAWS + LOSS_LAWS)}); found: {', '.join(laws) or 'none'}")
+        raise UserError("the fit has no law the planner can use (needs an allocation or a loss of C: "
+                        f"{', '.join(_capable('allocation') + _capable('loss(C)'))}); found: "
+                        f"{', '.join(laws) or 'none'}")
     samples_N: list[float] = []
     if alloc is not None:
         samples_N = _plan_allocation(out, alloc, laws[alloc], C, unique_tokens)
@@ -215,12 +230,15 @@ def _fit_plan(C: float, laws: dict[str, Law], unique_tokens: float | None = None
                 m = min(len(bc_samples), len(samples_N))
                 out["ci95"]["S_min"] = _ci([C / (6.0 * n * b) for n, b in zip(samples_N[:m], bc_samples[:m],
                                                                               strict=True)])
-    if "lr-opt" in laws and out["N_opt"] is not None:
-        _suggest(out, "LR", laws["lr-opt"], "N", out["N_opt"], samples_N, "lr-opt at N_opt")
-    if "batch-opt-c" in laws:  # the budget itself: no N_opt needed
-        _suggest(out, "B_opt", laws["batch-opt-c"], "C", C, [], "batch-opt-c at C")
-    elif "batch-opt" in laws and out["N_opt"] is not None:
-        _suggest(out, "B_opt", laws["batch-opt"], "N", out["N_opt"], samples_N, "batch-opt at N_opt")
+    lr_law = _first(laws, "lr")
+    if lr_law is not None and out["N_opt"] is not None:
+        _suggest(out, "LR", laws[lr_law], "N", out["N_opt"], samples_N, f"{lr_law} at N_opt")
+    batch = providers(laws, "batch")
+    over_c = [n for n in batch if laws[n].inputs == ("C",)]
+    if over_c:  # the budget itself: no N_opt needed
+        _suggest(out, "B_opt", laws[over_c[0]], "C", C, [], f"{over_c[0]} at C")
+    elif batch and out["N_opt"] is not None:
+        _suggest(out, "B_opt", laws[batch[0]], "N", out["N_opt"], samples_N, f"{batch[0]} at N_opt")
     out["contradiction"] = _fit_contradiction(laws, alloc)
     used = laws[alloc or loss_law]
     out["flops"] = getattr(used, "provenance_", {}).get("flops", "as in the fit's data")  # the C convention the answer is in
@@ -249,10 +267,10 @@ def _with_params(law: Any, params: dict[str, float]) -> Any:
 
 def _plan_allocation(out: dict[str, Any], name: str, law: Any, C: float, U: float | None) -> list[float]:
     """N_opt, D (and L when the law predicts it) with bootstrap CIs into `out`; returns the N_opt draws."""
-    N, D, L = _alloc(name, law.params_ or {}, C, U)
+    N, D, L = _alloc(law, law.params_ or {}, C, U)
     out.update(N_opt=N, D=D)
     out["sources"].update(N_opt=name, D=name)
-    boot = [_alloc(name, s, C, U) for s in _samples(law)]
+    boot = [_alloc(law, s, C, U) for s in _samples(law)]
     samples_N = [b[0] for b in boot]
     if boot:
         out["ci95"].update(N_opt=_ci(samples_N), D=_ci([b[1] for b in boot]))
@@ -261,10 +279,10 @@ def _plan_allocation(out: dict[str, Any], name: str, law: Any, C: float, U: floa
         out["sources"]["L_pred"] = name
         if boot:
             out["ci95"]["L_pred"] = _ci([b[2] for b in boot])
-    if name in ALLOCATION_LAWS:
+    if isinstance(law, _Allocation):
         out["exponents"] = {"a": law.params_["a"], "b": law.params_["b"]}
         out["ci95"].update({f"exponent_{k}": law.ci95_[k] for k in ("a", "b") if k in law.ci95_})
-    elif name != "kaplan-nd":
+    elif "a" in (law.derived_ or {}):
         out["exponents"] = {"a": (law.derived_ or {}).get("a"), "b": (law.derived_ or {}).get("b")}
     if U is not None:
         out.update(unique_tokens=float(U), epochs=D / float(U))
@@ -282,9 +300,9 @@ def _plan_loss(out: dict[str, Any], name: str, law: Any, C: float) -> None:
 
 
 def _fit_contradiction(laws: dict[str, Law], alloc: str | None) -> dict[str, Any]:
-    lc = next((n for n in ("kaplan-cmin", "kaplan-c") if n in laws), None)
-    ld = next((n for n in D_LAWS if n in laws), None)
-    if lc is None and ld is None and alloc in ("chinchilla", "chinchilla-tied", "data-constrained"):
+    lc = _first(laws, "loss(C)")
+    ld = _first(laws, "loss(D)")
+    if lc is None and ld is None and alloc is not None and {"E", "B", "alpha"} <= set(laws[alloc].param_names):
         return {"available": False,
                 "reason": "under the chinchilla form L(N_opt, D_opt) > E + B/D_opt^beta = L(D) at every C, so the "
                           "two never cross; fit kaplan-cmin and kaplan-d to locate the contradiction point"}
@@ -298,12 +316,12 @@ def _fit_contradiction(laws: dict[str, Law], alloc: str | None) -> dict[str, Any
         return lcl.predict(C=c if pf else c * PF_DAY)
 
     def D_of_C(c: np.ndarray) -> np.ndarray:
-        return np.array([_alloc(alloc, al.params_ or {}, float(x) * PF_DAY)[1] for x in c])
+        return np.array([_alloc(al, al.params_ or {}, float(x) * PF_DAY)[1] for x in c])
 
     pt = contradiction_point(L_of_C, lambda d: ldl.predict(D=d), D_of_C, lo_pf=1e-10, hi_pf=1e12)
     if pt is None:
         return {"available": False, "reason": "L(C_min) stays above L(D(C)) for all C in 1e-10..1e12 PF-days"}
-    pt["N"] = _alloc(alloc, al.params_ or {}, pt["C_flops"])[0]
+    pt["N"] = _alloc(al, al.params_ or {}, pt["C_flops"])[0]
     pt["available"] = True
     pt["source"] = f"{lc}, {ld}, D(C) from {alloc}"
     return pt

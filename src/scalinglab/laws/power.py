@@ -101,6 +101,7 @@ class KaplanD(PowerLaw, register={"kaplan-d": {}, "kaplan-d-e": {"irreducible": 
     """Eq 1.2: L(D) = (D_c/D)^alpha_D (paper: alpha_D = 0.095, D_c = 5.4e13 tokens)."""
 
     column, exponent, scale, base_name = "D", "alpha_D", "D_c", "kaplan-d"
+    provides = frozenset({"loss", "loss(D)"})
 
 
 class KaplanC(PowerLaw, register={"kaplan-c": {}, "kaplan-c-e": {"irreducible": True}}):
@@ -111,6 +112,9 @@ class KaplanC(PowerLaw, register={"kaplan-c": {}, "kaplan-c-e": {"irreducible": 
 
     column, exponent, scale, base_name = "C", "alpha_C", "C_c", "kaplan-c"
     curve_law = True
+    reads = "curves"
+    provides = frozenset({"loss", "loss(C)"})
+    plan_rank = 1  # L(C) at a fixed batch: after L(C_min)
     frontier_points = 60  # log-spaced compute grid of the frontier
 
     def __init__(self, irreducible: bool = False, c_unit: str = "flops", **kw: Any) -> None:
@@ -148,6 +152,8 @@ class KaplanCmin(KaplanC, register={"kaplan-cmin": {}, "kaplan-cmin-e": {"irredu
     """Eq 1.3: L(C_min) = (C_c/C_min)^alpha_C with C_min = C/(1 + B/B_crit) (paper: 0.050, 3.1e8 PF-days)."""
 
     base_name = "kaplan-cmin"
+    min_convert = "C"
+    plan_rank = 0
 
 
 class LogLaw(Law, register={f"log-{c.lower()}": {"column": c} for c in "NDCS"}):
@@ -174,6 +180,10 @@ class LogLaw(Law, register={f"log-{c.lower()}": {"column": c} for c in "NDCS"}):
 
     def get_options(self) -> dict[str, Any]:
         return {"column": self.column}
+
+    @property
+    def reads(self) -> str:  # type: ignore[override]
+        return "frontier-points" if self.column == "C" else "runs"
 
     def bounds(self):
         return np.array([[-1e4, 1e4], [-1e3, 1e3]])

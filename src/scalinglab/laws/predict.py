@@ -19,58 +19,85 @@ from typing import Any
 import numpy as np
 
 from scalinglab.errors import UserError
+from scalinglab.laws.base import INTERVALS, check_interval
 
-INTERVALS = ("measurement", "mean")
+DEFAULT_INTERVAL = "measurement"  # the band `scalinglab predict`, `sl.predict` and `plan` give unless asked
 
 
 def load_fit(d: Any):
-    """A fitted law (or approach-1/2 estimator) from a fit JSON object."""
-    from scalinglab.laws.base import Law
-    from scalinglab.laws.optimal import ALLOCATION_LAWS, allocation_from_dict
+    """A fitted law (any, approaches 1 and 2 included) from a fit JSON object."""
+    from scalinglab.laws.base import Estimator
 
     if not isinstance(d, dict) or "law" not in d:
         raise UserError("not a fit: expected a JSON object with 'law' and 'params' (from `scalinglab fit --json`)")
-    if d["law"] in ALLOCATION_LAWS:
-        return allocation_from_dict(d)
-    return Law.from_dict(d)
+    return Estimator.from_dict(d)
 
 
-def predict_table(fit: Any, rows: Any, interval: str = "measurement", seed: int = 0) -> dict[str, Any]:
-    """{"law", "interval", "predictions": [{inputs..., target, target_lo, target_hi}]} for the rows of a table."""
+def _inputs(law: Any, rows: Any) -> dict[str, np.ndarray]:
     import pandas as pd
 
-    if interval not in INTERVALS:
-        raise UserError(f"--interval must be measurement or mean, got {interval!r}")
-    law = load_fit(fit) if isinstance(fit, dict) else fit
     df = pd.DataFrame(rows)
     missing = [c for c in law.inputs if c not in df.columns]
     if missing:
         raise UserError(f"{law.law_name} predicts from {', '.join(law.inputs)}; missing {', '.join(missing)} "
-                        f"(give --{missing[0]} VALUE or a CSV column {missing[0]})")
+                        f"(give --{missing[0]} VALUE or a column {missing[0]})")
     cols = {}
     for c in law.inputs:
         v = pd.to_numeric(df[c], errors="coerce").to_numpy(float)
         if not (np.isfinite(v).all() and (v > 0).all()):
             raise UserError(f"input {c} must be positive numbers")
         cols[c] = v
-    has_draws = law.bootstrap_samples_ is not None and len(law.bootstrap_samples_) >= 10
-    if law.law_name in _allocation_names():
+    return cols
+
+
+def _has_draws(law: Any) -> bool:
+    return law.bootstrap_samples_ is not None and len(law.bootstrap_samples_) >= 10
+
+
+def predict_table(fit: Any, rows: Any, interval: str = DEFAULT_INTERVAL, seed: int = 0) -> dict[str, Any]:
+    """{"law", "interval", "band", "predictions": [{inputs..., target, target_lo, target_hi}]} for the rows of a
+    table; "band" names the interval (measurement | mean; null without bootstrap draws), "interval" describes it."""
+    if interval not in INTERVALS:
+        raise UserError(f"--interval must be measurement or mean, got {interval!r}")
+    law = load_fit(fit) if isinstance(fit, dict) else fit
+    law._check_fitted()
+    cols = _inputs(law, rows)
+    has_draws = _has_draws(law)
+    if "allocation" in law.provides and law.target != "L":
         out = _allocation_rows(law, cols, has_draws)
         note = "95% bootstrap percentile band of N_opt and D_opt" if has_draws else None
+        band = "mean" if has_draws else None
     else:
         out = _law_rows(law, cols, interval if has_draws else None, seed)
         note = _note(interval, law) if has_draws else None
-    result: dict[str, Any] = {"law": law.law_name, "target": law.target, "interval": note, "predictions": out}
+        band = interval if has_draws else None
+    result: dict[str, Any] = {"law": law.law_name, "target": law.target, "band": band, "interval": note,
+                              "predictions": out}
     if not has_draws:
         result["warning"] = (f"the {law.law_name} fit has no bootstrap draws, so there are no intervals; refit with "
                              "--bootstrap K (and keep the draws in the fit JSON) for 95% intervals")
     return result
 
 
-def _allocation_names() -> tuple[str, ...]:
-    from scalinglab.laws.optimal import ALLOCATION_LAWS
+def predict_frame(law: Any, X: Any, interval: str | None = None, seed: int = 0):
+    """`law.predict(X, interval=...)`: a DataFrame on X's index with the target(s) and, with an interval, the
+    95% band (columns <target>_lo, <target>_hi); an interval without bootstrap draws is a UserError."""
+    import pandas as pd
 
-    return ALLOCATION_LAWS
+    check_interval(interval)
+    law._check_fitted()
+    cols = _inputs(law, X)
+    index = X.index if hasattr(X, "index") and hasattr(X, "columns") else None
+    if interval is not None and not _has_draws(law):
+        raise UserError(f"the {law.law_name} fit has no bootstrap draws for a 95% band; fit with bootstrap=K "
+                        "(or predict with interval=None)")
+    if "allocation" in law.provides and law.target != "L":
+        rows = _allocation_rows(law, cols, interval is not None)
+    else:
+        rows = _law_rows(law, cols, interval, seed)
+    out = pd.DataFrame(rows, index=index)
+    out.attrs["band"] = interval
+    return out
 
 
 def _note(interval: str, law: Any) -> str:

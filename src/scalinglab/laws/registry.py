@@ -18,12 +18,13 @@ from scalinglab.laws import (
     generalisation,
     joint,
     lr_opt,
+    optimal,
     power,
 )
-from scalinglab.laws.base import Law, make_law, registered_names
+from scalinglab.laws.base import make_law, registered_names
 
 # the order `law_names()` lists the families in (the paper's order: single-variable, joint, batch, then the rest)
-FAMILIES = (power, joint, chinchilla, chinchilla_variants, batch, bcrit_scan, generalisation, lr_opt, batch_opt)
+FAMILIES = (power, joint, chinchilla, chinchilla_variants, batch, bcrit_scan, generalisation, lr_opt, batch_opt, optimal)
 
 
 def law_names() -> list[str]:
@@ -31,6 +32,6 @@ def law_names() -> list[str]:
     return sorted(registered_names(), key=lambda n: order.get(make_law(n).__class__.__module__, len(order)))
 
 
-def get_law(name: str, **options: Any) -> Law:
+def get_law(name: str, **options: Any) -> Any:
     """A fresh (unfitted) law by registry name; options override the registry's defaults."""
     return make_law(name, **options)
