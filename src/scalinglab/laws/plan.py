@@ -187,6 +187,18 @@ def _data_capped(params: dict[str, float], C: float, U: float) -> tuple[float, f
     return N, C / (6.0 * N), float(res.fun)
 
 
+def _loss_band(values: list[float], law: Any, interval: str) -> list[float] | None:
+    """The 95% band of a predicted loss from its bootstrap draws: the law's own ("mean"), or where a new run
+    should land ("measurement": each draw with the log-normal scatter of the fit's residual RMS, 20 per draw, as
+    `predict` gives it, laws/predict.py)."""
+    v = np.asarray([x for x in values if x is not None and math.isfinite(x) and x > 0], float)
+    rms = float(getattr(law, "residual_rms_", None) or 0.0)
+    if interval == "measurement" and v.size and rms > 0:
+        z = np.random.default_rng(0).standard_normal((v.size, 20)) * rms
+        v = (v[:, None] * np.exp(z)).ravel()
+    return _ci(list(v))
+
+
 def _ci(values: list[float]) -> list[float] | None:
     v = np.asarray([x for x in values if x is not None and math.isfinite(x)], float)
     if v.size < 10:
@@ -195,9 +207,10 @@ def _ci(values: list[float]) -> list[float] | None:
     return [float(lo), float(hi)]
 
 
-def _fit_plan(C: float, laws: dict[str, Law], unique_tokens: float | None = None) -> dict[str, Any]:
+def _fit_plan(C: float, laws: dict[str, Law], unique_tokens: float | None = None,
+              interval: str = "measurement") -> dict[str, Any]:
     out: dict[str, Any] = {"N_opt": None, "D": None, "B_crit": None, "S_min": None, "L_pred": None,
-                           "ci95": {}, "sources": {}}
+                           "ci95": {}, "sources": {}, "band": {"L_pred": interval}}
     alloc = _first(laws, "allocation")
     loss_law = _first(laws, "loss(C)")
     bc_law = _first(laws, "bcrit")
@@ -212,9 +225,9 @@ def _fit_plan(C: float, laws: dict[str, Law], unique_tokens: float | None = None
                         f"{', '.join(laws) or 'none'}")
     samples_N: list[float] = []
     if alloc is not None:
-        samples_N = _plan_allocation(out, alloc, laws[alloc], C, unique_tokens)
+        samples_N = _plan_allocation(out, alloc, laws[alloc], C, unique_tokens, interval)
     if out["L_pred"] is None and loss_law is not None:
-        _plan_loss(out, loss_law, laws[loss_law], C)
+        _plan_loss(out, loss_law, laws[loss_law], C, interval)
     if bc_law is not None and out["L_pred"] is not None:
         p = laws[bc_law].params_ or {}
         bcrit = p["B_star"] / out["L_pred"] ** (1.0 / p["alpha_B"])
@@ -265,7 +278,8 @@ def _with_params(law: Any, params: dict[str, float]) -> Any:
     return copy
 
 
-def _plan_allocation(out: dict[str, Any], name: str, law: Any, C: float, U: float | None) -> list[float]:
+def _plan_allocation(out: dict[str, Any], name: str, law: Any, C: float, U: float | None,
+                     interval: str = "measurement") -> list[float]:
     """N_opt, D (and L when the law predicts it) with bootstrap CIs into `out`; returns the N_opt draws."""
     N, D, L = _alloc(law, law.params_ or {}, C, U)
     out.update(N_opt=N, D=D)
@@ -278,7 +292,7 @@ def _plan_allocation(out: dict[str, Any], name: str, law: Any, C: float, U: floa
         out["L_pred"] = L
         out["sources"]["L_pred"] = name
         if boot:
-            out["ci95"]["L_pred"] = _ci([b[2] for b in boot])
+            out["ci95"]["L_pred"] = _loss_band([b[2] for b in boot], law, interval)
     if isinstance(law, _Allocation):
         out["exponents"] = {"a": law.params_["a"], "b": law.params_["b"]}
         out["ci95"].update({f"exponent_{k}": law.ci95_[k] for k in ("a", "b") if k in law.ci95_})
@@ -289,14 +303,14 @@ def _plan_allocation(out: dict[str, Any], name: str, law: Any, C: float, U: floa
     return samples_N
 
 
-def _plan_loss(out: dict[str, Any], name: str, law: Any, C: float) -> None:
+def _plan_loss(out: dict[str, Any], name: str, law: Any, C: float, interval: str = "measurement") -> None:
     """L_pred (and its CI) from a loss-of-compute law."""
     kw = {"C": np.array([C if getattr(law, "c_unit", "flops") == "flops" else C / PF_DAY])}
     out["L_pred"] = float(law.predict(**kw)[0])
     out["sources"]["L_pred"] = name
     boot = [float(_with_params(law, s).predict(**kw)[0]) for s in _samples(law)]
     if boot:
-        out["ci95"]["L_pred"] = _ci(boot)
+        out["ci95"]["L_pred"] = _loss_band(boot, law, interval)
 
 
 def _fit_contradiction(laws: dict[str, Law], alloc: str | None) -> dict[str, Any]:
@@ -328,8 +342,16 @@ def _fit_contradiction(laws: dict[str, Law], alloc: str | None) -> dict[str, Any
 
 
 def plan_allocation(compute_flops: float, fits: Any = None, paper: bool = False,
-                    unique_tokens: float | None = None) -> dict[str, Any]:
-    """The plan for a budget of `compute_flops` FLOPs (see module doc); exactly one of fits / paper."""
+                    unique_tokens: float | None = None, interval: str = "measurement") -> dict[str, Any]:
+    """The plan for a budget of `compute_flops` FLOPs (see module doc); exactly one of fits / paper.
+
+    `interval` is the band of L_pred, as `predict` gives it: "measurement" (default: where a run trained at the
+    plan should land) or "mean" (the law's own band); `band` in the answer says which. The bands of N_opt, D,
+    B_crit, S_min are those of the fitted laws (their bootstrap draws)."""
+    from scalinglab.laws.base import check_interval
+
+    if interval is None or check_interval(interval) is None:
+        raise UserError("the plan's interval must be 'measurement' or 'mean'")
     if not (isinstance(compute_flops, (int, float)) and math.isfinite(compute_flops) and compute_flops > 0):
         raise UserError(f"compute must be a positive finite number, got {compute_flops}")
     if paper == (fits is not None):
@@ -339,6 +361,6 @@ def plan_allocation(compute_flops: float, fits: Any = None, paper: bool = False,
         raise UserError(f"unique tokens must be a positive number, got {unique_tokens}")
     if unique_tokens is not None and paper:
         raise UserError("--unique-tokens needs --fit of a data-constrained law, not --paper")
-    body = _paper_plan(C_pf) if paper else _fit_plan(compute_flops, _as_laws(fits), unique_tokens)
+    body = _paper_plan(C_pf) if paper else _fit_plan(compute_flops, _as_laws(fits), unique_tokens, interval)
     return {"compute_flops": float(compute_flops), "compute_pf_days": C_pf,
             "mode": "paper" if paper else "fit", **body}
