@@ -185,3 +185,18 @@ def test_plan_labels_its_band_like_predict():
     assert mean["band"]["L_pred"] == "mean" and meas["ci95"]["L_pred"][0] < mean["ci95"]["L_pred"][0]
     assert_clean_error(run_main("plan", "--fit", FITS_V1 / "chinchilla.json", "--compute", "1e21", "--interval",
                                 "x"), "interval must be")
+
+
+def test_the_notebook_example_on_published_data():
+    """examples/notebook_api.py's published-data cells (fit, predict with its band, plan, approach 2 both ways, save
+    and load): the same numbers the commands give."""
+    import runpy
+
+    ns = runpy.run_path(str(Path(__file__).parents[1] / "examples" / "notebook_api.py"))
+    shown: list[str] = []
+    out = ns["published"](show=shown.append)
+    assert 0.3 < out["params"]["alpha"] < 0.4 and out["band"] == "measurement"
+    assert out["isoflop_b"] == pytest.approx(0.531, abs=0.005) and out["akima_b"] == pytest.approx(0.528, abs=0.005)
+    cli = run_main("fit", "--dataset", "chinchilla_epoch_fig4", "--query", "in_epoch_fit", "--law", "chinchilla",
+                   "--bootstrap", "100", check=True).stdout
+    assert shown[0] == cli.rstrip("\n")

@@ -1,5 +1,4 @@
-"""The parts of `scalinglab fit` beyond one point law: approaches 1 and 2 (`--law isoflop|frontier`), a comparison
-of forms (`--law A,B,...`), and the frames they read from a results store."""
+"""The parts of `scalinglab fit` beyond one law: the list of names in `--law A,B,...` and the comparison of forms."""
 
 from __future__ import annotations
 
@@ -13,29 +12,6 @@ def law_list(law: str) -> list[str]:
     if any(not n for n in names) or len(set(names)) != len(names):
         raise UserError(f"--law {law!r}: give law names separated by commas, each once")
     return names
-
-
-def store_frame(db: str, law: str, count_embeddings: bool):
-    """What approaches 1 and 2 read from a store: every learning-curve point (frontier), or one row per finished
-    run with its budget (isoflop: C rounded to 2 significant digits, the runs of one planned budget)."""
-    from scalinglab.laws.data import curves_from_store, runs_from_store
-
-    if law == "frontier":
-        return curves_from_store(db, count_embeddings)
-    df = runs_from_store(db, count_embeddings)
-    return df.assign(budget=[float(f"{c:.2g}") for c in df["C"]])
-
-
-def fit_allocation(name: str, df: Any, bootstrap: int, seed: int, window: int, group: str | None,
-                   method: str) -> dict[str, Any]:
-    """Approach 2 (isoflop) or 1 (frontier) on df; the fit JSON."""
-    from scalinglab.laws.optimal import Frontier, IsoFLOP
-
-    if name == "isoflop":
-        est = IsoFLOP(window=window, group=group, seed=seed).fit(df, bootstrap=bootstrap)
-    else:
-        est = Frontier(method=method, group=group, seed=seed).fit(df, bootstrap=bootstrap)
-    return est.to_dict()
 
 
 def fit_comparison(laws: list[Any], df: Any, holdout: int) -> dict[str, Any]:
