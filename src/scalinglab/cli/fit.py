@@ -64,22 +64,11 @@ def fit(
 ) -> None:
     """Fit LAW with a Huber loss on log residuals from a grid of starts; bootstrap CIs and a hold-out check."""
     from scalinglab.cli import fitting
-    from scalinglab.errors import UserError
-    from scalinglab.laws.data import check_flops, parse_col_maps
+    from scalinglab.laws.data import parse_col_maps
     from scalinglab.laws.summary import fit_summary
 
-    if sum(x is not None for x in (csv, db, dataset)) != 1:
-        raise UserError("give exactly one of --csv FILE, --db DB or --dataset NAME")
-    if family is not None and db is None:
-        raise UserError("--family selects runs of a store; it needs --db")
-    if dataset is not None:
-        from scalinglab.datasets import path as dataset_path
-
-        csv = str(dataset_path(dataset))
+    csv = _check_sources(csv, db, dataset, family, flops, min_policy)
     names = fitting.law_list(law)
-    check_flops(flops)
-    if min_policy not in ("noise-scale", "none"):
-        raise UserError(f"unknown --min-policy {min_policy!r}; use noise-scale or none")
     if sensitivity:
         _sensitivity(db, names[0], huber_delta, json_out)
         return
@@ -99,6 +88,26 @@ def fit(
         typer.echo(show(result))
     elif selection is not None:  # the JSON is on stdout: say which runs on stderr
         typer.echo(selection["line"], err=True)
+
+
+def _check_sources(csv: str | None, db: str | None, dataset: str | None, family: str | None, flops: str,
+                   min_policy: str) -> str | None:
+    """One source of rows, the options that go with it; returns the CSV path (a packaged dataset's file)."""
+    from scalinglab.errors import UserError
+    from scalinglab.laws.data import check_flops
+
+    if sum(x is not None for x in (csv, db, dataset)) != 1:
+        raise UserError("give exactly one of --csv FILE, --db DB or --dataset NAME")
+    if family is not None and db is None:
+        raise UserError("--family selects runs of a store; it needs --db")
+    check_flops(flops)
+    if min_policy not in ("noise-scale", "none"):
+        raise UserError(f"unknown --min-policy {min_policy!r}; use noise-scale or none")
+    if dataset is None:
+        return csv
+    from scalinglab.datasets import path as dataset_path
+
+    return str(dataset_path(dataset))
 
 
 def _source(csv: str | None, db: str | None, dataset: str | None) -> str:
