@@ -74,7 +74,7 @@ def test_study_from_a_store_and_from_an_import(tmp_path):
     db = make_store(tmp_path / "s.db", extras=False)
     study = sl.Study.from_db(db)
     assert len(study.runs) == 7 and len(study.curves) > 0  # 6 done + 1 diverged
-    from scalinglab.laws.data import frame_from_store
+    from scalinglab.laws.framework.data import frame_from_store
 
     want = sl.fit_law("kaplan-n", frame_from_store(db, "kaplan-n")).params_
     assert study.fit("kaplan-n").params_ == pytest.approx(want)

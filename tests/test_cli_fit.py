@@ -129,7 +129,7 @@ def test_fit_from_store(tmp_path, synthetic_corpus):
     d4 = json.loads(run_main("fit", "--db", dbp, "--law", "bcrit", "--json", "-", check=True).stdout)
     assert d4["n_points"] == 35  # every curve point with a noise scale
     assert d4["params"]["alpha_B"] == pytest.approx(0.3, rel=0.02)
-    from scalinglab.laws.data import frame_from_store
+    from scalinglab.laws.framework.data import frame_from_store
 
     df = frame_from_store(dbp, "kaplan-n")
     assert set("NDCSBL") <= set(df.columns) and (df["B"] == 4 * 32).all()

@@ -1,6 +1,6 @@
 """Every law is a scikit-learn style estimator: settings in the constructor (clone-able with scikit-learn itself),
 fit returns self, predict on a frame with a named band, summary() is the CLI's text, fit JSONs of the previous
-release load; a law declares what it reads and provides, so a new one needs no other edit (laws/base.py)."""
+release load; a law declares what it reads and provides, so a new one needs no other edit (laws/framework/base.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from sklearn.base import clone
 
 import scalinglab as sl
-from scalinglab.laws.base import Law, law_class
+from scalinglab.laws.framework.base import Law, law_class
 from tests.helpers import assert_clean_error, run_main
 
 FITS_V1 = Path(__file__).parent / "data" / "fits_v1"
@@ -85,7 +85,7 @@ def test_summary_is_what_the_cli_prints(tmp_path):
 
 @pytest.mark.parametrize("name", ["chinchilla", "kaplan-n", "isoflop", "frontier"])
 def test_fit_files_of_the_previous_release_load_and_predict_the_same(name):
-    from scalinglab.laws.predict import predict_table
+    from scalinglab.laws.analyses.prediction import predict_table
 
     fit = json.loads((FITS_V1 / f"{name}.json").read_text())
     expected = json.loads((FITS_V1 / "expected_predictions.json").read_text())[name]
@@ -135,7 +135,7 @@ def test_akima_approach_two_on_openathena():
 @pytest.fixture
 def toy_law():
     """A law defined here, registered for the test only: L = (C_0/C)^p, a loss of compute."""
-    from scalinglab.laws.base import _REGISTRY
+    from scalinglab.laws.framework.base import _REGISTRY
 
     class Toy(Law, register={"toy-c": {}}):
         name = "toy-c"

@@ -1,4 +1,4 @@
-"""The batched L-BFGS (laws/optimize.py) against scipy's L-BFGS-B on random problems of every law (hypothesis)."""
+"""The batched L-BFGS (laws/framework/optimiser.py) against scipy's L-BFGS-B on random problems of every law (hypothesis)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from scalinglab.laws import Law, get_law, law_names
-from scalinglab.laws.base import law_class
-from scalinglab.laws.optimize import lbfgs_batched, objective, scipy_polish
+from scalinglab.laws.framework.base import law_class
+from scalinglab.laws.framework.optimiser import lbfgs_batched, objective, scipy_polish
 
 # bcrit-scan fits bcrit on derived points (same problem); approaches 1 and 2 have no formula
 LAWS = [n for n in law_names() if n != "bcrit-scan" and issubclass(law_class(n), Law)]

@@ -41,7 +41,7 @@ def test_fit_prints_which_runs_it_took(store):
 
 
 def test_untagged_runs_have_their_inferred_family_never_none(store):
-    from scalinglab.laws.data import runs_from_store
+    from scalinglab.laws.framework.data import runs_from_store
 
     fam = set(runs_from_store(store)["family"])
     assert "None" not in fam and "nan" not in fam and {"main", "batch-scan", "d-subsets", "lstm"} <= fam

@@ -26,7 +26,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "get_law": ("scalinglab.laws", "get_law"),
     "law_names": ("scalinglab.laws", "law_names"),
     "Law": ("scalinglab.laws", "Law"),
-    "plan_allocation": ("scalinglab.laws.plan", "plan_allocation"),
+    "plan_allocation": ("scalinglab.laws.analyses.planning", "plan_allocation"),
     "predict": ("scalinglab.api", "predict"),
     "Prediction": ("scalinglab.api", "Prediction"),
     "Study": ("scalinglab.api", "Study"),

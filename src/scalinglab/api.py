@@ -59,7 +59,7 @@ class Prediction:
 def as_law(fit: Any) -> Law:
     """A fitted Law from a Law, a fit dict (`fit --json`, `Law.to_dict()`) or the path of a fit JSON file."""
     from scalinglab.laws import Law
-    from scalinglab.laws.base import Estimator
+    from scalinglab.laws.framework.base import Estimator
 
     if isinstance(fit, Estimator):
         return fit
@@ -75,12 +75,12 @@ def as_law(fit: Any) -> Law:
 def predict(fit: Any, interval: str = "measurement", seed: int = 0, **inputs: Any) -> Prediction:
     """Predict a fitted law at `inputs` (e.g. N=1e9, D=2e10; arrays broadcast), e.g. predict(fit, C=1e21).
 
-    The band is the one `scalinglab predict` gives (laws/predict.py): "measurement" (default: where a new run
+    The band is the one `scalinglab predict` gives (laws/analyses/prediction.py): "measurement" (default: where a new run
     should land) or "mean" (the law's own band); `Prediction.band` says which, None without bootstrap draws."""
     import numpy as np
 
-    from scalinglab.laws.base import check_interval
-    from scalinglab.laws.predict import predict_table
+    from scalinglab.laws.analyses.prediction import predict_table
+    from scalinglab.laws.framework.base import check_interval
 
     law = as_law(fit)
     if check_interval(interval) is None:

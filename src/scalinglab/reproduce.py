@@ -254,6 +254,17 @@ def fit_laws(db: Path, jobs: tuple[LawJob, ...], log: Callable[[str], None]) -> 
     return fits, skipped
 
 
+def _sources(folder) -> list[bytes]:
+    """The bytes of every .py file under a package folder (its subpackages too)."""
+    out = []
+    for f in folder.iterdir():
+        if f.is_dir():
+            out += _sources(f)
+        elif f.name.endswith(".py"):
+            out.append(f.read_bytes())
+    return out
+
+
 def _digest(db: Path, jobs: tuple[LawJob, ...]) -> str:
     """What the fits depend on: the finished runs, their final losses and families (a plan that retags runs
     refits), the law jobs, and the fitting code (so a rerun after an upgrade of laws/ refits instead of keeping
@@ -262,8 +273,7 @@ def _digest(db: Path, jobs: tuple[LawJob, ...]) -> str:
 
     runs = load_runs(db)
     rows = sorted(f"{r.run_id}:{r.status}:{r.val_loss}:{r.family}" for r in runs.itertuples())
-    laws_dir = resources.files("scalinglab").joinpath("laws")
-    code = sorted(f.read_bytes() for f in laws_dir.iterdir() if f.name.endswith(".py"))
+    code = sorted(_sources(resources.files("scalinglab").joinpath("laws")))
     h = hashlib.sha256("\n".join(rows).encode())
     h.update(repr(jobs).encode())
     for c in code:

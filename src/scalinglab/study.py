@@ -3,7 +3,7 @@
 `Study.from_db(db)`, `Study.from_frame(runs, curves)`, `Study.from_import(source)` build one; `study.select(
 family="main", n_layer=[2, 3], lr={"max": 3e-3}, data_tokens=None)` picks runs (a family or families, then run
 columns: a value, a list of values, a {min, max} range, None for runs without a value); `study.frame(law)` is the
-canonical frame the law is fitted on (what the law reads: final losses, curves, noise scale, budgets; laws/data.py);
+canonical frame the law is fitted on (what the law reads: final losses, curves, noise scale, budgets; laws/framework/data.py);
 `study.saved_fit(law)` fits a law by name or an estimator on the runs selected (by default the law's own families,
 `Law.families`: "main" for most). `scalinglab fit --db`, `reproduce`, the report and `sl.Study` all go through
 here, so they select the same runs and give the same parameters. The report's figures use the selections below
@@ -64,7 +64,7 @@ class Study:
     plans: list[dict] = field(default_factory=list)
     source: str = ""
     selection: dict[str, Any] | None = None  # what `select` took (None: every run)
-    raw_runs: pd.DataFrame | None = field(default=None, repr=False)  # as the store gave them (laws/data.py reads)
+    raw_runs: pd.DataFrame | None = field(default=None, repr=False)  # as the store gave them (laws/framework/data.py reads)
     raw_curves: pd.DataFrame | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -141,8 +141,8 @@ class Study:
     def frame(self, law: Any, count_embeddings: bool = False):
         """The canonical frame `law` (a name or an estimator) is fitted on, from this study's runs (all of them:
         select first). The FLOP convention and S_min/C_min policy are the law's settings (`flops`, `min_policy`)."""
-        from scalinglab.laws.data import law_frame
-        from scalinglab.laws.registry import get_law
+        from scalinglab.laws.framework.data import law_frame
+        from scalinglab.laws.framework.registry import get_law
 
         law = get_law(law) if isinstance(law, str) else law
         evals = self.raw_curves if law.reads != "runs" else None
@@ -156,8 +156,8 @@ class Study:
         """Fit `law` (a registered name, or an estimator whose settings are kept) on the selected runs; a study
         that was not selected gives the law its default families (`Law.families`). Returns the fitted law, with
         `selection_` saying which runs it took."""
-        from scalinglab.laws.fit import fit_law
-        from scalinglab.laws.registry import get_law
+        from scalinglab.laws.framework.fit import fit_law
+        from scalinglab.laws.framework.registry import get_law
 
         est = get_law(law, **settings) if isinstance(law, str) else law
         if settings and not isinstance(law, str):

@@ -64,8 +64,8 @@ def fit(
 ) -> None:
     """Fit LAW with a Huber loss on log residuals from a grid of starts; bootstrap CIs and a hold-out check."""
     from scalinglab.cli import fitting
-    from scalinglab.laws.data import parse_col_maps
-    from scalinglab.laws.summary import fit_summary
+    from scalinglab.laws.framework.data import parse_col_maps
+    from scalinglab.laws.framework.summary import fit_summary
 
     csv = _check_sources(csv, db, dataset, family, flops, min_policy)
     names = fitting.law_list(law)
@@ -94,7 +94,7 @@ def _check_sources(csv: str | None, db: str | None, dataset: str | None, family:
                    min_policy: str) -> str | None:
     """One source of rows, the options that go with it; returns the CSV path (a packaged dataset's file)."""
     from scalinglab.errors import UserError
-    from scalinglab.laws.data import check_flops
+    from scalinglab.laws.framework.data import check_flops
 
     if sum(x is not None for x in (csv, db, dataset)) != 1:
         raise UserError("give exactly one of --csv FILE, --db DB or --dataset NAME")
@@ -118,8 +118,8 @@ def _laws(names: list[str], fix: list[str] | None, c_unit: str, solver: str | No
           **options: object) -> list:
     """The unfitted laws with the command's settings (one for a fit, several for a comparison)."""
     from scalinglab.errors import UserError
-    from scalinglab.laws.base import Law, law_class
-    from scalinglab.laws.fixed import parse_fix
+    from scalinglab.laws.framework.base import Law, law_class
+    from scalinglab.laws.framework.fixed import parse_fix
 
     cls = law_class(names[0])  # unknown law -> exit 2 listing the known ones
     if issubclass(cls, Law):
@@ -135,7 +135,7 @@ def _laws(names: list[str], fix: list[str] | None, c_unit: str, solver: str | No
     given = {k: v for k, v in options.items() if k in cls._param_names() and v is not None}
     if options.get("db") is not None and "group" in cls._param_names() and cls.reads == "budgets":
         given.setdefault("group", "budget")
-    from scalinglab.laws.registry import get_law
+    from scalinglab.laws.framework.registry import get_law
 
     return [get_law(names[0], seed=settings["seed"], bootstrap=settings["bootstrap"], **given)]
 
@@ -144,7 +144,7 @@ def _check_law_options(name: str, **given: object) -> None:
     """Options that only some laws read are refused for the others (one line), never silently ignored: the law's
     class says which settings it has."""
     from scalinglab.errors import UserError
-    from scalinglab.laws.base import law_class, registered_names
+    from scalinglab.laws.framework.base import law_class, registered_names
 
     params = law_class(name)._param_names()
     for option, value in given.items():
@@ -158,7 +158,7 @@ def _rows(csv: str | None, db: str | None, law, col_map: dict[str, str], query: 
           count_embeddings: bool, family: str | None):
     """The rows to fit: a CSV as mapped by --col/--query, or the law's frame of the store's selected runs (the
     Study: --family, by default the law's own families, as reproduce and the report use); and the selection."""
-    from scalinglab.laws.data import apply_mapping, load_csv
+    from scalinglab.laws.framework.data import apply_mapping, load_csv
     from scalinglab.study import Study
 
     if csv is not None:
@@ -191,7 +191,7 @@ def _record_inputs(result: dict, source: str, db: str | None, query: str | None,
 def _sensitivity(db: str | None, law: str, huber_delta: float, json_out: str | None) -> None:
     """`fit --sensitivity`: the law's exponents under each FLOP convention, transient cut and N convention."""
     from scalinglab.errors import UserError
-    from scalinglab.laws.sensitivity import sensitivity, sensitivity_table
+    from scalinglab.laws.analyses.sensitivity import sensitivity, sensitivity_table
 
     if db is None:
         raise UserError("--sensitivity needs --db (the conventions are recomputed from the store)")
@@ -204,9 +204,9 @@ def _sensitivity(db: str | None, law: str, huber_delta: float, json_out: str | N
 
 def _law(name: str, c_unit: str, solver: str | None, settings: dict, fixed: dict[str, float]):
     """An unfitted law with the command's settings (unknown names and parameters are one-line errors)."""
-    from scalinglab.laws.base import law_class
-    from scalinglab.laws.fixed import with_fixed
-    from scalinglab.laws.registry import get_law
+    from scalinglab.laws.framework.base import law_class
+    from scalinglab.laws.framework.fixed import with_fixed
+    from scalinglab.laws.framework.registry import get_law
 
     params = law_class(name)._param_names()
     options = {"c_unit": c_unit} if "c_unit" in params else {}

@@ -16,7 +16,7 @@ def law_list(law: str) -> list[str]:
 
 def fit_comparison(laws: list[Any], df: Any, holdout: int) -> dict[str, Any]:
     """The comparison JSON: the table and every law's full fit."""
-    from scalinglab.laws.compare import compare_laws
+    from scalinglab.laws.analyses.comparison import compare_laws
 
     if holdout == 0:
         holdout = max(1, len(df) // 10)

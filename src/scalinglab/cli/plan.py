@@ -27,8 +27,8 @@ def plan(
 ) -> None:
     """N_opt, D, B_crit, S_min and predicted loss for a compute budget (with CIs when the fit has bootstraps)."""
     from scalinglab.io import read_json
-    from scalinglab.laws.constants import PF_DAY
-    from scalinglab.laws.plan import plan_allocation
+    from scalinglab.laws.analyses.planning import plan_allocation
+    from scalinglab.laws.framework.constants import PF_DAY
 
     fits = read_json(fit, "fit file") if fit is not None else None
     flops = compute * PF_DAY if unit == "pf-days" else compute

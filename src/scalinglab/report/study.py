@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scalinglab.laws.constants import PF_DAY
+from scalinglab.laws.framework.constants import PF_DAY
 from scalinglab.study import Study
 
 __all__ = ["Study", "default_budgets", "fits_from_store", "frontier_nopt", "load_fits_file", "plan_budgets"]
@@ -56,7 +56,7 @@ def default_budgets(study: Study) -> list[float]:
 def plan_budgets(study: Study, budgets: list[float] | None = None) -> list[dict]:
     """The planner's answer (laws.plan) for a few budgets in PF-days, from the study's fits; [] without them."""
     try:
-        from scalinglab.laws.plan import plan_allocation
+        from scalinglab.laws.analyses.planning import plan_allocation
     except ImportError:
         return []
     if not study.fits:
@@ -88,7 +88,7 @@ def plan_budgets(study: Study, budgets: list[float] | None = None) -> list[dict]
 def frontier_nopt(study: Study) -> dict | None:
     """N_opt(C) = coef·C^exponent (C in FLOPs) from the frontier of the main family's curves, or None."""
     from scalinglab.errors import UserError
-    from scalinglab.laws.frontier import compute_frontier, fit_nopt
+    from scalinglab.laws.families.frontier import compute_frontier, fit_nopt
 
     runs = study.main_family()
     c = study.done_curves

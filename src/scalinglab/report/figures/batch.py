@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from scalinglab.laws.data import fit_axis
-from scalinglab.laws.transforms import to_min
+from scalinglab.laws.framework.data import fit_axis
+from scalinglab.laws.framework.transforms import to_min
 from scalinglab.report.figures.data import (
     curve_groups,
     law_predict,
@@ -124,9 +124,9 @@ def fig11(study: Study) -> Figure:
 )
 def fig18(study: Study) -> Figure:
     from scalinglab.errors import UserError
-    from scalinglab.laws.curves import transient_mask
-    from scalinglab.laws.data import warmup_steps
-    from scalinglab.laws.transforms import batch_scan_levels, steps_to_reach
+    from scalinglab.laws.framework.curves import transient_mask
+    from scalinglab.laws.framework.data import warmup_steps
+    from scalinglab.laws.framework.transforms import batch_scan_levels, steps_to_reach
 
     n, scan = scan_at_one_size(study.full_data(), "batch_size", 3, "at ≥ 3 batch sizes")
     c = study.done_curves

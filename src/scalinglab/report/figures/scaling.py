@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from scalinglab.laws.constants import PF_DAY
-from scalinglab.laws.data import fit_axis
-from scalinglab.laws.frontier import _loglog_fit as loglog_fit
-from scalinglab.laws.transforms import steps_to_reach
+from scalinglab.laws.families.frontier import _loglog_fit as loglog_fit
+from scalinglab.laws.framework.constants import PF_DAY
+from scalinglab.laws.framework.data import fit_axis
+from scalinglab.laws.framework.transforms import steps_to_reach
 from scalinglab.report.figures.data import (
     curve_groups,
     d_subset_runs,

@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 
 from scalinglab.errors import UserError
-from scalinglab.laws.batch import Bcrit, bcrit_at
-from scalinglab.laws.curves import run_counts
-from scalinglab.laws.transforms import batch_scan_levels
+from scalinglab.laws.families.batch import Bcrit, bcrit_at
+from scalinglab.laws.framework.curves import run_counts
+from scalinglab.laws.framework.transforms import batch_scan_levels
 
 
 class BcritScan(Bcrit, register={"bcrit-scan": {}}):

@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from scalinglab.errors import UserError
-from scalinglab.laws.base import LOG_BOUNDS, Law
-from scalinglab.laws.optimal import budget_minimum
+from scalinglab.laws.families.allocation import budget_minimum
+from scalinglab.laws.framework.base import LOG_BOUNDS, Law
 
 REFERENCE = {"N": 1e6, "C": 1e15}  # where B_0 is B*: inside the range of laptop and small-GPU studies
 TOKEN_TOLERANCE = 0.05  # token counts within 5% are one budget (steps rounded to whole batches)

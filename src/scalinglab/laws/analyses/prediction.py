@@ -19,14 +19,14 @@ from typing import Any
 import numpy as np
 
 from scalinglab.errors import UserError
-from scalinglab.laws.base import INTERVALS, check_interval
+from scalinglab.laws.framework.base import INTERVALS, check_interval
 
 DEFAULT_INTERVAL = "measurement"  # the band `scalinglab predict`, `sl.predict` and `plan` give unless asked
 
 
 def load_fit(d: Any):
     """A fitted law (any, approaches 1 and 2 included) from a fit JSON object."""
-    from scalinglab.laws.base import Estimator
+    from scalinglab.laws.framework.base import Estimator
 
     if not isinstance(d, dict) or "law" not in d:
         raise UserError("not a fit: expected a JSON object with 'law' and 'params' (from `scalinglab fit --json`)")

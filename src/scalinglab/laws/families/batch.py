@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from scalinglab.laws.base import Law
+from scalinglab.laws.framework.base import Law
 
 
 def bcrit_at(L: Any, B_star: float, alpha_B: float) -> np.ndarray:

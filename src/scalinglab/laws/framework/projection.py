@@ -109,8 +109,8 @@ def varpro_optimise(law, X: np.ndarray, y: np.ndarray, delta: float,
                     n_polish: int = 1) -> tuple[np.ndarray, float, bool]:
     """Best internal parameter vector of a chinchilla(-tied) law: projection grid -> Huber score -> polish with
     the optimiser module's objective and L-BFGS-B (which knows no law; this module imports no law)."""
-    from scalinglab.laws.optimize import huber, objective
-    from scalinglab.laws.optimize import scipy_polish as polish
+    from scalinglab.laws.framework.optimiser import huber, objective
+    from scalinglab.laws.framework.optimiser import scipy_polish as polish
 
     tied = len(law.param_names) == 4
     natural, rss, basis = projected_starts(X, y, tied)
@@ -155,7 +155,7 @@ def check_solver(solver: str) -> str:
 def optimise_with(law, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float, bool]:
     """The law's point fit by its `solver`: variable projection (falling back to the grid of starts when the
     polish does not converge) or the grid of starts."""
-    from scalinglab.laws.optimize import optimise
+    from scalinglab.laws.framework.optimiser import optimise
 
     if law.solver == "grid":
         return optimise(law, X, y)

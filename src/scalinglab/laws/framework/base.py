@@ -11,7 +11,7 @@ vectors so that a whole grid of starts (or a thousand bootstrap problems) is eva
 Internally positive scale parameters (N_c, A, E, B_star, ...) live in log space and exponents in linear space
 with bounds; `_logpred(theta, X)` returns log predictions and their analytic Jacobian in those coordinates.
 A subclass registers itself when it is defined: `class KaplanN(PowerLaw, register={"kaplan-n": {}})`; the
-numerics (Huber loss, grid of starts, L-BFGS, bootstrap) are in `laws/optimize.py`, which knows no law.
+numerics (Huber loss, grid of starts, L-BFGS, bootstrap) are in `laws/framework/optimiser.py`, which knows no law.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ import numpy as np
 
 from scalinglab.errors import UserError
 from scalinglab.io import json_safe
-from scalinglab.laws.columns import law_columns
-from scalinglab.laws.curves import is_curves, run_weights, transient_cut
-from scalinglab.laws.optimize import bootstrap_fits, optimise, percentile_ci
+from scalinglab.laws.framework.columns import law_columns
+from scalinglab.laws.framework.curves import is_curves, run_weights, transient_cut
+from scalinglab.laws.framework.optimiser import bootstrap_fits, optimise, percentile_ci
 
 EXP_BOUNDS = (1e-6, 10.0)  # exponents
 LOG_BOUNDS = (-200.0, 200.0)  # log of a positive scale parameter
@@ -35,7 +35,7 @@ LOG_BOUNDS = (-200.0, 200.0)  # log of a positive scale parameter
 PROVENANCE_KEYS = ("flops", "flops_note", "loss", "min_policy", "min_policy_note", "min_converted")
 # name -> (class, constructor defaults); filled by Estimator.__init_subclass__ as the family modules are imported
 _REGISTRY: dict[str, tuple[type[Estimator], dict[str, Any]]] = {}
-INTERVALS = ("measurement", "mean")  # the two prediction bands (laws/predict.py); "measurement" is the default
+INTERVALS = ("measurement", "mean")  # the two prediction bands (laws/analyses/prediction.py); "measurement" is the default
 
 
 def make_law(name: str, **options: Any) -> Any:
@@ -98,7 +98,7 @@ class Estimator:
     `class KaplanN(PowerLaw, register={"kaplan-n": {}, "kaplan-n-e": {"irreducible": True}})`.
 
     The class also declares what it needs and provides, so callers ask it instead of keeping lists of names:
-    `reads` (what a store gives it, laws/data.py `law_frame`), `families` (the runs a Study selects by default),
+    `reads` (what a store gives it, laws/framework/data.py `law_frame`), `families` (the runs a Study selects by default),
     and `provides` (what the planner and `predict` can take from it: "loss" of its inputs, "loss(C)", "loss(D)",
     "allocation", "bcrit", "lr", "batch", "unique-tokens")."""
 
@@ -148,7 +148,7 @@ class Estimator:
 
     def summary(self) -> str:
         """The text `scalinglab fit` prints for this fit."""
-        from scalinglab.laws.summary import fit_summary
+        from scalinglab.laws.framework.summary import fit_summary
 
         return fit_summary(self.to_dict(include_samples=False))
 
@@ -187,7 +187,7 @@ class Law(Estimator):
     param_names: tuple[str, ...] = ()
     log_params: tuple[bool, ...] = ()  # True: internal coordinate is log(value)
     # Curve laws are fitted on points of learning curves when the rows have a repeated `run` column (see
-    # laws/curves.py): transient cut, whole-run bootstrap, and `_derive` (e.g. the frontier) inside each resample.
+    # laws/framework/curves.py): transient cut, whole-run bootstrap, and `_derive` (e.g. the frontier) inside each resample.
     curve_law: ClassVar[bool] = False
     min_runs: ClassVar[int] = 2
     def __init__(self, huber_delta: float = 1e-3, seed: int = 0, bootstrap: int = 0, holdout: int = 0,
@@ -205,7 +205,7 @@ class Law(Estimator):
 
     def _check_settings(self) -> None:
         """The settings' values, checked when fitting (scikit-learn validates in fit, not in the constructor)."""
-        from scalinglab.laws.data import check_flops
+        from scalinglab.laws.framework.data import check_flops
 
         if not (isinstance(self.huber_delta, int | float) and self.huber_delta > 0 and np.isfinite(self.huber_delta)):
             raise UserError(f"huber delta must be a positive number, got {self.huber_delta}")
@@ -395,11 +395,11 @@ class Law(Estimator):
         """Predicted target (e.g. L) for a table X with the input columns, or keyword columns.
 
         predict(df) and predict(df, interval="measurement" | "mean") return a DataFrame on df's index with the
-        target (and target_lo, target_hi: the 95% band, laws/predict.py); predict(N=1e9, D=2e10) with no interval
+        target (and target_lo, target_hi: the 95% band, laws/analyses/prediction.py); predict(N=1e9, D=2e10) with no interval
         returns an array of the target."""
         check_interval(interval)
         if interval is not None or _is_frame(X):
-            from scalinglab.laws.predict import predict_frame
+            from scalinglab.laws.analyses.prediction import predict_frame
 
             return predict_frame(self, X if X is not None else columns, interval, seed)
         self._check_fitted()

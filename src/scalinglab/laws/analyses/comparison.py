@@ -94,7 +94,7 @@ def _clone(law: Any) -> Any:
 
 def _log_residuals(law: Any) -> np.ndarray | None:
     """log(prediction) − log(observed) of the full fit, for laws fitted by the Huber objective on log L."""
-    from scalinglab.laws.base import Law
+    from scalinglab.laws.framework.base import Law
 
     X, y, theta = getattr(law, "_X", None), getattr(law, "_y", None), getattr(law, "_theta", None)
     if X is None or y is None or theta is None or type(law)._fit_columns is not Law._fit_columns:

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from scalinglab.laws.base import Law
+from scalinglab.laws.framework.base import Law
 
 
 class Chinchilla(Law, register={"chinchilla": {}}):
@@ -20,16 +20,16 @@ class Chinchilla(Law, register={"chinchilla": {}}):
     log_params = (True, True, True, False, False)
 
     def __init__(self, solver: str = "varpro", **kw: Any) -> None:
-        from scalinglab.laws.varpro import check_solver
+        from scalinglab.laws.framework.projection import check_solver
 
-        self.solver = check_solver(solver)  # varpro (variable projection, laws/varpro.py) or grid (starts)
+        self.solver = check_solver(solver)  # varpro (variable projection, laws/framework/projection.py) or grid (starts)
         super().__init__(**kw)
 
     def get_options(self) -> dict[str, Any]:
         return {"solver": self.solver}
 
     def _optimise(self, X: np.ndarray, y: np.ndarray):
-        from scalinglab.laws.varpro import optimise_with
+        from scalinglab.laws.framework.projection import optimise_with
 
         return optimise_with(self, X, y)
 

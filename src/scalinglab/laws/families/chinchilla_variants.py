@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from scalinglab.laws.base import Law
-from scalinglab.laws.chinchilla import Chinchilla
+from scalinglab.laws.families.chinchilla import Chinchilla
+from scalinglab.laws.framework.base import Law
 
 
 class ChinchillaTied(Chinchilla, register={"chinchilla-tied": {}}):

@@ -1,5 +1,5 @@
 """Calibration of the fit intervals: draw synthetic studies with a known truth, fit each, count how often the 95%
-interval of the key exponent covers the truth. `python -m scalinglab.laws.calibration` prints the table the README
+interval of the key exponent covers the truth. `python -m scalinglab.laws.analyses.calibration` prints the table the README
 shows (tests/test_laws_calibration.py checks the same property with fewer resamples).
 
 Families (each a generator `study_<family>(rng) -> DataFrame` and its truth):
@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scalinglab.laws.constants import PAPER_LAWS, PF_DAY
-from scalinglab.laws.fit import fit_law
+from scalinglab.laws.framework.constants import PAPER_LAWS, PF_DAY
+from scalinglab.laws.framework.fit import fit_law
 
 
 def study_kaplan_n(rng: np.random.Generator, noise: float = 0.01) -> pd.DataFrame:

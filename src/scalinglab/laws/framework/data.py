@@ -2,21 +2,22 @@
 
 Canonical columns: N (non-embedding parameters), D (tokens), C (training FLOPs), S (steps), B (batch size in
 tokens), L (loss, nats/token), L_ood (loss on another distribution), U (unique tokens), LR (peak learning rate);
-laws/columns.py validates them.
+laws/framework/columns.py validates them.
 
-`frame_from_store(db, law, count_embeddings=False, flops="paper", min_policy="noise-scale")` maps the results store
-onto canonical columns: N = n_params (n_params_with_embeddings with count_embeddings), D = data_tokens when set
+`law_frame(runs, evals, law, ...)` maps the store's run and eval tables (from `frame_from_store(db, law)` or a
+Study, src/scalinglab/study.py, which selects the runs) onto canonical columns: N = n_params (n_params_with_embeddings with count_embeddings), D = data_tokens when set
 else tokens (U the same; the data-constrained law takes D = tokens trained on and U = data_tokens, batch-opt(-c) D =
 tokens trained on), C under the FLOP convention `flops` (FLOPS_NOTE: paper = 6N per token, the paper's C = 6NBS; exact =
 with the attention-context term; with-head = exact + the de-embedding matmul; kaplan-c/-cmin convert to PF-days
 inside the law), S = steps, B = batch_size·n_ctx tokens, L = the final val loss, or the best one for D-subset runs
 (early stopping, LOSS_NOTE), L:<name> = final loss on each extra eval set (L_ood too when there is exactly one),
-warmup = the run's warm-up steps, family = its tag (`fit --query "family == 'batch-scan'"`); only runs with status
-"done", ordered by run id. Curve laws (kaplan-ns, kaplan-c,
-kaplan-cmin, bcrit, bcrit-scan) read every eval point of every curve (`curves_from_store`) and do the rest
-themselves (transient cut, frontier, whole-run bootstrap; laws/curves.py); kaplan-cmin and kaplan-ns get C_min and
-S_min from `transforms.to_min` under `min_policy`; bcrit fits eq 1.4 to (L, noise scale in tokens) along every
-curve. The choices go into `df.attrs["provenance"]` and from there into the fit JSON. For a CSV, kaplan-cmin reads
+warmup = the run's warm-up steps, family = its tag or, untagged, its inferred family; only runs with status
+"done", ordered by run id. What a law reads is declared on its class (`Law.reads`): laws that read "curves"
+(kaplan-ns, kaplan-c, kaplan-cmin, bcrit-scan, frontier) get every eval point of every curve (`curves_table`) and
+do the rest themselves (transient cut, frontier, whole-run bootstrap; laws/framework/curves.py); a law with `min_convert`
+(kaplan-cmin: C, kaplan-ns: S) gets C_min or S_min from `transforms.to_min` under `min_policy`; "noise-scale"
+(bcrit) fits eq 1.4 to (L, noise scale in tokens) along every curve; "frontier-points" (log-c) the frontier
+itself; "budgets" (isoflop) one row per run with its budget, C to 2 significant digits. The choices go into `df.attrs["provenance"]` and from there into the fit JSON. For a CSV, kaplan-cmin reads
 C_min from column C and kaplan-ns S_min from S (map them with --col). `fit_axis(fit, curves, runs)` puts report
 curves on the axes a fit used (figures).
 """
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from scalinglab.errors import UserError
-from scalinglab.laws.columns import CANONICAL
+from scalinglab.laws.framework.columns import CANONICAL
 
 
 def parse_col_maps(specs: list[str] | None) -> dict[str, str]:
@@ -269,7 +270,7 @@ def frame_from_store(db: str | Path, law: Any, count_embeddings: bool = False, r
 
 
 def _law(law: Any):
-    from scalinglab.laws.registry import get_law
+    from scalinglab.laws.framework.registry import get_law
 
     return get_law(law) if isinstance(law, str) else law
 
@@ -314,7 +315,7 @@ def law_frame(runs, evals, law: Any, count_embeddings: bool = False, run_ids: An
 def _curve_frame(table, evals, law: Any, provenance: dict, min_policy: str, bcrit: dict | None, flops: str,
                  where: str):
     """The learning-curve rows of a curve law (noise-scale rows for bcrit, frontier points for log-c)."""
-    from scalinglab.laws.transforms import MIN_POLICIES, to_min
+    from scalinglab.laws.framework.transforms import MIN_POLICIES, to_min
 
     df = curves_table(table, evals, flops, where)
     provenance["loss"] = "val loss at each eval point of the learning curves"
@@ -329,7 +330,7 @@ def _curve_frame(table, evals, law: Any, provenance: dict, min_policy: str, bcri
         df[kind] = to_min(kind, df[kind].to_numpy(), cols["B"], cols["L"], min_policy, cols["noise_scale"], bcrit)
         provenance.update(min_policy=min_policy, min_policy_note=MIN_POLICIES[min_policy], min_converted=kind)
     if law.reads == "frontier-points":  # fitted on the frontier points themselves, not a curve law
-        from scalinglab.laws.frontier import compute_frontier
+        from scalinglab.laws.families.frontier import compute_frontier
 
         df = compute_frontier(df)
     return df
@@ -342,8 +343,8 @@ def fit_axis(fit: dict, curves, runs):
     Fits written before these choices were recorded used exact FLOPs, no conversion record and no cut."""
     import pandas as pd
 
-    from scalinglab.laws.curves import transient_mask
-    from scalinglab.laws.transforms import to_min
+    from scalinglab.laws.framework.curves import transient_mask
+    from scalinglab.laws.framework.transforms import to_min
 
     r = runs.drop_duplicates("run_id").set_index("run_id")
     per_run = pd.DataFrame({"warmup": warmup_steps(r), "head": _head_params(r),

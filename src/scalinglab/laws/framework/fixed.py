@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from scalinglab.errors import UserError
-from scalinglab.laws.base import Law
+from scalinglab.laws.framework.base import Law
 
 
 def parse_fix(specs: list[str] | None) -> dict[str, float]:

@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 
 from scalinglab.errors import UserError
-from scalinglab.laws.base import Law, log_of_linear, softmax_lse
-from scalinglab.laws.constants import PF_DAY
-from scalinglab.laws.curves import curve_matrix, envelope, run_counts
-from scalinglab.laws.optimize import bootstrap_fits
+from scalinglab.laws.framework.base import Law, log_of_linear, softmax_lse
+from scalinglab.laws.framework.constants import PF_DAY
+from scalinglab.laws.framework.curves import curve_matrix, envelope, run_counts
+from scalinglab.laws.framework.optimiser import bootstrap_fits
 
 
 def _anchor_scale(x: np.ndarray, y: np.ndarray, alphas: np.ndarray, offsets: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from scalinglab.laws.base import Law, softmax_lse
+from scalinglab.laws.framework.base import Law, softmax_lse
 
 
 class KaplanND(Law, register={"kaplan-nd": {}}):

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from scalinglab.errors import UserError
-from scalinglab.laws.data import FLOPS, frame_from_store
-from scalinglab.laws.fit import fit_law
-from scalinglab.laws.registry import get_law
+from scalinglab.laws.framework.data import FLOPS, frame_from_store
+from scalinglab.laws.framework.fit import fit_law
+from scalinglab.laws.framework.registry import get_law
 
 CUTS = {"default": None, "none": 0.0}  # the default transient cut, or keep every point (min_step 0)
 

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from scalinglab.errors import UserError
-from scalinglab.laws.constants import PF_DAY, TABLE2, TABLE3
-from scalinglab.laws.curves import envelope as curve_envelope
-from scalinglab.laws.curves import on_grid
+from scalinglab.laws.framework.constants import PF_DAY, TABLE2, TABLE3
+from scalinglab.laws.framework.curves import envelope as curve_envelope
+from scalinglab.laws.framework.curves import on_grid
 
 
 def compute_frontier(curves: Any, n_points: int = 60, group: str | None = None):

@@ -27,18 +27,18 @@ from typing import Any
 import numpy as np
 
 from scalinglab.errors import UserError
-from scalinglab.laws.base import Estimator, Law
-from scalinglab.laws.constants import PAPER_PLAN, PF_DAY
-from scalinglab.laws.optimal import _Allocation
+from scalinglab.laws.families.allocation import _Allocation
+from scalinglab.laws.framework.base import Estimator, Law
+from scalinglab.laws.framework.constants import PAPER_PLAN, PF_DAY
 
-PAPER = PAPER_PLAN  # the paper's eq 1.7 allocation and the laws it combines (laws/constants.py)
+PAPER = PAPER_PLAN  # the paper's eq 1.7 allocation and the laws it combines (laws/framework/constants.py)
 
 
 def providers(laws: dict[str, Any], what: str) -> list[str]:
     """The fitted laws that provide `what` (a `provides` tag of their class), the planner's choice first."""
-    from scalinglab.laws.base import registered_names
+    from scalinglab.laws.framework.registry import law_names
 
-    order = {n: i for i, n in enumerate(registered_names())}
+    order = {n: i for i, n in enumerate(law_names())}
     names = [n for n, law in laws.items() if what in law.provides]
     return sorted(names, key=lambda n: (laws[n].plan_rank, order.get(n, len(order))))
 
@@ -50,9 +50,10 @@ def _first(laws: dict[str, Any], what: str) -> str | None:
 
 def _capable(what: str) -> list[str]:
     """Registered law names whose class provides `what` (for messages)."""
-    from scalinglab.laws.base import law_class, registered_names
+    from scalinglab.laws.framework.base import law_class
+    from scalinglab.laws.framework.registry import law_names
 
-    return [n for n in registered_names() if what in law_class(n).provides]
+    return [n for n in law_names() if what in law_class(n).provides]
 
 
 def contradiction_point(L_of_C: Callable[[np.ndarray], np.ndarray], L_of_D: Callable[[np.ndarray], np.ndarray],
@@ -169,7 +170,7 @@ def _data_capped(params: dict[str, float], C: float, U: float) -> tuple[float, f
     L(N, D = C/(6N), U) of the data-constrained law (a log grid, then a bounded refinement)."""
     from scipy.optimize import minimize_scalar
 
-    from scalinglab.laws.registry import get_law
+    from scalinglab.laws.framework.registry import get_law
 
     law = get_law("data-constrained")
     law.params_ = dict(params)
@@ -190,7 +191,7 @@ def _data_capped(params: dict[str, float], C: float, U: float) -> tuple[float, f
 def _loss_band(values: list[float], law: Any, interval: str) -> list[float] | None:
     """The 95% band of a predicted loss from its bootstrap draws: the law's own ("mean"), or where a new run
     should land ("measurement": each draw with the log-normal scatter of the fit's residual RMS, 20 per draw, as
-    `predict` gives it, laws/predict.py)."""
+    `predict` gives it, laws/analyses/prediction.py)."""
     v = np.asarray([x for x in values if x is not None and math.isfinite(x) and x > 0], float)
     rms = float(getattr(law, "residual_rms_", None) or 0.0)
     if interval == "measurement" and v.size and rms > 0:
@@ -348,7 +349,7 @@ def plan_allocation(compute_flops: float, fits: Any = None, paper: bool = False,
     `interval` is the band of L_pred, as `predict` gives it: "measurement" (default: where a run trained at the
     plan should land) or "mean" (the law's own band); `band` in the answer says which. The bands of N_opt, D,
     B_crit, S_min are those of the fitted laws (their bootstrap draws)."""
-    from scalinglab.laws.base import check_interval
+    from scalinglab.laws.framework.base import check_interval
 
     if interval is None or check_interval(interval) is None:
         raise UserError("the plan's interval must be 'measurement' or 'mean'")

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from scalinglab.errors import UserError
-from scalinglab.laws.power import PowerLaw
+from scalinglab.laws.families.power import PowerLaw
 
 
 class LrOpt(PowerLaw, register={"lr-opt": {}}):

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from scalinglab.laws.base import law_class
-from scalinglab.laws.registry import get_law
+from scalinglab.laws.framework.base import law_class
+from scalinglab.laws.framework.registry import get_law
 
 
 def fit_law(law: str | Any, data: Any, bootstrap: int | None = None, holdout: int | None = None,
@@ -22,7 +22,7 @@ def fit_law(law: str | Any, data: Any, bootstrap: int | None = None, holdout: in
     A name makes a fresh law with `options` and the settings given (the rest at their defaults). An instance keeps
     its own settings: those given here (not None) apply to a copy of it (`sklearn.base.clone` semantics), which is
     fitted and returned; with none given the instance itself is fitted and returned.
-    `min_step` / `min_tokens` replace the default transient cut of learning-curve rows (laws/curves.py)."""
+    `min_step` / `min_tokens` replace the default transient cut of learning-curve rows (laws/framework/curves.py)."""
     settings = {k: v for k, v in (("bootstrap", bootstrap), ("holdout", holdout), ("huber_delta", huber_delta),
                                   ("seed", seed), ("min_step", min_step), ("min_tokens", min_tokens)) if v is not None}
     if isinstance(law, str):

@@ -28,8 +28,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from scalinglab.errors import UserError
-from scalinglab.laws.base import Estimator, bootstrap_record, check_interval
-from scalinglab.laws.frontier import envelope
+from scalinglab.laws.families.frontier import envelope
+from scalinglab.laws.framework.base import Estimator, bootstrap_record, check_interval
 
 PARAMS = ("a", "N_coef", "b", "D_coef")
 FORMULA = "N_opt = N_coef * C^a, D_opt = D_coef * C^b (C in FLOPs)"
@@ -92,7 +92,7 @@ class _Allocation(Estimator):
         import pandas as pd
 
         if check_interval(interval) is not None:
-            from scalinglab.laws.predict import predict_frame
+            from scalinglab.laws.analyses.prediction import predict_frame
 
             return predict_frame(self, X if X is not None else columns, interval)
         self._check_fitted()
@@ -266,7 +266,7 @@ class IsoFLOP(_Allocation, register={"isoflop": {}}):
         """[(C, ln N, L)] per budget, validated."""
         import pandas as pd
 
-        from scalinglab.laws.frontier import _numeric
+        from scalinglab.laws.families.frontier import _numeric
 
         df = pd.DataFrame(data)
         have = set(map(str, df.columns))
@@ -389,7 +389,7 @@ class Frontier(_Allocation, register={"frontier": {}}):
     def _curves(self, data: Any):
         import pandas as pd
 
-        from scalinglab.laws.frontier import _numeric
+        from scalinglab.laws.families.frontier import _numeric
 
         df = pd.DataFrame(data)
         if self.group:
@@ -435,7 +435,7 @@ class Frontier(_Allocation, register={"frontier": {}}):
 
     def fit(self, data: Any, bootstrap: int | None = None, seed: int | None = None) -> Frontier:
         """Fit to learning curves (run, N, C, L; optional D); returns self."""
-        from scalinglab.laws.frontier import envelope_tables
+        from scalinglab.laws.families.frontier import envelope_tables
 
         bootstrap = self._bootstrap_k(bootstrap)
         seed = self.seed if seed is None else int(seed)

@@ -8,7 +8,7 @@
 - `batch_scan_levels(cols)`: learning curves (B in tokens, S steps, L) run at several batch sizes. For each loss
   level, the steps S each batch size needs (`steps_to_reach`) and a fit of S = S_min·(1 + B_crit/B) — the same as
   (S/S_min − 1)(E/E_min − 1) = 1 with E = B·S — so B_crit(L) = E_min/S_min (the bcrit-scan law fits eq 1.4 to
-  those, laws/bcrit_scan.py). Curves are grouped by a `run` column when present, else by B.
+  those, laws/families/bcrit_scan.py). Curves are grouped by a `run` column when present, else by B.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from scalinglab.errors import UserError
-from scalinglab.laws.batch import BatchTradeoff, bcrit_at
-from scalinglab.laws.constants import PAPER_LAWS
+from scalinglab.laws.families.batch import BatchTradeoff, bcrit_at
+from scalinglab.laws.framework.constants import PAPER_LAWS
 
 __all__ = ["MIN_POLICIES", "batch_scan_levels", "bcrit_at", "c_min", "s_min", "steps_to_reach", "to_min"]
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from scalinglab.laws.base import Law, log_of_linear
+from scalinglab.laws.framework.base import Law, log_of_linear
 
 
 class OODOffset(Law, register={"ood-offset": {"free_slope": False}, "ood-linear": {"free_slope": True}}):
