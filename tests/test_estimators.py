@@ -26,6 +26,7 @@ def _kaplan_n() -> pd.DataFrame:
 @pytest.mark.parametrize("name", sl.law_names())
 def test_every_law_clones_with_scikit_learn(name):
     law = sl.get_law(name)
+    assert law.name == name == law.law_name  # one name: the registry's
     twin = clone(law)
     assert type(twin) is type(law) and twin.get_params() == law.get_params() and twin is not law
     assert {"seed", "bootstrap"} <= set(law.get_params())

@@ -65,10 +65,6 @@ class _Allocation(Estimator):
         self.bootstrap_samples_: np.ndarray | None = None
         self.n_points_: int | None = None
 
-    @property
-    def law_name(self) -> str:
-        return self.name
-
     param_names = PARAMS
     target = "N_opt"
     inputs = ("C",)

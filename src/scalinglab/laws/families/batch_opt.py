@@ -56,7 +56,7 @@ class BatchOpt(Law, register={"batch-opt": {}, "batch-opt-c": {"over": "C"}}):
         self.scans_: list[dict] = []
 
     @property
-    def law_name(self) -> str:
+    def name(self) -> str:  # type: ignore[override]
         return "batch-opt" if self.over == "N" else "batch-opt-c"
 
     @property

@@ -24,7 +24,6 @@ from scalinglab.laws.framework.base import Law, log_of_linear
 class OODOffset(Law, register={"ood-offset": {"free_slope": False}, "ood-linear": {"free_slope": True}}):
     """L_ood = L + offset, or with `free_slope` L_ood = intercept + slope·L (fitted on log residuals)."""
 
-    name = "ood-offset"
     needs_eval_sets = True
     target = "L_ood"
     inputs = ("L",)
@@ -36,7 +35,7 @@ class OODOffset(Law, register={"ood-offset": {"free_slope": False}, "ood-linear"
         super().__init__(**kw)
 
     @property
-    def law_name(self) -> str:
+    def name(self) -> str:  # type: ignore[override]
         return "ood-linear" if self.free_slope else "ood-offset"
 
     @property

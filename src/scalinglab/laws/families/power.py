@@ -48,7 +48,7 @@ class PowerLaw(Law):
         super().__init__(**kw)
 
     @property
-    def law_name(self) -> str:
+    def name(self) -> str:  # type: ignore[override]
         return self.base_name + ("-e" if self.irreducible else "")
 
     @property
@@ -171,7 +171,7 @@ class LogLaw(Law, register={f"log-{c.lower()}": {"column": c} for c in "NDCS"}):
         super().__init__(**kw)
 
     @property
-    def law_name(self) -> str:
+    def name(self) -> str:  # type: ignore[override]
         return f"log-{self.column.lower()}"
 
     @property

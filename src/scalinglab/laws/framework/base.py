@@ -146,6 +146,11 @@ class Estimator:
         self.__dict__.update({k: v for k, v in fresh.__dict__.items() if not k.endswith("_")})
         return self
 
+    @property
+    def law_name(self) -> str:
+        """The same as `name` (the registry name of this law, e.g. kaplan-n-e); kept for older callers."""
+        return self.name
+
     def summary(self) -> str:
         """The text `scalinglab fit` prints for this fit."""
         from scalinglab.laws.framework.summary import fit_summary
@@ -239,10 +244,6 @@ class Law(Estimator):
     def get_options(self) -> dict[str, Any]:
         """Constructor options that change the law itself (saved in to_dict)."""
         return {}
-
-    @property
-    def law_name(self) -> str:
-        return self.name
 
     @property
     def n_params(self) -> int:

@@ -67,8 +67,8 @@ class Fixed(Law):
                             "seed": law.seed if seed is None else seed})
 
     @property
-    def law_name(self) -> str:
-        return self.base.law_name
+    def name(self) -> str:  # type: ignore[override]
+        return self.base.name
 
     @property
     def formula(self) -> str:  # type: ignore[override]
