@@ -97,6 +97,14 @@ def test_reproduce_end_to_end_and_resume(tmp_path):
     kn = fits["kaplan-n"]
     assert kn["law"] == "kaplan-n" and kn["n_points"] == 4 and 0 < kn["params"]["alpha_N"] < 2
     assert kn["ci95"]["alpha_N"] and kn["holdout"]["k"] == 1
+    # the command and the API fit the same runs as fits.json, to the last digit (one Study selects them)
+    import scalinglab as sl
+
+    for law, extra in (("kaplan-n", ("--holdout", "1")), ("kaplan-c", ())):
+        cli = json.loads(run_main("fit", "--db", out / "runs.db", "--law", law, "--bootstrap", "100", *extra,
+                                  "--json", "-", check=True).stdout)
+        api = sl.Study.from_db(out / "runs.db").fit(law, bootstrap=100, holdout=len(extra) // 2)
+        assert cli["params"] == api.params_ == fits[law]["params"] and cli["ci95"] == fits[law]["ci95"]
     assert first["report"]["figures_drawn"] == ["1", "23"]
     html = (out / "report" / "index.html").read_text()
     assert "kaplan-n" in html and 'src="fig01.png"' in html

@@ -68,3 +68,11 @@ def test_a_selection_that_matches_nothing_is_a_user_error(store, tmp_path):
     assert_clean_error(run_main("fit", "--db", store, "--law", "kaplan-n", "--family", "nope", "--json", out),
                        "no finished run matches family nope")
     assert out.read_text() == "keep"
+
+
+def test_a_query_for_another_family_says_how_to_select_it(store):
+    proc = run_main("fit", "--db", store, "--law", "kaplan-n", "--query", "family == 'lstm'")
+    assert_clean_error(proc, "of the runs of family main (the law's default); give --family NAME or --family all")
+    d = json.loads(run_main("fit", "--db", store, "--law", "kaplan-n", "--family", "main,shape", "--query",
+                            "family == 'shape' or N > 1e5", "--json", "-", check=True).stdout)
+    assert d["selection"]["family"] == ["main", "shape"] and d["n_points"] == 2 + 2  # 2 shape runs, 2 large main

@@ -169,7 +169,15 @@ def _rows(csv: str | None, db: str | None, law, col_map: dict[str, str], query: 
     selection = dict(chosen.selection or {})
     selection["line"] = (f"runs: {selection['n_runs']} finished runs of {selection['description']}"
                          + ("" if family is not None else " (the law's default; --family all for every run)"))
-    return apply_mapping(frame, col_map, query, what=f"DB {db}"), selection
+    from scalinglab.errors import UserError
+
+    try:
+        return apply_mapping(frame, col_map, query, what=f"DB {db}"), selection
+    except UserError as e:
+        if family is None and "selected no rows" in str(e):  # the query may have meant runs of another family
+            raise UserError(f"{e} of the runs of {selection['description']} (the law's default); give --family "
+                            "NAME or --family all to fit other runs") from None
+        raise
 
 
 def _record_inputs(result: dict, source: str, db: str | None, query: str | None, count_embeddings: bool,
