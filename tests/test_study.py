@@ -76,3 +76,13 @@ def test_a_query_for_another_family_says_how_to_select_it(store):
     d = json.loads(run_main("fit", "--db", store, "--law", "kaplan-n", "--family", "main,shape", "--query",
                             "family == 'shape' or N > 1e5", "--json", "-", check=True).stdout)
     assert d["selection"]["family"] == ["main", "shape"] and d["n_points"] == 2 + 2  # 2 shape runs, 2 large main
+
+
+def test_approach_two_from_a_store_through_the_study_is_the_commands(store):
+    """isoflop reads one row per run with its planned budget; the Study and `fit --db` group by it alike (this
+    store has no IsoFLOP plan, so both say the budgets have too few sizes)."""
+    with pytest.raises(sl.UserError) as api:
+        sl.Study.from_db(store).fit("isoflop")
+    proc = run_main("fit", "--db", store, "--law", "isoflop")
+    assert_clean_error(proc, "budgets", "fewer than 3")
+    assert str(api.value) in proc.stderr

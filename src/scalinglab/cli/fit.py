@@ -133,8 +133,6 @@ def _laws(names: list[str], fix: list[str] | None, c_unit: str, solver: str | No
         raise UserError(f"--fix holds a parameter of a law; {names[0]} measures N_opt(C) directly and has none to hold")
     _check_law_options(names[0], solver=solver, **options)
     given = {k: v for k, v in options.items() if k in cls._param_names() and v is not None}
-    if options.get("db") is not None and "group" in cls._param_names() and cls.reads == "budgets":
-        given.setdefault("group", "budget")
     from scalinglab.laws.framework.registry import get_law
 
     return [get_law(names[0], seed=settings["seed"], bootstrap=settings["bootstrap"], **given)]

@@ -9,15 +9,23 @@ Otherwise a parabola in ln N is fitted to the `window` points nearest (in ln N) 
 window=0 uses every point, the global parabola of `frontier.isoflop_optima`), and its vertex is N_opt (dropped
 when the local parabola is not convex or its vertex leaves the sampled range). A global parabola over a wide,
 asymmetric range moves the vertex (Open-Athena, "Problems with Chinchilla Approach 2"); near the minimum any
-smooth curve is a parabola. D_opt = C/(6·N_opt). Budgets are the distinct values of C, or of `group`.
+smooth curve is a parabola. D_opt = C/(6·N_opt). Budgets are the distinct values of C, or of `group` (default, when the
+rows have one: the `budget` column a store's frame carries, laws/framework/data.py).
 
 Approach 1 (`Frontier`): method "envelope" is Hoffmann et al.'s: the lowest loss over all runs at each compute
 (`frontier.compute_frontier`), with the run (N) reaching it; method "hull" takes the vertices of the lower convex
 hull of (ln C, ln L) over all checkpoints up to the lowest loss. D at a frontier point is the run's D interpolated
 at that compute when the curves have a D column, else C/(6N).
 
-Both objects follow the law surface where it applies: `fit(df, bootstrap=K)`, `params_`, `ci95_`, `predict(C=...)`
-(a DataFrame of N_opt, D_opt), `predict_interval`, `to_dict()`, `from_dict()`.
+With method "akima" (`IsoFLOP(method="akima")`, Porian et al. 2024) a budget's minimum is found over its whole
+curve instead: the losses at each size (averaged over repeats, weighted by the bootstrap counts) are interpolated in
+ln N with scipy's Akima1DInterpolator and the argmin is taken on a 1000-point grid; a budget whose lowest loss is
+at the smallest or largest size is dropped, as for the parabola. The bootstrap is the same (points within budgets).
+
+Both are registered laws (`sl.fit_law("isoflop", df)`, `sl.get_law("frontier", method="hull")`) with the estimator
+contract of laws/framework/base.py: settings in the constructor (`bootstrap`, `seed`, `window`, `method`, `group`,
+...), `fit(df)` returns the estimator, `params_`, `ci95_`, `predict(df, interval=...)` (a DataFrame of N_opt,
+D_opt and their band), `summary()`, `to_dict()` / `from_dict()`.
 """
 
 from __future__ import annotations
@@ -278,7 +286,8 @@ class IsoFLOP(_Allocation, register={"isoflop": {}}):
             bad = ~(np.isfinite(df[c]) & (df[c] > 0))
             if bad.any():
                 raise UserError(f"column {c} must be positive and finite; row {int(np.flatnonzero(bad)[0]) + 1} is not")
-        key = self.group or ("C" if "C" in have else None)
+        # a store's frame (laws/framework/data.py, reads = "budgets") names each run's planned budget
+        key = self.group or ("budget" if "budget" in have else "C" if "C" in have else None)
         if key is None:  # C derived from 6ND: one budget per value to 3 significant digits
             df["_budget"] = [float(f"{c:.3g}") for c in df["C"]]
             key = "_budget"

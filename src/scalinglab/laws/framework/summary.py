@@ -70,7 +70,7 @@ def allocation_summary(r: dict[str, Any]) -> str:
     for row in r.get("per_budget") or []:
         if row.get("dropped"):
             lines.append(f"  budget C = {row['C']:.3g}: dropped ({row['dropped']}; {row['n_sizes']} sizes)")
-    if r["law"] == "isoflop":
+    if "per_budget" in r:
         lines.append(f"  {r['n_budgets']} budgets used; {r['window_note']}")
     else:
         lines.append(f"  {r['options']['method']} frontier: {r['n_frontier_points']} points, "
