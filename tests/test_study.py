@@ -29,7 +29,7 @@ def test_cli_api_and_reproduce_fit_the_same_runs_to_the_last_digit(store, tmp_pa
     assert cli["ci95"] == api.to_dict()["ci95"] == fits["kaplan-n"]["ci95"]
     # the main family only (6 of the 20 finished runs), said in the JSON and on the fitted law
     assert cli["n_points"] == 6 and cli["selection"]["family"] == ["main"] and cli["selection"]["n_runs"] == 6
-    assert api.selection_["runs"] == cli["selection"]["runs"]
+    assert api.selection_["runs"] == cli["selection"]["runs"] == api.to_dict()["selection"]["runs"]
     everything = json.loads(run_main("fit", "--db", store, "--law", "kaplan-n", "--family", "all", "--json", "-",
                                      check=True).stdout)
     assert everything["n_points"] > 6 and everything["params"] != cli["params"]

@@ -525,6 +525,8 @@ class Law(Estimator):
         if self.bootstrap_ is not None:
             out["bootstrap"] = bootstrap_record(self.bootstrap_, self.bootstrap_samples_ if include_samples else None)
         out.update(self._extra_dict())
+        if getattr(self, "selection_", None) is not None:  # fitted by a Study: which runs it took
+            out["selection"] = self.selection_
         return json_safe(out)
 
     def _extra_dict(self) -> dict[str, Any]:
