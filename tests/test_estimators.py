@@ -201,3 +201,17 @@ def test_the_notebook_example_on_published_data():
     cli = run_main("fit", "--dataset", "chinchilla_epoch_fig4", "--query", "in_epoch_fit", "--law", "chinchilla",
                    "--bootstrap", "100", check=True).stdout
     assert shown[0] == cli.rstrip("\n")
+
+
+def test_the_former_flat_module_paths_still_import():
+    """laws/ moved into framework/, families/, analyses/: the former paths are the same modules."""
+    import importlib
+
+    from scalinglab.laws import MOVED
+
+    for old, new in MOVED.items():
+        assert importlib.import_module(f"scalinglab.laws.{old}") is importlib.import_module(f"scalinglab.laws.{new}")
+    from scalinglab.laws.optimal import IsoFLOP
+    from scalinglab.laws.plan import plan_allocation
+
+    assert IsoFLOP is law_class("isoflop") and plan_allocation is sl.plan_allocation
