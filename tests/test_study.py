@@ -37,7 +37,9 @@ def test_cli_api_and_reproduce_fit_the_same_runs_to_the_last_digit(store, tmp_pa
 
 def test_fit_prints_which_runs_it_took(store):
     out = run_main("fit", "--db", store, "--law", "kaplan-n", check=True).stdout
-    assert "runs: 6 finished runs of family main (the law's default; --family all for every run)" in out
+    line = "runs: 6 finished runs of family main (the law's default; --family NAME|all or Study.select for others)"
+    assert line in out
+    assert sl.Study.from_db(store).fit("kaplan-n").summary() == out.rstrip("\n")  # the API's text is the CLI's
 
 
 def test_untagged_runs_have_their_inferred_family_never_none(store):

@@ -162,9 +162,10 @@ class Study:
         est = get_law(law, **settings) if isinstance(law, str) else law
         if settings and not isinstance(law, str):
             est = type(est)(**est.get_params()).set_params(**settings)
-        study = self if self.selection is not None else self.select(est.families)
+        default = self.selection is None
+        study = self.select(est.families) if default else self
         fitted = fit_law(est, study.frame(est, count_embeddings))
-        fitted.selection_ = study.selection
+        fitted.selection_ = with_line(study.selection, default)
         return fitted
 
     # -- selections the figures share -------------------------------------------------------------
@@ -302,6 +303,14 @@ def _normalise_curves(curves: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     join = runs[keep].rename(columns={"lr": "run_lr"}) if "lr" in c else runs[keep]
     c = c.merge(join, on="run_id", how="left", suffixes=("", "_run"))
     return c.sort_values(["run_id", "step"]).reset_index(drop=True)
+
+
+def with_line(selection: dict[str, Any] | None, default: bool) -> dict[str, Any]:
+    """The selection with the line a fit's summary prints about it (`fit --db` and `Study.fit` alike)."""
+    out = dict(selection or {})
+    out["line"] = (f"runs: {out.get('n_runs')} finished runs of {out.get('description')}"
+                   + (" (the law's default; --family NAME|all or Study.select for others)" if default else ""))
+    return out
 
 
 def _families(family: Any) -> tuple[str, ...] | None:

@@ -157,16 +157,14 @@ def _rows(csv: str | None, db: str | None, law, col_map: dict[str, str], query: 
     """The rows to fit: a CSV as mapped by --col/--query, or the law's frame of the store's selected runs (the
     Study: --family, by default the law's own families, as reproduce and the report use); and the selection."""
     from scalinglab.laws.framework.data import apply_mapping, load_csv
-    from scalinglab.study import Study
+    from scalinglab.study import Study, with_line
 
     if csv is not None:
         return load_csv(csv, col_map, query), None
     families = law.families if family is None else [f.strip() for f in family.split(",")]
     chosen = Study.from_db(db).select("all" if families in (None, ["all"]) else families)
     frame = chosen.frame(law, count_embeddings)
-    selection = dict(chosen.selection or {})
-    selection["line"] = (f"runs: {selection['n_runs']} finished runs of {selection['description']}"
-                         + ("" if family is not None else " (the law's default; --family all for every run)"))
+    selection = with_line(chosen.selection, default=family is None)
     from scalinglab.errors import UserError
 
     try:
