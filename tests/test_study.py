@@ -88,3 +88,13 @@ def test_approach_two_from_a_store_through_the_study_is_the_commands(store):
     proc = run_main("fit", "--db", store, "--law", "isoflop")
     assert_clean_error(proc, "budgets", "fewer than 3")
     assert str(api.value) in proc.stderr
+
+
+def test_frames_without_the_columns_a_law_reads_are_a_user_error():
+    import pandas as pd
+
+    study = sl.Study.from_frame(pd.DataFrame({"run_id": ["a", "b", "c"], "status": "done", "val_loss": [3.0, 2.9, 2.8]}))
+    with pytest.raises(sl.UserError, match="lack the run column 'n_params'"):
+        study.fit("kaplan-n")
+    with pytest.raises(sl.UserError, match="kaplan-c reads learning curves; this study has none"):
+        study.fit("kaplan-c")
