@@ -74,10 +74,10 @@ def test_study_from_a_store_and_from_an_import(tmp_path):
     db = make_store(tmp_path / "s.db", extras=False)
     study = sl.Study.from_db(db)
     assert len(study.runs) == 7 and len(study.curves) > 0  # 6 done + 1 diverged
-    from scalinglab.laws.data import frame_from_store
+    from scalinglab.laws.framework.data import frame_from_store
 
     want = sl.fit_law("kaplan-n", frame_from_store(db, "kaplan-n")).params_
-    assert study.fit_law("kaplan-n").params_ == pytest.approx(want)
+    assert study.fit("kaplan-n").params_ == pytest.approx(want)
     # the store's curves as a CSV long table, imported into a temporary store that lives with the Study
     from scalinglab.store.db import load_evals, load_runs
 
@@ -88,9 +88,9 @@ def test_study_from_a_store_and_from_an_import(tmp_path):
     ev[["run", "step", "tokens", "flops", "loss", "N", "batch_size", "n_ctx"]].to_csv(tmp_path / "c.csv", index=False)
     imported = sl.Study.from_import(tmp_path / "c.csv")
     assert len(imported.runs) == 6 and Path(imported.source).is_file()
-    assert imported.fit_law("kaplan-n").params_ == pytest.approx(want, rel=1e-6)
-    with pytest.raises(sl.UserError, match="built from frames"):
-        sl.Study(runs=study.runs, curves=study.curves).fit_law("kaplan-n")
+    assert imported.fit("kaplan-n").params_ == pytest.approx(want, rel=1e-6)
+    # frames shaped like the store's tables give the same fit as the store
+    assert sl.Study.from_frame(load_runs(db), load_evals(db)).fit("kaplan-n").params_ == want
 
 
 def test_plan_from_a_dict_is_the_plan_file(synthetic_corpus, tmp_path):

@@ -68,9 +68,9 @@ BAD = [
     ("solver.csv", "N,L\n1e6,3.0\n1e7,2.9\n1e8,2.8\n1e9,2.7\n", ["--law", "kaplan-n", "--solver", "grid"],
      "--solver is for --law chinchilla"),
     ("window.csv", "N,L\n1e6,3.0\n1e7,2.9\n1e8,2.8\n1e9,2.7\n", ["--law", "kaplan-n", "--window", "3"],
-     "--window is for --law isoflop, not kaplan-n"),
+     "--window is for --law batch-opt or batch-opt-c or isoflop, not kaplan-n"),
     ("method.csv", "N,C,L\n1e6,1e15,3.0\n1e7,1e16,2.9\n1e8,1e17,2.8\n", ["--law", "isoflop", "--method", "hull"],
-     "--method is for --law frontier, not isoflop"),
+     "isoflop method must be parabola or akima"),
     ("group.csv", "N,L\n1e6,3.0\n1e7,2.9\n1e8,2.8\n1e9,2.7\n", ["--law", "kaplan-n", "--group", "run"],
      "--group is for --law frontier or isoflop"),
 ]
@@ -129,7 +129,7 @@ def test_fit_from_store(tmp_path, synthetic_corpus):
     d4 = json.loads(run_main("fit", "--db", dbp, "--law", "bcrit", "--json", "-", check=True).stdout)
     assert d4["n_points"] == 35  # every curve point with a noise scale
     assert d4["params"]["alpha_B"] == pytest.approx(0.3, rel=0.02)
-    from scalinglab.laws.data import frame_from_store
+    from scalinglab.laws.framework.data import frame_from_store
 
     df = frame_from_store(dbp, "kaplan-n")
     assert set("NDCSBL") <= set(df.columns) and (df["B"] == 4 * 32).all()

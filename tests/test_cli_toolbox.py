@@ -81,7 +81,7 @@ def store(tmp_path_factory):
 @pytest.mark.slow
 def test_data_constrained_from_store(store, tmp_path):
     """D-subset runs: U is the subset's unique tokens, D the tokens trained on; runs without a subset have U = D."""
-    from scalinglab.laws.data import frame_from_store
+    from scalinglab.laws.framework.data import frame_from_store
 
     df = frame_from_store(store, "data-constrained")
     sub = df[df["U"] < df["D"]]

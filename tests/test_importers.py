@@ -15,7 +15,7 @@ import pytest
 
 from scalinglab.importers import import_runs, read_runs
 from scalinglab.laws import fit_law
-from scalinglab.laws.data import frame_from_store
+from scalinglab.laws.framework.data import frame_from_store
 from scalinglab.store.db import load_evals, load_runs
 from tests.helpers import N_CTX, VOCAB, assert_clean_error, make_store, run_cli, run_main
 

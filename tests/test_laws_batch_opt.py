@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from scalinglab.errors import UserError
-from scalinglab.laws.registry import get_law, law_names
+from scalinglab.laws.framework.registry import get_law, law_names
 from tests.helpers import assert_clean_error, run_main
 
 SIZES = (1e4, 4e4, 1.6e5, 6.4e5, 2.56e6)
@@ -113,7 +113,7 @@ CHINCHILLA = {"law": "chinchilla", "params": {"E": 1.69, "A": 406.4, "B": 410.7,
 
 
 def test_plan_suggests_the_batch_of_the_planned_model(tmp_path):
-    from scalinglab.laws.plan import plan_allocation
+    from scalinglab.laws.analyses.planning import plan_allocation
 
     bo = get_law("batch-opt").fit(_scans(0.4), bootstrap=100)
     p = plan_allocation(1e20, fits={"chinchilla": CHINCHILLA, "batch-opt": bo.to_dict()})
@@ -168,10 +168,14 @@ def test_batch_opt_from_a_store_through_fit_reproduce_and_the_report(tmp_path):
     assert [r["param"] for r in rows] == ["B_0", "beta_B"] and rows[0]["law"] == "batch-opt"
     assert rows[1]["ci95"].startswith("[")
     fits, skipped = fit_laws(db, (LawJob("batch-opt", "lstm"),), lambda _: None)
-    assert not fits and "no finished runs match" in skipped["batch-opt"]
+    assert not fits and "no finished run matches" in skipped["batch-opt"]
     fits, skipped = fit_laws(db, (LawJob("batch-opt", "lr-schedules"),), lambda _: None)
     assert "no batch-size scan" in skipped["batch-opt"]
-    assert_clean_error(run_main("fit", "--db", db, "--law", "batch-opt", "--query", "family == 'lr-schedules'"),
+    assert_clean_error(run_main("fit", "--db", db, "--law", "batch-opt", "--family", "lr-schedules"),
                        "no batch-size scan")
-    unselected = json.loads(run_main("fit", "--db", db, "--law", "batch-opt", "--json", "-", check=True).stdout)
+    # by default fit --db takes the law's own family (batch-scan for batch-opt), as reproduce does
+    default = json.loads(run_main("fit", "--db", db, "--law", "batch-opt", "--json", "-", check=True).stdout)
+    assert default["params"] == fit["params"] and default["selection"]["family"] == ["batch-scan"]
+    unselected = json.loads(run_main("fit", "--db", db, "--law", "batch-opt", "--family", "all", "--json", "-",
+                                     check=True).stdout)
     assert unselected["scans"][0]["n_runs"] == 6  # the whole store: the other run joins the (1, 32) scan

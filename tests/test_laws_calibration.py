@@ -1,12 +1,12 @@
 """Calibration as a tested property (issue #14 item 8): on synthetic studies with a known truth, the 95% bootstrap
-interval of each family's key exponent covers the truth in 88-99% of at least 100 studies (laws/calibration.py;
-the README's coverage table comes from `python -m scalinglab.laws.calibration`, with more resamples)."""
+interval of each family's key exponent covers the truth in 88-99% of at least 100 studies (laws/analyses/calibration.py;
+the README's coverage table comes from `python -m scalinglab.laws.analyses.calibration`, with more resamples)."""
 
 from __future__ import annotations
 
 import pytest
 
-from scalinglab.laws.calibration import coverage
+from scalinglab.laws.analyses.calibration import coverage
 
 
 def _check(family: str, bootstrap: int) -> None:

@@ -11,9 +11,9 @@ import pytest
 
 from scalinglab.errors import UserError
 from scalinglab.laws import fit_law
-from scalinglab.laws.calibration import study_frontier, study_kaplan_ns
-from scalinglab.laws.curves import run_weights, transient_cut
-from scalinglab.laws.transforms import batch_scan_levels, to_min
+from scalinglab.laws.analyses.calibration import study_frontier, study_kaplan_ns
+from scalinglab.laws.framework.curves import run_weights, transient_cut
+from scalinglab.laws.framework.transforms import batch_scan_levels, to_min
 from tests.helpers import assert_clean_error, run_main
 
 
@@ -155,7 +155,7 @@ def store(tmp_path_factory):
 
 
 def test_store_frames_record_flops_loss_and_policy(store):
-    from scalinglab.laws.data import frame_from_store
+    from scalinglab.laws.framework.data import frame_from_store
     from scalinglab.store.db import load_runs
 
     runs = frame_from_store(store, "kaplan-d")

@@ -9,7 +9,8 @@ import pytest
 from scalinglab.datasets import load as load_dataset
 from scalinglab.errors import UserError
 from scalinglab.laws import fit_law
-from scalinglab.laws.frontier import (
+from scalinglab.laws.analyses.planning import paper_contradiction
+from scalinglab.laws.families.frontier import (
     compute_frontier,
     data_requirement,
     fit_isoflop_scaling,
@@ -18,8 +19,7 @@ from scalinglab.laws.frontier import (
     overfit_penalty,
     s_stop,
 )
-from scalinglab.laws.plan import paper_contradiction
-from scalinglab.laws.transforms import bcrit_at, c_min, s_min, steps_to_reach
+from scalinglab.laws.framework.transforms import bcrit_at, c_min, s_min, steps_to_reach
 
 
 def _chinchilla_curves(alpha=0.34, beta=0.28, n_sizes=40):

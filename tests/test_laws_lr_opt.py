@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scalinglab.laws.registry import get_law, law_names
+from scalinglab.laws.framework.registry import get_law, law_names
 from tests.helpers import assert_clean_error, run_main
 
 
@@ -53,8 +53,8 @@ def test_lr_opt_needs_three_swept_sizes(tmp_path):
 
 
 def test_plan_suggests_the_lr_of_the_planned_model(tmp_path):
-    from scalinglab.laws.fit import fit_law
-    from scalinglab.laws.plan import plan_allocation
+    from scalinglab.laws.analyses.planning import plan_allocation
+    from scalinglab.laws.framework.fit import fit_law
 
     rng = np.random.default_rng(0)
     N = np.exp(rng.uniform(np.log(5e7), np.log(2e10), 80))

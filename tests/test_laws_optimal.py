@@ -1,4 +1,4 @@
-"""Approaches 2 (IsoFLOP) and 1 (frontier) as estimators with bootstrap CIs, on published data (laws/optimal.py)."""
+"""Approaches 2 (IsoFLOP) and 1 (frontier) as estimators with bootstrap CIs, on published data (laws/families/allocation.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from scalinglab.datasets import load as load_dataset
 from scalinglab.errors import UserError
-from scalinglab.laws.optimal import Frontier, IsoFLOP, allocation_from_dict, budget_minimum
+from scalinglab.laws.families.allocation import Frontier, IsoFLOP, allocation_from_dict, budget_minimum
 
 
 def test_llama3_approach2_exponent_with_ci():

@@ -10,7 +10,7 @@ import pytest
 
 from scalinglab.errors import UserError
 from scalinglab.laws import fit_law, get_law
-from scalinglab.laws.plan import PF_DAY, plan_allocation
+from scalinglab.laws.analyses.planning import PF_DAY, plan_allocation
 from tests.helpers import assert_clean_error, run_cli, run_main
 
 

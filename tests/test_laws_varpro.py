@@ -1,4 +1,4 @@
-"""Variable projection (laws/varpro.py) against the grid of starts on every published set, and its exact NNLS."""
+"""Variable projection (laws/framework/projection.py) against the grid of starts on every published set, and its exact NNLS."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from scipy.optimize import nnls
 
 from scalinglab.datasets import load as load_dataset
 from scalinglab.laws import get_law
-from scalinglab.laws.varpro import projected_coefficients
+from scalinglab.laws.framework.projection import projected_coefficients
 
 
 def _published_sets():

@@ -144,10 +144,10 @@ def small_inputs(tmp_path_factory) -> dict[str, Path]:
 EVERY_COMMAND = {
     "count": (["count", "--n-layer", "2", "--d-model", "64", "--n-ctx", "64", "--vocab", "256"],
               "scalinglab.model.counting.count_model"),
-    "fit": (["fit", "--csv", "{csv}", "--law", "kaplan-n"], "scalinglab.laws.data.load_csv"),
+    "fit": (["fit", "--csv", "{csv}", "--law", "kaplan-n"], "scalinglab.laws.framework.data.load_csv"),
     "import": (["import", "{runs_csv}", "--db", "{tmp}/imported.db"], "scalinglab.store.db.record_result"),
-    "plan": (["plan", "--compute", "1e21", "--fit", "{fit}"], "scalinglab.laws.plan.plan_allocation"),
-    "predict": (["predict", "--fit", "{fit}", "--N", "1e9"], "scalinglab.laws.predict.predict_table"),
+    "plan": (["plan", "--compute", "1e21", "--fit", "{fit}"], "scalinglab.laws.analyses.planning.plan_allocation"),
+    "predict": (["predict", "--fit", "{fit}", "--N", "1e9"], "scalinglab.laws.analyses.prediction.predict_table"),
     "report": (["report", "--db", "{db}", "--out", "{tmp}/rep"], "scalinglab.store.db.load_evals"),
     "reproduce": (["reproduce", "--preset", "tiny", "--out", "{tmp}/repro"], "scalinglab.reproduce.reproduce"),
     "runs": (["runs", "--db", "{db}"], "scalinglab.store.db.load_runs"),
@@ -423,7 +423,7 @@ def test_main_job_modules_import_with_base_dependencies_only(tmp_path):
 
     code = ("import scalinglab.cli.app, scalinglab.reproduce, scalinglab.sweep.runner, scalinglab.sweep.executors, "
             "scalinglab.train.loop, scalinglab.report.html, scalinglab.report.figures, scalinglab.laws, "
-            "scalinglab.laws.plan, scalinglab.data.prepare, scalinglab.api\n"
+            "scalinglab.laws.analyses.planning, scalinglab.data.prepare, scalinglab.api\n"
             "import importlib.util as u\n"
             "assert u.find_spec('ray') is None and u.find_spec('pytest') is None, 'the extras are importable'\n")
     import os

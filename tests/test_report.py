@@ -25,7 +25,7 @@ def store(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def kaplan_n_fit(store) -> dict:
     from scalinglab.laws import fit_law
-    from scalinglab.laws.data import runs_from_store
+    from scalinglab.laws.framework.data import runs_from_store
 
     df = runs_from_store(store)
     df = df[df["run"].isin(_main_ids(store))]
@@ -305,8 +305,8 @@ def test_fig15_frontier_is_drawn_in_the_l_of_c_fits_flop_convention(store, flops
 
     The synthetic curves' exact FLOPs are 6·N·D, so `paper` is told apart by a context-free count 10% below it
     (as the trainer records beside the attention term) and `with-head` by the embedding head it adds."""
-    from scalinglab.laws.constants import PF_DAY
-    from scalinglab.laws.data import fit_axis
+    from scalinglab.laws.framework.constants import PF_DAY
+    from scalinglab.laws.framework.data import fit_axis
     from scalinglab.report.figures import FIGURES
     from scalinglab.report.figures.data import frontier_grid
     from scalinglab.report.study import Study
@@ -331,7 +331,7 @@ def test_tuning_figure_draws_the_lr_sweep_and_the_batch_scans(tmp_path, store):
     """Figure LR: an LR sweep at three sizes (the best of each tagged main, the others lr-sweep) and batch scans
     at two sizes; the stars are the main family's runs and the batch panel marks the batch-opt fit's B*."""
     from scalinglab.laws import fit_law
-    from scalinglab.laws.data import frame_from_store
+    from scalinglab.laws.framework.data import frame_from_store
     from scalinglab.report.figures import NotMeasured
     from scalinglab.report.figures.tuning import fig_tuning
     from scalinglab.report.study import Study

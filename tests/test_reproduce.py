@@ -97,6 +97,14 @@ def test_reproduce_end_to_end_and_resume(tmp_path):
     kn = fits["kaplan-n"]
     assert kn["law"] == "kaplan-n" and kn["n_points"] == 4 and 0 < kn["params"]["alpha_N"] < 2
     assert kn["ci95"]["alpha_N"] and kn["holdout"]["k"] == 1
+    # the command and the API fit the same runs as fits.json, to the last digit (one Study selects them)
+    import scalinglab as sl
+
+    for law, extra in (("kaplan-n", ("--holdout", "1")), ("kaplan-c", ())):
+        cli = json.loads(run_main("fit", "--db", out / "runs.db", "--law", law, "--bootstrap", "100", *extra,
+                                  "--json", "-", check=True).stdout)
+        api = sl.Study.from_db(out / "runs.db").fit(law, bootstrap=100, holdout=len(extra) // 2)
+        assert cli["params"] == api.params_ == fits[law]["params"] and cli["ci95"] == fits[law]["ci95"]
     assert first["report"]["figures_drawn"] == ["1", "23"]
     html = (out / "report" / "index.html").read_text()
     assert "kaplan-n" in html and 'src="fig01.png"' in html
@@ -120,12 +128,15 @@ def test_comparisons_law_jobs_select_their_families(tmp_path):
     """The comparisons preset's fits: one law on several families under its own key, LR ranges, skips said."""
     import pandas as pd
 
-    from scalinglab.reproduce import _matches, fit_laws, settings_for
+    from scalinglab.reproduce import fit_laws, settings_for
+    from scalinglab.study import Study
     from tests.helpers import make_store
 
-    runs = pd.DataFrame({"arch": ["lstm", "lstm", "transformer"], "lr": [1e-3, 5e-3, 1e-3]})
-    assert _matches(runs, {"arch": "lstm", "lr": {"max": 3e-3}}).tolist() == [True, False, False]
-    assert _matches(runs, {"lr": {"min": 2e-3}}).tolist() == [False, True, False]
+    study = Study.from_frame(pd.DataFrame({"run_id": ["a", "b", "c"], "status": "done", "val_loss": 3.0,
+                                           "family": "x", "arch": ["lstm", "lstm", "transformer"],
+                                           "lr": [1e-3, 5e-3, 1e-3]}))
+    assert study.select(None, arch="lstm", lr={"max": 3e-3}).selection["runs"] == ["a"]
+    assert study.select("all", lr={"min": 2e-3}).selection["runs"] == ["b"]
 
     db = make_store(tmp_path / "runs.db")
     fits, skipped = fit_laws(db, settings_for("comparisons").laws, lambda _: None)

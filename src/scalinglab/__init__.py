@@ -2,11 +2,12 @@
 
 `import scalinglab as sl` is cheap: the API names below are loaded on first use (module `__getattr__`).
 
-    sl.fit_law(name, df)            fit a law (a scikit-learn style estimator: params_, ci95_, predict)
-    sl.get_law(name), sl.law_names()
-    sl.predict(fit, N=..., D=...)   a Prediction (value, 95% band when the fit has bootstrap draws)
+    sl.fit_law(name, df)            fit a law (a scikit-learn style estimator: params_, ci95_, predict, summary)
+    sl.get_law(name, **settings), sl.law_names()
+    sl.predict(fit, N=..., D=...)   a Prediction (value, 95% measurement band when the fit has bootstrap draws)
     sl.plan_allocation(C, fits=...) the compute-optimal allocation for a budget (paper=True: eq 1.7)
     sl.Study                        runs + curves from a store (from_db), an import (from_import) or frames
+                                    (from_frame); select(family, **where), frame(law), fit(law)
     sl.run_training(corpus=..., n_layer=..., d_model=..., steps=..., out_dir=...)
     sl.prepare_corpus(source, out), sl.load_plan(path or dict), sl.Plan.from_dict(d), sl.run_sweep(plan, db)
     sl.build_report(study_or_db, out_dir), sl.load_model(run_dir)
@@ -26,7 +27,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "get_law": ("scalinglab.laws", "get_law"),
     "law_names": ("scalinglab.laws", "law_names"),
     "Law": ("scalinglab.laws", "Law"),
-    "plan_allocation": ("scalinglab.laws.plan", "plan_allocation"),
+    "plan_allocation": ("scalinglab.laws.analyses.planning", "plan_allocation"),
     "predict": ("scalinglab.api", "predict"),
     "Prediction": ("scalinglab.api", "Prediction"),
     "Study": ("scalinglab.api", "Study"),

@@ -9,15 +9,12 @@ threads and TF32 flags as it found them (the trainer's runtime session restores 
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from scalinglab.errors import UserError
-from scalinglab.report.study import Study as _StoreStudy
+from scalinglab.study import Study
 
 if TYPE_CHECKING:
     import numpy as np
@@ -56,13 +53,15 @@ class Prediction:
     inputs: dict[str, Any]
     value: np.ndarray
     ci95: np.ndarray | None = None  # (..., 2): low, high
+    band: str | None = None  # which 95% band: "measurement" or "mean" (None: no bootstrap draws)
 
 
 def as_law(fit: Any) -> Law:
     """A fitted Law from a Law, a fit dict (`fit --json`, `Law.to_dict()`) or the path of a fit JSON file."""
     from scalinglab.laws import Law
+    from scalinglab.laws.framework.base import Estimator
 
-    if isinstance(fit, Law):
+    if isinstance(fit, Estimator):
         return fit
     if isinstance(fit, str | Path):
         from scalinglab.io import read_json
@@ -73,49 +72,28 @@ def as_law(fit: Any) -> Law:
     return Law.from_dict(fit)
 
 
-def predict(fit: Any, **inputs: Any) -> Prediction:
-    """Predict a fitted law at `inputs` (e.g. N=1e9, D=2e10; arrays broadcast), e.g. predict(fit, C=1e21)."""
+def predict(fit: Any, interval: str = "measurement", seed: int = 0, **inputs: Any) -> Prediction:
+    """Predict a fitted law at `inputs` (e.g. N=1e9, D=2e10; arrays broadcast), e.g. predict(fit, C=1e21).
+
+    The band is the one `scalinglab predict` gives (laws/analyses/prediction.py): "measurement" (default: where a new run
+    should land) or "mean" (the law's own band); `Prediction.band` says which, None without bootstrap draws."""
+    import numpy as np
+
+    from scalinglab.laws.analyses.prediction import predict_table
+    from scalinglab.laws.framework.base import check_interval
+
     law = as_law(fit)
-    value = law.predict(**inputs)
-    ci = law.predict_ci(**inputs) if law.bootstrap_samples_ is not None else None
-    return Prediction(law=law.law_name, target=law.target, inputs=dict(inputs), value=value, ci95=ci)
-
-
-class Study(_StoreStudy):
-    """Runs (one row each) and learning curves (one row per eval), from a store, an import or DataFrames.
-
-    `Study(runs=df, curves=df)` takes frames; `Study.from_db(path)` reads a results store;
-    `Study.from_import(source)` imports another tool's runs (into `db`, or a temporary store kept while the
-    Study lives). `fit_law(law)` fits a law on the store exactly as `scalinglab fit --db` does.
-    """
-
-    @classmethod
-    def from_import(cls, source: str | Path, db: str | Path | None = None, fmt: str | None = None,
-                    run_config: list[str] | dict[str, str] | None = None,
-                    config_table: str | Path | None = None) -> Study:
-        from scalinglab.importers import import_runs
-
-        tmp = None
-        if db is None:
-            tmp = tempfile.mkdtemp(prefix="scalinglab-import-")
-            db = Path(tmp) / "imported.db"
-        import_runs(source, db, fmt=fmt, run_config=run_config, config_table=config_table)
-        study = cls.from_db(db)
-        if tmp is not None:
-            weakref.finalize(study, shutil.rmtree, tmp, True)
-        return study
-
-    def fit_law(self, law: str, bootstrap: int = 0, holdout: int = 0, count_embeddings: bool = False,
-            **options: Any) -> Law:
-        """Fit `law` to this study's store (final losses or curves, as the law needs)."""
-        from scalinglab.laws import fit_law
-        from scalinglab.laws.data import frame_from_store
-
-        if not self.source or not Path(self.source).is_file():
-            raise UserError("Study.fit_law reads a results store; this study was built from frames: "
-                            "use sl.fit_law(law, df) on a DataFrame instead")
-        df = frame_from_store(self.source, law, count_embeddings=count_embeddings)
-        return fit_law(law, df, bootstrap=bootstrap, holdout=holdout, **options)
+    if check_interval(interval) is None:
+        raise UserError("interval must be 'measurement' or 'mean' (law.predict(df) gives the point prediction)")
+    arrays = np.broadcast_arrays(*[np.asarray(inputs[c], dtype=float) for c in law.inputs if c in inputs])
+    shape = arrays[0].shape if arrays else ()
+    flat = {c: np.ravel(np.broadcast_to(np.asarray(v, float), shape)) for c, v in inputs.items()}
+    table = predict_table(law, flat, interval=interval, seed=seed)
+    t = "N_opt" if table["target"] == "N_opt" else law.target
+    rows = table["predictions"]
+    value = np.array([r[t] for r in rows]).reshape(shape)
+    ci = (np.array([[r[f"{t}_lo"], r[f"{t}_hi"]] for r in rows]).reshape(*shape, 2) if table["band"] else None)
+    return Prediction(law=law.law_name, target=t, inputs=dict(inputs), value=value, ci95=ci, band=table["band"])
 
 
 def run_training(config: Any = None, out_dir: str | Path | None = None, *, progress: bool = False,
@@ -159,7 +137,7 @@ def build_report(study: Study | str | Path, out_dir: str | Path, *, fmt: str = "
     from scalinglab.report.html import build_report as _build
     from scalinglab.report.study import fits_from_store, plan_budgets
 
-    if not isinstance(study, _StoreStudy):
+    if not isinstance(study, Study):
         study = Study.from_db(study, fits=fits_from_store(study))
         study.plans = plan_budgets(study, budgets)
     return _build(study, out_dir, fmt_=fmt, title=title)

@@ -213,47 +213,21 @@ def ensure_corpus(out: Path, settings: dict[str, Any], marker: dict, log: Callab
     return path
 
 
-def _matches(runs, select: dict[str, Any]):
-    import numpy as np
-    import pandas as pd
-
-    mask = pd.Series(True, index=runs.index)
-    for k, v in select.items():
-        if k not in runs:
-            continue
-        col = runs[k]
-        if v is None:
-            mask &= col.isna()
-        elif isinstance(v, dict):
-            num = pd.to_numeric(col, errors="coerce")
-            mask &= num.ge(v.get("min", -np.inf)) & num.le(v.get("max", np.inf))
-        elif isinstance(v, (list, tuple)):
-            mask &= col.isin(list(v))
-        elif isinstance(v, bool):
-            mask &= col.fillna(False).astype(bool) == v
-        else:
-            mask &= col == v
-    return mask
-
-
 def law_frame(db: Path, job: LawJob):
-    """The canonical frame (N, D, C, S, B, L) of the runs `job.select` picks, as laws.data builds it."""
-    from scalinglab.laws import data as ld
-    from scalinglab.store.db import load_runs
+    """The canonical frame (N, D, C, S, B, L) of the runs `job.select` picks: the Study's one selection (a family
+    name, or a table of run columns whose `family` key, if any, names the families), as `fit --db` reads it."""
+    from scalinglab.study import Study
 
-    if isinstance(job.select, str):  # a family: the runs tagged with it (old stores: the inferred family)
-        from scalinglab.report.study import Study
-
-        ids = set(Study.from_db(db).family(job.select)["run_id"].astype(str))
+    if isinstance(job.select, str):
+        family, where = job.select, {}
     else:
-        runs = load_runs(db)
-        if "early_stop" not in runs and "config" in runs:
-            runs["early_stop"] = runs["config"].map(
-                lambda c: json.loads(c).get("early_stop") if isinstance(c, str) else None)
-        ids = set(runs.loc[_matches(runs, job.select) & (runs["status"] == "done"), "run_id"].astype(str))
-    if not ids:
-        raise UserError(f"{job.law}: no finished runs match {job.select}")
-    return ld.frame_from_store(db, job.law, run_ids=ids)
+        where = dict(job.select)
+        family = where.pop("family", None)
+    try:
+        chosen = Study.from_db(db).select(family, **where)
+    except UserError as e:
+        raise UserError(f"{job.law}: {e}") from None
+    return chosen.frame(job.law)
 
 
 def fit_laws(db: Path, jobs: tuple[LawJob, ...], log: Callable[[str], None]) -> tuple[dict, dict]:
@@ -280,6 +254,17 @@ def fit_laws(db: Path, jobs: tuple[LawJob, ...], log: Callable[[str], None]) -> 
     return fits, skipped
 
 
+def _sources(folder) -> list[bytes]:
+    """The bytes of every .py file under a package folder (its subpackages too)."""
+    out = []
+    for f in folder.iterdir():
+        if f.is_dir():
+            out += _sources(f)
+        elif f.name.endswith(".py"):
+            out.append(f.read_bytes())
+    return out
+
+
 def _digest(db: Path, jobs: tuple[LawJob, ...]) -> str:
     """What the fits depend on: the finished runs, their final losses and families (a plan that retags runs
     refits), the law jobs, and the fitting code (so a rerun after an upgrade of laws/ refits instead of keeping
@@ -288,8 +273,7 @@ def _digest(db: Path, jobs: tuple[LawJob, ...]) -> str:
 
     runs = load_runs(db)
     rows = sorted(f"{r.run_id}:{r.status}:{r.val_loss}:{r.family}" for r in runs.itertuples())
-    laws_dir = resources.files("scalinglab").joinpath("laws")
-    code = sorted(f.read_bytes() for f in laws_dir.iterdir() if f.name.endswith(".py"))
+    code = sorted(_sources(resources.files("scalinglab").joinpath("laws")))
     h = hashlib.sha256("\n".join(rows).encode())
     h.update(repr(jobs).encode())
     for c in code:

@@ -43,9 +43,12 @@ def fit(
                                                "budget's lowest loss (0: every size; default 5).")] = None,
     group: Annotated[str | None, typer.Option("--group", help="isoflop: column naming the budget (default: C); "
                                               "frontier: column(s) naming a curve (default: run), e.g. model,sweep.")] = None,
-    method: Annotated[Literal["envelope", "hull"] | None, typer.Option("--method", help="frontier: envelope (Hoffmann "
-                                                                       "et al., the default) or hull (lower convex "
-                                                                       "hull).")] = None,
+    method: Annotated[str | None, typer.Option("--method", help="isoflop: parabola (the default) or akima (whole-curve "
+                                               "Akima interpolation, Porian et al.); frontier: envelope (Hoffmann et "
+                                               "al., the default) or hull (lower convex hull).")] = None,
+    family: Annotated[str | None, typer.Option("--family", help="With --db: the families of runs to fit (comma-"
+                                               "separated; 'all' for every run). Default: the law's own (main for "
+                                               "most), the runs reproduce and the report fit.")] = None,
     flops: Annotated[str, typer.Option("--flops", help="With --db: FLOP convention of C: paper (6N per token), exact "
                                        "(with the attention-context term) or with-head (exact + the de-embedding).")
                      ] = "paper",
@@ -61,46 +64,24 @@ def fit(
 ) -> None:
     """Fit LAW with a Huber loss on log residuals from a grid of starts; bootstrap CIs and a hold-out check."""
     from scalinglab.cli import fitting
-    from scalinglab.errors import UserError
-    from scalinglab.laws.data import check_flops, parse_col_maps
-    from scalinglab.laws.fit import fit_law
-    from scalinglab.laws.optimal import ALLOCATION_LAWS
-    from scalinglab.laws.power import KaplanC
+    from scalinglab.laws.framework.data import parse_col_maps
+    from scalinglab.laws.framework.summary import fit_summary
 
-    if sum(x is not None for x in (csv, db, dataset)) != 1:
-        raise UserError("give exactly one of --csv FILE, --db DB or --dataset NAME")
-    if dataset is not None:
-        from scalinglab.datasets import path as dataset_path
-
-        csv = str(dataset_path(dataset))
+    csv = _check_sources(csv, db, dataset, family, flops, min_policy)
     names = fitting.law_list(law)
-    check_flops(flops)
-    if min_policy not in ("noise-scale", "none"):
-        raise UserError(f"unknown --min-policy {min_policy!r}; use noise-scale or none")
     if sensitivity:
         _sensitivity(db, names[0], huber_delta, json_out)
         return
-    allocation = names[0] in ALLOCATION_LAWS
-    laws = _laws(names, fix, c_unit, solver, huber_delta, seed)
-    _check_law_options(names[0], laws, solver=solver, window=window, method=method, group=group)
-    df = _rows(csv, db, names[0], parse_col_maps(col), query, count_embeddings, flops, min_policy)
-    source = csv if db is None else db
-    if dataset is not None:
-        source = f"dataset:{dataset}"
-    if db is not None:
-        group = group or ("budget" if names[0] == "isoflop" else None)
-    if allocation:
-        result = fitting.fit_allocation(names[0], df, bootstrap, seed, 5 if window is None else window, group,
-                                        method or "envelope")
-        show = fitting.allocation_summary
-    elif len(laws) > 1:
-        result = fitting.fit_comparison(laws, df, holdout)
-        show = fitting.comparison_summary
+    settings = dict(huber_delta=huber_delta, seed=seed, min_step=min_step, min_tokens=min_tokens, flops=flops,
+                    min_policy=min_policy, bootstrap=bootstrap, holdout=holdout)
+    laws = _laws(names, fix, c_unit, solver, settings, window=window, method=method, group=group, db=db)
+    df, selection = _rows(csv, db, laws[0], parse_col_maps(col), query, count_embeddings, family)
+    if len(laws) > 1:
+        result, show = fitting.fit_comparison(laws, df, holdout), fitting.comparison_summary
     else:
-        result = fit_law(laws[0], df, bootstrap=bootstrap, holdout=holdout, huber_delta=huber_delta,
-                         seed=seed, min_step=min_step, min_tokens=min_tokens).to_dict()
-        show = summary
-    _record_inputs(result, source, db, query, count_embeddings, c_unit if laws and isinstance(laws[0], KaplanC) else None)
+        result, show = laws[0].fit(df).to_dict(), fit_summary
+    _record_inputs(result, _source(csv, db, dataset), db, query, count_embeddings,
+                   c_unit if getattr(laws[0], "c_unit", None) else None, selection)
     if db is not None:  # `report --db` reads the latest fit of each law from the store
         from scalinglab.store.db import save_fit_result
 
@@ -109,59 +90,102 @@ def fit(
         emit_json(result, json_out)
     if json_out != "-":
         typer.echo(show(result))
+    elif selection is not None:  # the JSON is on stdout: say which runs on stderr
+        typer.echo(selection["line"], err=True)
 
 
-
-
-def _laws(names: list[str], fix: list[str] | None, c_unit: str, solver: str | None, huber_delta: float,
-          seed: int) -> list:
-    """The law objects to fit (none for an allocation estimator, which has no parameters to --fix or compare)."""
+def _check_sources(csv: str | None, db: str | None, dataset: str | None, family: str | None, flops: str,
+                   min_policy: str) -> str | None:
+    """One source of rows, the options that go with it; returns the CSV path (a packaged dataset's file)."""
     from scalinglab.errors import UserError
-    from scalinglab.laws.fixed import parse_fix
-    from scalinglab.laws.optimal import ALLOCATION_LAWS
+    from scalinglab.laws.framework.data import check_flops
 
-    if names[0] not in ALLOCATION_LAWS:
-        return [_law(n, c_unit, solver, huber_delta, seed, parse_fix(fix)) for n in names]
+    if sum(x is not None for x in (csv, db, dataset)) != 1:
+        raise UserError("give exactly one of --csv FILE, --db DB or --dataset NAME")
+    if family is not None and db is None:
+        raise UserError("--family selects runs of a store; it needs --db")
+    check_flops(flops)
+    if min_policy not in ("noise-scale", "none"):
+        raise UserError(f"unknown --min-policy {min_policy!r}; use noise-scale or none")
+    if dataset is None:
+        return csv
+    from scalinglab.datasets import path as dataset_path
+
+    return str(dataset_path(dataset))
+
+
+def _source(csv: str | None, db: str | None, dataset: str | None) -> str:
+    return f"dataset:{dataset}" if dataset is not None else str(csv if db is None else db)
+
+
+def _laws(names: list[str], fix: list[str] | None, c_unit: str, solver: str | None, settings: dict,
+          **options: object) -> list:
+    """The unfitted laws with the command's settings (one for a fit, several for a comparison)."""
+    from scalinglab.errors import UserError
+    from scalinglab.laws.framework.base import Law, law_class
+    from scalinglab.laws.framework.fixed import parse_fix
+
+    cls = law_class(names[0])  # unknown law -> exit 2 listing the known ones
+    if issubclass(cls, Law):
+        _check_law_options(names[0], solver=solver, **options)
+        if len(names) > 1:  # the comparison does its own hold-out and no bootstrap
+            settings = {**settings, "bootstrap": 0, "holdout": 0}
+        return [_law(n, c_unit, solver, settings, parse_fix(fix)) for n in names]
     if len(names) > 1:
         raise UserError(f"--law {names[0]} (an allocation estimator) cannot be compared with point laws")
     if fix:
         raise UserError(f"--fix holds a parameter of a law; {names[0]} measures N_opt(C) directly and has none to hold")
-    return []
+    _check_law_options(names[0], solver=solver, **options)
+    given = {k: v for k, v in options.items() if k in cls._param_names() and v is not None}
+    from scalinglab.laws.framework.registry import get_law
+
+    return [get_law(names[0], seed=settings["seed"], bootstrap=settings["bootstrap"], **given)]
 
 
-def _check_law_options(name: str, laws: list, **given: object) -> None:
-    """Options that only some laws read are refused for the others (one line), never silently ignored."""
+def _check_law_options(name: str, **given: object) -> None:
+    """Options that only some laws read are refused for the others (one line), never silently ignored: the law's
+    class says which settings it has."""
     from scalinglab.errors import UserError
+    from scalinglab.laws.framework.base import law_class, registered_names
 
-    readers = {"window": {"isoflop"}, "method": {"frontier"}, "group": {"isoflop", "frontier"}}
+    params = law_class(name)._param_names()
     for option, value in given.items():
-        if value is None:
+        if value is None or option == "db" or option in params:
             continue
-        if option == "solver":
-            if not any("solver" in law.get_options() for law in laws):
-                raise UserError(f"--solver is for --law chinchilla or chinchilla-tied; {name} has no solver choice")
-        elif name not in readers[option]:
-            raise UserError(f"--{option} is for --law {' or '.join(sorted(readers[option]))}, not {name}")
+        readers = [n for n in registered_names() if option in law_class(n)._param_names()]
+        raise UserError(f"--{option} is for --law {' or '.join(sorted(readers))}, not {name}")
 
 
-def _rows(csv: str | None, db: str | None, law: str, col_map: dict[str, str], query: str | None,
-          count_embeddings: bool, flops: str, min_policy: str):
-    """The rows to fit: a CSV as mapped by --col/--query, or the store's frame for `law` (allocation laws: budgets)."""
-    from scalinglab.cli import fitting
-    from scalinglab.laws.data import apply_mapping, frame_from_store, load_csv
-    from scalinglab.laws.optimal import ALLOCATION_LAWS
+def _rows(csv: str | None, db: str | None, law, col_map: dict[str, str], query: str | None,
+          count_embeddings: bool, family: str | None):
+    """The rows to fit: a CSV as mapped by --col/--query, or the law's frame of the store's selected runs (the
+    Study: --family, by default the law's own families, as reproduce and the report use); and the selection."""
+    from scalinglab.laws.framework.data import apply_mapping, load_csv
+    from scalinglab.study import Study, with_line
 
     if csv is not None:
-        return load_csv(csv, col_map, query)
-    frame = (fitting.store_frame(db, law, count_embeddings) if law in ALLOCATION_LAWS
-             else frame_from_store(db, law, count_embeddings=count_embeddings, flops=flops, min_policy=min_policy))
-    return apply_mapping(frame, col_map, query, what=f"DB {db}")
+        return load_csv(csv, col_map, query), None
+    families = law.families if family is None else [f.strip() for f in family.split(",")]
+    chosen = Study.from_db(db).select("all" if families in (None, ["all"]) else families)
+    frame = chosen.frame(law, count_embeddings)
+    selection = with_line(chosen.selection, default=family is None)
+    from scalinglab.errors import UserError
+
+    try:
+        return apply_mapping(frame, col_map, query, what=f"DB {db}"), selection
+    except UserError as e:
+        if family is None and "selected no rows" in str(e):  # the query may have meant runs of another family
+            raise UserError(f"{e} of the runs of {selection['description']} (the law's default); give --family "
+                            "NAME or --family all to fit other runs") from None
+        raise
 
 
 def _record_inputs(result: dict, source: str, db: str | None, query: str | None, count_embeddings: bool,
-                   c_unit: str | None) -> None:
+                   c_unit: str | None, selection: dict | None = None) -> None:
     """Write into the fit JSON where its rows came from and how they were read."""
     result["source"] = str(source)
+    if selection is not None:
+        result["selection"] = selection
     if db is None:  # what a store read records (laws.data) is the user's choice for a CSV
         result.setdefault("flops", "as given in column C")
         result.setdefault("loss", "as given in column L")
@@ -175,7 +199,7 @@ def _record_inputs(result: dict, source: str, db: str | None, query: str | None,
 def _sensitivity(db: str | None, law: str, huber_delta: float, json_out: str | None) -> None:
     """`fit --sensitivity`: the law's exponents under each FLOP convention, transient cut and N convention."""
     from scalinglab.errors import UserError
-    from scalinglab.laws.sensitivity import sensitivity, sensitivity_table
+    from scalinglab.laws.analyses.sensitivity import sensitivity, sensitivity_table
 
     if db is None:
         raise UserError("--sensitivity needs --db (the conventions are recomputed from the store)")
@@ -186,59 +210,14 @@ def _sensitivity(db: str | None, law: str, huber_delta: float, json_out: str | N
         typer.echo(f"{law}: exponents under each convention (no bootstrap)\n" + sensitivity_table(rows))
 
 
-def _law(name: str, c_unit: str, solver: str | None, huber_delta: float, seed: int, fixed: dict[str, float]):
-    """An unfitted law with the command's options (unknown names and parameters are one-line errors)."""
-    from scalinglab.laws.fixed import with_fixed
-    from scalinglab.laws.power import KaplanC
-    from scalinglab.laws.registry import get_law
+def _law(name: str, c_unit: str, solver: str | None, settings: dict, fixed: dict[str, float]):
+    """An unfitted law with the command's settings (unknown names and parameters are one-line errors)."""
+    from scalinglab.laws.framework.base import law_class
+    from scalinglab.laws.framework.fixed import with_fixed
+    from scalinglab.laws.framework.registry import get_law
 
-    proto = get_law(name)  # unknown law -> exit 2 listing the known ones
-    options = {"c_unit": c_unit} if isinstance(proto, KaplanC) else {}
-    if "solver" in proto.get_options() and solver is not None:
+    params = law_class(name)._param_names()
+    options = {"c_unit": c_unit} if "c_unit" in params else {}
+    if "solver" in params and solver is not None:
         options["solver"] = solver
-    return with_fixed(get_law(name, **options, huber_delta=huber_delta, seed=seed), fixed)
-
-
-def summary(result: dict) -> str:
-    """A few readable lines: the law, each parameter with its CI, fit quality and the hold-out error."""
-    lines = [f"{result['law']}: {result['formula']}  ({result['n_points']} points)"]
-    for k, v in result["params"].items():
-        ci = result["ci95"].get(k)
-        held = "  (fixed)" if k in (result.get("fixed") or {}) else ""
-        lines.append(f"  {k:>8} = {v:.5g}" + (f"   95% CI [{ci[0]:.5g}, {ci[1]:.5g}]" if ci else "") + held)
-    for k, v in (result.get("derived") or {}).items():
-        ci = (result.get("derived_ci95") or {}).get(k)
-        if v is not None:
-            lines.append(f"  {k:>8} = {v:.5g}" + (f"   95% CI [{ci[0]:.5g}, {ci[1]:.5g}]" if ci else "") + "  (derived)")
-    lines.append(f"  residual rms (log) = {result['residual_rms']:.4g}, objective = {result['objective']:.6g}, "
-                 f"converged = {result['converged']}")
-    lines += _optimum_lines(result)
-    for k in result.get("at_bounds") or []:
-        lines.append(f"  warning: {k} is at a bound of its search range; the data do not determine it")
-    if result.get("bootstrap"):
-        b = result["bootstrap"]
-        lines.append(f"  bootstrap: {b['k']} resamples of {b.get('resample') or 'point'}s, "
-                     f"{100 * b['converged_fraction']:.1f}% converged (intervals from the converged ones)")
-        if b["converged_fraction"] < 0.95:
-            lines.append(f"  warning: only {100 * b['converged_fraction']:.1f}% of the bootstrap refits converged; "
-                         "the intervals may be too narrow")
-    t = result.get("transient")
-    if t:
-        lines.append(f"  transient cut: {t['policy']}: kept {t['n_after']} of {t['n_before']} curve points")
-    h = result.get("holdout")
-    if h:
-        lines.append(f"  hold-out of {h['k']} largest-compute points: mean |rel err| = {h['mean_abs_rel_error']:.4g}, "
-                     f"max = {h['max_abs_rel_error']:.4g}")
-    return "\n".join(lines)
-
-
-def _optimum_lines(result: dict) -> list[str]:
-    """lr-opt / batch-opt: each scan's optimum and the sizes where it is only a bound (at a grid edge)."""
-    lines = [f"  scan N = {s['N']:.4g}, D = {s['D']:.4g}: B* = {s['B']:.4g} of batches {s['batches'][0]:.4g}-"
-             f"{s['batches'][-1]:.4g}, {s['method']}" + ("" if s.get("used", True) else " (not used)")
-             for s in result.get("scans") or []]
-    edges = result.get("edge_sizes") or []
-    if edges:
-        lines.append(f"  warning: the best value is at an edge of its grid for N = {', '.join(f'{n:.4g}' for n in edges)}"
-                     ": there it is only a bound")
-    return lines
+    return with_fixed(get_law(name, **options, **settings), fixed)

@@ -1,5 +1,4 @@
-"""The parts of `scalinglab fit` beyond one point law: approaches 1 and 2 (`--law isoflop|frontier`), a comparison
-of forms (`--law A,B,...`), and the frames they read from a results store."""
+"""The parts of `scalinglab fit` beyond one law: the list of names in `--law A,B,...` and the comparison of forms."""
 
 from __future__ import annotations
 
@@ -15,52 +14,9 @@ def law_list(law: str) -> list[str]:
     return names
 
 
-def store_frame(db: str, law: str, count_embeddings: bool):
-    """What approaches 1 and 2 read from a store: every learning-curve point (frontier), or one row per finished
-    run with its budget (isoflop: C rounded to 2 significant digits, the runs of one planned budget)."""
-    from scalinglab.laws.data import curves_from_store, runs_from_store
-
-    if law == "frontier":
-        return curves_from_store(db, count_embeddings)
-    df = runs_from_store(db, count_embeddings)
-    return df.assign(budget=[float(f"{c:.2g}") for c in df["C"]])
-
-
-def fit_allocation(name: str, df: Any, bootstrap: int, seed: int, window: int, group: str | None,
-                   method: str) -> dict[str, Any]:
-    """Approach 2 (isoflop) or 1 (frontier) on df; the fit JSON."""
-    from scalinglab.laws.optimal import Frontier, IsoFLOP
-
-    if name == "isoflop":
-        est = IsoFLOP(window=window, group=group, seed=seed).fit(df, bootstrap=bootstrap)
-    else:
-        est = Frontier(method=method, group=group, seed=seed).fit(df, bootstrap=bootstrap)
-    return est.to_dict()
-
-
-def allocation_summary(r: dict[str, Any]) -> str:
-    p, ci = r["params"], r.get("ci95") or {}
-    lines = [f"{r['law']}: {r['formula']}  ({r['n_points']} points)"]
-    for k in ("a", "N_coef", "b", "D_coef"):
-        c = ci.get(k)
-        lines.append(f"  {k:>8} = {p[k]:.5g}" + (f"   95% CI [{c[0]:.5g}, {c[1]:.5g}]" if c else ""))
-    for row in r.get("per_budget") or []:
-        if row.get("dropped"):
-            lines.append(f"  budget C = {row['C']:.3g}: dropped ({row['dropped']}; {row['n_sizes']} sizes)")
-    if r["law"] == "isoflop":
-        lines.append(f"  {r['n_budgets']} budgets used; {r['window_note']}")
-    else:
-        lines.append(f"  {r['options']['method']} frontier: {r['n_frontier_points']} points, "
-                     f"{r['n_sizes_on_frontier']} model sizes")
-    b = r.get("bootstrap")
-    if b:
-        lines.append(f"  bootstrap: {b['k']} resamples of {b['resample']}, {100 * b['converged_fraction']:.1f}% usable")
-    return "\n".join(lines)
-
-
 def fit_comparison(laws: list[Any], df: Any, holdout: int) -> dict[str, Any]:
     """The comparison JSON: the table and every law's full fit."""
-    from scalinglab.laws.compare import compare_laws
+    from scalinglab.laws.analyses.comparison import compare_laws
 
     if holdout == 0:
         holdout = max(1, len(df) // 10)

@@ -20,16 +20,19 @@ def plan(
                                             "`reproduce` (object keyed by law name).")] = None,
     unique_tokens: Annotated[float | None, typer.Option("--unique-tokens", help="Cap on unique training tokens U: "
                                                         "allocate under repeated data (data-constrained fits).")] = None,
+    interval: Annotated[str, typer.Option("--interval", help="Band of the predicted loss: measurement (where a run at "
+                                          "the plan should land; as `predict`) or mean (the law's own band).")
+                        ] = "measurement",
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
 ) -> None:
     """N_opt, D, B_crit, S_min and predicted loss for a compute budget (with CIs when the fit has bootstraps)."""
     from scalinglab.io import read_json
-    from scalinglab.laws.constants import PF_DAY
-    from scalinglab.laws.plan import plan_allocation
+    from scalinglab.laws.analyses.planning import plan_allocation
+    from scalinglab.laws.framework.constants import PF_DAY
 
     fits = read_json(fit, "fit file") if fit is not None else None
     flops = compute * PF_DAY if unit == "pf-days" else compute
-    result = plan_allocation(flops, fits=fits, paper=paper, unique_tokens=unique_tokens)
+    result = plan_allocation(flops, fits=fits, paper=paper, unique_tokens=unique_tokens, interval=interval)
     if fit is not None:
         result["fit_file"] = str(fit)
     if json_:
@@ -51,8 +54,13 @@ def summary(r: dict) -> str:
             continue  # only with an lr-opt / batch-opt fit
         ci = (r.get("ci95") or {}).get(key)
         src = (r.get("sources") or {}).get(key, "")
-        lines.append(f"  {label:>16} = {_fmt(r.get(key))}" + (f"  95% CI [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "")
-                     + (f"  [{src}]" if src else ""))
+        band = (r.get("band") or {}).get(key)
+        if key == "L_pred":  # a loss: four decimals, and which band it is (as `predict` labels it)
+            value = "n/a" if r.get(key) is None else f"{r[key]:.4f}"
+            rng = f"  95% {band} band [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""
+        else:
+            value, rng = _fmt(r.get(key)), (f"  95% CI [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "")
+        lines.append(f"  {label:>16} = {value}{rng}" + (f"  [{src}]" if src else ""))
     if r.get("B_opt") is not None:
         lines.append("  batch: B_opt is the loss-optimal batch of the batch-size scans (train at it); B_crit is Kaplan's "
                      "critical batch, the steps/compute trade-off point" if r.get("B_crit") is not None else
@@ -73,7 +81,7 @@ def summary(r: dict) -> str:
 
 def extrapolation_line(e: dict) -> str:
     """How far the plan extrapolates, and whether that makes it a projection rather than a prediction."""
-    from scalinglab.laws.reach import kind_text, reach_text
+    from scalinglab.laws.analyses.reach import kind_text, reach_text
 
     reach = reach_text(e)
     if not reach:

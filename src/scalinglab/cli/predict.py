@@ -33,8 +33,8 @@ def predict(
 
     from scalinglab.errors import UserError
     from scalinglab.io import read_json
-    from scalinglab.laws.data import load_csv
-    from scalinglab.laws.predict import load_fit, predict_table
+    from scalinglab.laws.analyses.prediction import load_fit, predict_table
+    from scalinglab.laws.framework.data import load_csv
 
     given = {k: v for k, v in {"N": N, "D": D, "U": U, "C": C, "S": S, "B": B, "L": L}.items() if v}
     if (csv is None) == (not given):

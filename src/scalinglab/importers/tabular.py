@@ -36,7 +36,7 @@ def read_frame(path: Path, fmt: str):
     """A CSV or JSONL file as a DataFrame (bad files are one-line UserErrors)."""
     import pandas as pd
 
-    from scalinglab.laws.data import load_csv
+    from scalinglab.laws.framework.data import load_csv
 
     if not path.is_file():
         raise UserError(f"{fmt} file not found: {path}")

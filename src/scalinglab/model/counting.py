@@ -20,7 +20,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from scalinglab.config import ModelConfig
-from scalinglab.laws.constants import PF_DAY  # FLOPs in one petaflop/s-day (one definition for the package)
+from scalinglab.laws.framework.constants import (
+    PF_DAY,  # FLOPs in one petaflop/s-day (one definition for the package)
+)
 
 
 def transformer_block_params(d_model: int, d_ff: int, d_attn: int) -> int:

@@ -1,1 +1,1 @@
-"""report stage of scalinglab (see DESIGN.md §2)."""
+"""report stage of scalinglab (see docs/explanations/architecture.md)."""

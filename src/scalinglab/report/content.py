@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from scalinglab.laws.constants import PAPER_LAWS
-from scalinglab.laws.reach import PROJECTION_DECADES
+from scalinglab.laws.analyses.reach import PROJECTION_DECADES
+from scalinglab.laws.framework.constants import PAPER_LAWS
 
 if TYPE_CHECKING:
     from scalinglab.report.figures import FigureResult
     from scalinglab.report.study import Study
 
-# The paper's constants (DESIGN §1, laws/constants.py) shown beside each fitted law for comparison.
+# The paper's constants (DESIGN §1, laws/framework/constants.py) shown beside each fitted law for comparison.
 PAPER = PAPER_LAWS
 
 RUN_COLUMNS = [

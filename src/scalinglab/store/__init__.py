@@ -1,1 +1,1 @@
-"""store stage of scalinglab (see DESIGN.md §2)."""
+"""store stage of scalinglab (see docs/explanations/architecture.md)."""

@@ -91,10 +91,11 @@ def _normalise(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _modal_mask(d: pd.DataFrame, col: str) -> pd.Series:
-    """Rows whose value of `col` is the column's most common value (all rows when the column is empty)."""
+    """Rows whose value of `col` is the column's most common value, or unknown (all rows when the column is empty):
+    a run that does not say its context or batch (an import) is no evidence of a different study."""
     if col not in d or d.empty or not d[col].notna().any():
         return pd.Series(True, index=d.index)
-    return d[col] == d[col].mode().iloc[0]
+    return (d[col] == d[col].mode().iloc[0]) | d[col].isna()
 
 
 def modal(d: pd.DataFrame, cols: tuple[str, ...]) -> pd.DataFrame:

@@ -1,1 +1,1 @@
-"""sweep stage of scalinglab (see DESIGN.md §2)."""
+"""sweep stage of scalinglab (see docs/explanations/architecture.md)."""

@@ -245,7 +245,7 @@ def run_on_node(task: dict[str, Any]) -> dict[str, Any]:
     """`execute_run` as a Ray task: logs the attempt in the run folder and adds the node id to the result."""
     import ray
 
-    from scalinglab.sweep.executors import execute_run
+    from scalinglab.sweep.worker import execute_run
 
     node_id = ray.get_runtime_context().get_node_id()
     attempt = {"node_id": node_id, "host": socket.gethostname(), "pid": os.getpid(), "at": time.time()}

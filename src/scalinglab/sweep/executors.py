@@ -1,6 +1,7 @@
 """Where runs execute: worker processes on this machine, or tasks on a Ray cluster.
 
-Both executors call the same `execute_run` with the same task dict, so a run's result depends only on
+Both executors call the same `execute_run` (sweep/worker.py, which cluster.py's Ray task also calls, so neither
+module imports the other) with the same task dict, so a run's result depends only on
 its config and its thread count, not on the executor. Workers only compute and return the result dict;
 the sweep driver alone writes to the store.
 
@@ -11,50 +12,16 @@ one finished run, or none after `timeout`) and `shutdown()`.
 from __future__ import annotations
 
 import os
-import socket
 import sys
-import time
-import traceback
 from pathlib import Path
 from typing import Any
 
 from scalinglab.cores import available_cores
+from scalinglab.sweep.worker import execute_run
+
+__all__ = ["EXECUTORS", "LocalExecutor", "RayExecutor", "execute_run", "make_executor"]
 
 EXECUTORS = ("local", "ray")
-
-
-def execute_run(task: dict[str, Any]) -> dict[str, Any]:
-    """Train one run in a worker: `task` = {run_id, config (TrainConfig dict with threads), out_dir[, tracker]},
-    plus command and cwd for a run of a user's trainer.
-
-    Never raises: an exception becomes a result with status 'failed' and the reason, so that one bad run
-    cannot take the sweep down. A run folder with a checkpoint resumes inside `run_training`.
-    """
-    t0 = time.perf_counter()
-    base = {"run_id": task["run_id"], "host": socket.gethostname(), "worker_pid": os.getpid()}
-    if task.get("command"):  # a user's trainer (sweep/command.py); a tracker gets its points as they are read
-        from scalinglab.sweep.command import execute_command
-        from scalinglab.trackers import tracking
-
-        try:
-            with tracking(task.get("tracker"), task["run_id"], task["config"], task["out_dir"]) as hooks:
-                result = execute_command(task, hooks)
-                if hooks:
-                    hooks.result = result if result.get("status") != "failed" else None
-        except Exception as e:  # noqa: BLE001 - the tracker failed to start or close
-            result = _failure(task, f"tracker: {type(e).__name__}: {' '.join(str(e).split())}"[:500])
-        return {**result, **base, "worker_s": time.perf_counter() - t0}
-    try:
-        from scalinglab.config import TrainConfig
-        from scalinglab.trackers import train_tracked
-
-        cfg = TrainConfig.model_validate(task["config"])
-        result = dict(train_tracked(cfg, task["out_dir"], task.get("tracker"), task["run_id"], progress=False))
-    except Exception as e:  # noqa: BLE001 - reported to the driver, recorded as 'failed'
-        tb = traceback.format_exc(limit=-3)
-        return {**base, "status": "failed", "reason": f"{type(e).__name__}: {' '.join(str(e).split())}"[:500],
-                "traceback": tb, "config": task["config"], "worker_s": time.perf_counter() - t0}
-    return {**result, **base, "worker_s": time.perf_counter() - t0}
 
 
 def _failure(task: dict[str, Any], reason: str) -> dict[str, Any]:

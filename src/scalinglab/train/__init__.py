@@ -1,4 +1,4 @@
-"""train stage of scalinglab (see DESIGN.md §2): `run_training` runs, resumes and records one training run.
+"""train stage of scalinglab (see docs/explanations/architecture.md): `run_training` runs, resumes and records one training run.
 
 `run_training` is imported on first use, so reading a plan or a run folder through this package's torch-free
 modules (schedule, rundir, branches' planning) does not import torch."""

@@ -66,7 +66,7 @@ def _arch_compare(study: Study, arch: str, name: str) -> Figure:
                    label=f"{label}, LR {r['lr']:.2g} ({lr_ratio[r.name]:.1f}× the family's)")
         g = g[~odd]
         a.plot(g["n_params"], g["val_loss"], "o", color=col, label=label)
-        fn = study.fit(law)
+        fn = study.saved_fit(law)
         if fn is not None:  # the family's own L(N) fit (reproduce fits kaplan-n:<arch> where the preset has one)
             xs = np.geomspace(g["n_params"].min() / 1.2, g["n_params"].max() * 1.2, 50)
             a.plot(xs, law_predict(fn, N=xs), "--", color=col, lw=1, label=fit_label(fn, ("alpha_N",)))

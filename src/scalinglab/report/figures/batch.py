@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from scalinglab.laws.data import fit_axis
-from scalinglab.laws.transforms import to_min
+from scalinglab.laws.framework.data import fit_axis
+from scalinglab.laws.framework.transforms import to_min
 from scalinglab.report.figures.data import (
     curve_groups,
     law_predict,
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 )
 def fig10(study: Study) -> Figure:
     c = study.done_curves
-    fb = study.fit("bcrit", "bcrit-scan")
+    fb = study.saved_fit("bcrit", "bcrit-scan")
     if c.empty or "noise_scale" not in c or not (c["noise_scale"] > 0).any():
         if fb is None:
             raise NotMeasured("no gradient noise scale was recorded and no bcrit fit exists")
@@ -55,7 +55,7 @@ def fig10(study: Study) -> Figure:
     lo = c["val_loss"].min() if not c.empty else 2.0
     hi = c["val_loss"].max() if not c.empty else 6.0
     xs = np.geomspace(lo, hi, 50)
-    scan, noise = study.fit("bcrit-scan"), study.fit("bcrit")
+    scan, noise = study.saved_fit("bcrit-scan"), study.saved_fit("bcrit")
     if scan is not None:
         lv = [x for x in scan.get("levels", []) if x.get("identified")]
         if lv:
@@ -82,7 +82,7 @@ def fig10(study: Study) -> Figure:
     plan="[[grid]]\nn_layer = [2]\nd_model = [64]\nbatch_size = [4, 8, 16, 32, 64]",
 )
 def fig11(study: Study) -> Figure:
-    fb = study.fit("bcrit", "bcrit-scan")
+    fb = study.saved_fit("bcrit", "bcrit-scan")
     if fb is None:
         raise NotMeasured("needs a bcrit fit (from a batch-size scan) to convert S to S_min")
     runs = need_runs(study.main_family(), 2, "learning curves of ≥ 2 sizes")
@@ -90,7 +90,7 @@ def fig11(study: Study) -> Figure:
     c = c[c["run_id"].isin(runs["run_id"]) & (c["step"] > 0)]
     color, sm = size_colors(runs["n_params"])
     fig, (ax,) = panels(1, width=6.4)
-    fns = study.fit("kaplan-ns")
+    fns = study.saved_fit("kaplan-ns")
     # one S -> S_min for fit and figure (laws.transforms.to_min): the kaplan-ns fit's own axis when it is drawn,
     # else the fitted B_crit(L)
     if fns is not None:
@@ -124,9 +124,9 @@ def fig11(study: Study) -> Figure:
 )
 def fig18(study: Study) -> Figure:
     from scalinglab.errors import UserError
-    from scalinglab.laws.curves import transient_mask
-    from scalinglab.laws.data import warmup_steps
-    from scalinglab.laws.transforms import batch_scan_levels, steps_to_reach
+    from scalinglab.laws.framework.curves import transient_mask
+    from scalinglab.laws.framework.data import warmup_steps
+    from scalinglab.laws.framework.transforms import batch_scan_levels, steps_to_reach
 
     n, scan = scan_at_one_size(study.full_data(), "batch_size", 3, "at ≥ 3 batch sizes")
     c = study.done_curves

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from scalinglab.laws.frontier import _loglog_fit as loglog_fit
+from scalinglab.laws.families.frontier import _loglog_fit as loglog_fit
 from scalinglab.report.figures.data import (
     need_runs,
 )

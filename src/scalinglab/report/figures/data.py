@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from scalinglab.laws.constants import PF_DAY
+from scalinglab.laws.framework.constants import PF_DAY
 from scalinglab.report.figures.registry import NotMeasured
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ def frontier_grid(curves: pd.DataFrame, n_grid: int = 40) -> pd.DataFrame:
 
     Returns rows (C_pf, L, run_id, N, step): the lower envelope of the learning curves and N_opt(C).
     """
-    from scalinglab.laws.frontier import compute_frontier
+    from scalinglab.laws.families.frontier import compute_frontier
 
     c = curves[(curves["flops"] > 0) & np.isfinite(curves["val_loss"]) & (curves["step"] > 0)]
     if c["run_id"].nunique() < 1 or len(c) < 2:

@@ -50,7 +50,7 @@ def fig08(study: Study) -> Figure:
     a.plot(d["n_params"], d["val_loss"], "o-", color="k", label="training distribution (val)")
     lo, hi = d["val_loss"].min(), d["val_loss"].max()
     # the ood-* laws are fitted on L_ood, which the store fills when there is exactly one extra eval set
-    offset, linear = (study.fit(n) if len(names) == 1 else None for n in ("ood-offset", "ood-linear"))
+    offset, linear = (study.saved_fit(n) if len(names) == 1 else None for n in ("ood-offset", "ood-linear"))
     xs = np.linspace(lo, hi, 10)
     for i, name in enumerate(names):
         y = d["eval_losses"].map(lambda e, n=name: (e or {}).get(n, np.nan) if isinstance(e, dict) else np.nan)
@@ -91,7 +91,7 @@ def fig08(study: Study) -> Figure:
 def fig09(study: Study) -> Figure:
     dsub = d_subset_runs(study)
     need_runs(dsub, 2, "D-subset runs of ≥ 2 sizes")
-    f = study.fit("kaplan-nd")
+    f = study.saved_fit("kaplan-nd")
     if f is None:
         raise NotMeasured("needs a kaplan-nd fit (fit it on the D-subset runs)")
     p = f["params"]

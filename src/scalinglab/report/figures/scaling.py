@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from scalinglab.laws.constants import PF_DAY
-from scalinglab.laws.data import fit_axis
-from scalinglab.laws.frontier import _loglog_fit as loglog_fit
-from scalinglab.laws.transforms import steps_to_reach
+from scalinglab.laws.families.frontier import _loglog_fit as loglog_fit
+from scalinglab.laws.framework.constants import PF_DAY
+from scalinglab.laws.framework.data import fit_axis
+from scalinglab.laws.framework.transforms import steps_to_reach
 from scalinglab.report.figures.data import (
     curve_groups,
     d_subset_runs,
@@ -52,7 +52,7 @@ def fig01(study: Study) -> Figure:
         raise NotMeasured("needs learning curves (evaluations) of the runs")
     color, sm = size_colors(runs["n_params"])
     fig, (a, b, c) = panels(3, width=4.6)
-    fc = study.fit("kaplan-cmin", "kaplan-c")
+    fc = study.saved_fit("kaplan-cmin", "kaplan-c")
     cmin = fc is not None and fc.get("min_converted") == "C"
     if fc is not None:  # curves on the axis the fit used: its FLOP convention, C_min for kaplan-cmin, its cut
         ax_c = fit_axis(fc, curves, study.runs)
@@ -76,7 +76,7 @@ def fig01(study: Study) -> Figure:
     else:
         big = dsub[dsub["n_params"] == dsub["n_params"].max()].sort_values("data_tokens")
         b.plot(big["data_tokens"], final_loss(big), "o", color="tab:blue", label=f"N={big['n_params'].iloc[0]:.3g}")
-        fd = study.fit("kaplan-d")
+        fd = study.saved_fit("kaplan-d")
         if fd is not None:
             xs = np.geomspace(big["data_tokens"].min(), big["data_tokens"].max(), 50)
             b.plot(xs, law_predict(fd, D=xs), "--", color="tab:red", label=fit_label(fd, ("alpha_D",)))
@@ -86,7 +86,7 @@ def fig01(study: Study) -> Figure:
 
     r = runs.sort_values("n_params")
     c.scatter(r["n_params"], r["val_loss"], c=[color(n) for n in r["n_params"]], s=36, zorder=3, label="final loss")
-    fn = study.fit("kaplan-n")
+    fn = study.saved_fit("kaplan-n")
     if fn is not None:
         xs = np.geomspace(r["n_params"].min() / 1.3, r["n_params"].max() * 1.3, 50)
         c.plot(xs, law_predict(fn, N=xs), "--", color="tab:red", lw=1.5, label=fit_label(fn, ("alpha_N",)), zorder=2)
@@ -154,7 +154,7 @@ def fig04(study: Study) -> Figure:
     a = axes[0] if has_left else None
     b = axes[-1] if has_right else None
     if has_left:
-        fnd = study.fit("kaplan-nd")
+        fnd = study.saved_fit("kaplan-nd")
         for n, g in dsub.groupby("n_params"):
             g = g.sort_values("data_tokens")
             a.plot(g["data_tokens"], final_loss(g), "o", color=color(n))
@@ -167,7 +167,7 @@ def fig04(study: Study) -> Figure:
         loglog(a, "dataset size D (tokens)")
         a.set_title("L(N, D): points = runs, lines = eq. 1.5")
     if has_right:
-        fns = study.fit("kaplan-ns")
+        fns = study.saved_fit("kaplan-ns")
         curves = study.done_curves
         curves = curves[curves["run_id"].isin(runs["run_id"]) & (curves["step"] > 0)]
         # eq 1.6 is in S_min: the curves on the fit's own axis (laws.data.fit_axis: its S_min policy and cut)
@@ -233,8 +233,8 @@ def fig13(study: Study) -> Figure:
     plan="[[grid]]\nn_layer = [2, 4]\nd_model = [64, 128]\ndata_tokens = [2e5, 1e6, 5e6]",
 )
 def fig15(study: Study) -> Figure:
-    fc = study.fit("kaplan-cmin", "kaplan-c")
-    fd = study.fit("kaplan-d", "kaplan-nd")
+    fc = study.saved_fit("kaplan-cmin", "kaplan-c")
+    fd = study.saved_fit("kaplan-d", "kaplan-nd")
     if fc is None or fd is None:
         raise NotMeasured("needs fits of both L(C) and L(D); " + ("L(D)" if fc is not None else "L(C)") + " is missing")
     runs = need_runs(study.main_family(), 3, "learning curves of ≥ 3 model sizes")
@@ -276,7 +276,7 @@ def fig15(study: Study) -> Figure:
 def fig23(study: Study) -> Figure:
     d = need_runs(study.main_family(), 4, "≥ 4 model sizes").sort_values("n_params")
     N, L = d["n_params"].to_numpy(float), d["val_loss"].to_numpy(float)
-    fn = study.fit("kaplan-n")
+    fn = study.saved_fit("kaplan-n")
     if fn is not None:
         power = law_predict(fn, N=N)
         plabel = "power law (kaplan-n fit)"
@@ -286,7 +286,7 @@ def fig23(study: Study) -> Figure:
         power = k * N**s
         plabel = "power law (log-log least squares)"
         pfun = lambda x: k * x**s  # noqa: E731
-    flog = study.fit("log-n")
+    flog = study.saved_fit("log-n")
     if flog is not None:
         a0, b = flog["params"]["a"], -flog["params"]["b"]
     else:

@@ -85,7 +85,7 @@ def fig06(study: Study) -> Figure:
         kw = dict(color=cmap(i % 10), marker="o", label=f"{int(nl)} layer{'s' if nl > 1 else ''}")
         a.plot(g["n_params_with_embeddings"], g["val_loss"], **kw)
         b.plot(g["n_params"], g["val_loss"], **kw)
-    fn = study.fit("kaplan-n")
+    fn = study.saved_fit("kaplan-n")
     if fn is not None:
         xs = np.geomspace(d["n_params"].min() / 1.3, d["n_params"].max() * 1.3, 50)
         b.plot(xs, law_predict(fn, N=xs), "k--", lw=1, label=fit_label(fn, ("alpha_N",)))

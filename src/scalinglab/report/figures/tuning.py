@@ -39,12 +39,12 @@ def fig_tuning(study: Study) -> Figure:
         raise NotMeasured("no LR sweep at ≥ 2 sizes and no batch-size scan at ≥ 2 sizes")
     fig, (a, b, c) = panels(3, width=4.6)
     if sweep is not None:
-        _draw_lr_sweep(a, b, sweep, study.fit("lr-opt"))
+        _draw_lr_sweep(a, b, sweep, study.saved_fit("lr-opt"))
     else:
         for ax in (a, b):
             note(ax, "no LR sweep at ≥ 2 sizes in this study")
     if scans is not None:
-        _draw_batch_scans(c, scans, study.fit("batch-opt"))
+        _draw_batch_scans(c, scans, study.saved_fit("batch-opt"))
     else:
         note(c, "no batch-size scans at ≥ 2 sizes in this study")
     return fig
