@@ -5,6 +5,7 @@
     sl.fit_law(name, df)            fit a law (a scikit-learn style estimator: params_, ci95_, predict)
     sl.get_law(name), sl.law_names()
     sl.predict(fit, N=..., D=...)   a Prediction (value, 95% band when the fit has bootstrap draws)
+    sl.forecast(db_or_curves)       a run's final loss from its partial learning curve, with a 95% interval
     sl.plan_allocation(C, fits=...) the compute-optimal allocation for a budget (paper=True: eq 1.7)
     sl.Study                        runs + curves from a store (from_db), an import (from_import) or frames
     sl.run_training(corpus=..., n_layer=..., d_model=..., steps=..., out_dir=...)
@@ -28,6 +29,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Law": ("scalinglab.laws", "Law"),
     "plan_allocation": ("scalinglab.laws.plan", "plan_allocation"),
     "predict": ("scalinglab.api", "predict"),
+    "forecast": ("scalinglab.api", "forecast"),
     "Prediction": ("scalinglab.api", "Prediction"),
     "Study": ("scalinglab.api", "Study"),
     "TrainResult": ("scalinglab.api", "TrainResult"),
