@@ -119,3 +119,31 @@ def test_api_takes_a_store_or_a_frame(store):
     assert len(r["forecasts"]) == 4 and r["forecasts"][0]["method"] == "schedule"
     r = sl.forecast(store, fraction=0.5, bootstrap=20, method="schedule")
     assert len(r["forecasts"]) == 0 and len(r["skipped"]) == 6  # 4 points past the warm-up: too few for 4 parameters
+
+
+def test_a_run_in_flight_is_forecast_from_its_run_folder(tmp_path):
+    """The store gets a run's points when it finishes; until then the forecast reads its metrics.jsonl."""
+    from scalinglab.store.db import enqueue, mark_running, run_id_for
+    from scalinglab.train.rundir import METRICS
+    from tests.helpers import synthetic_result
+
+    db = make_store(tmp_path / "s.db", extras=False)
+    live = synthetic_result(np.random.default_rng(9), n_layer=2, d_model=48, steps=600)
+    rid = run_id_for(live["config"])
+    enqueue(db, [(rid, live["config"])], plan="synthetic")
+    mark_running(db, rid, live["config"], threads=1)
+    folder = tmp_path / "runs" / rid
+    folder.mkdir(parents=True)
+    seen = [p for p in live["curve"] if p["step"] <= 400]
+    (folder / METRICS).write_text("".join(json.dumps(p) + "\n" for p in seen) + '{"step": 45')  # a line mid-write
+    assert live_points_count(db, rid) == 0  # a line cut off mid-write: read on the next call
+    (folder / METRICS).write_text("".join(json.dumps(p) + "\n" for p in seen))
+    r = json.loads(run_main("forecast", "--db", db, "--bootstrap", "20", "--json", "-", check=True).stdout)
+    (f,) = r["forecasts"]
+    assert f["run"] == rid and f["method"] == "family" and f["seen_step"] == seen[-1]["step"]
+
+
+def live_points_count(db, rid) -> int:
+    from scalinglab.laws.forecast import live_points
+
+    return len(live_points(db, rid))

@@ -28,7 +28,8 @@ Input: a frame of curves, one row per point, columns `run`, `step`, `L`, and opt
 interpolated between points, so give it over the whole schedule, with L empty past what was seen), `total_steps`
 (default: the run's last step), `N` (sizes, for `family`), `warmup` (steps; for the transient cut of
 laws/curves.py) and `done` (finished runs usable by `family`). `curves_from_store` builds it for a results store,
-with the LR of every step from the run's config (train/schedule.py).
+with the LR of every step from the run's config (train/schedule.py), reading a run still in flight from its run
+folder's metrics.jsonl.
 """
 
 from __future__ import annotations
@@ -342,6 +343,7 @@ def curves_from_store(db: Any) -> Any:
     import pandas as pd
 
     from scalinglab.config import TrainConfig
+    from scalinglab.model.counting import n_params_closed_form
     from scalinglab.store.db import get_run, load_evals, load_runs
     from scalinglab.train.schedule import lr_at, resolve_lr, warmup_steps
 
@@ -351,11 +353,14 @@ def curves_from_store(db: Any) -> Any:
     for r in runs.itertuples():
         pts = ev[ev["run_id"] == r.run_id]
         if pts.empty:
+            pts = live_points(db, r.run_id)
+        if pts.empty:
             continue
         cfg = TrainConfig.model_validate(get_run(db, r.run_id)["config"])
         total = int(cfg.total_steps)
         warm = warmup_steps(cfg.warmup, total)
-        peak = float(r.lr) if isinstance(r.lr, int | float) and r.lr == r.lr else resolve_lr(cfg.lr, int(r.n_params))
+        n = r.n_params if r.n_params == r.n_params and r.n_params else n_params_closed_form(cfg.model())
+        peak = float(r.lr) if isinstance(r.lr, int | float) and r.lr == r.lr else resolve_lr(cfg.lr, int(n))
         sched = [lr_at(s, peak=peak, total_steps=total, warmup=warm, schedule=cfg.schedule,
                        min_lr_ratio=cfg.min_lr_ratio, decay_fraction=cfg.decay_fraction)
                  for s in range(1, total + 1)]
@@ -363,12 +368,30 @@ def curves_from_store(db: Any) -> Any:
         frame = pd.DataFrame({"step": steps, "lr": sched})
         frame = frame.merge(pts[["step", "val_loss"]].rename(columns={"val_loss": "L"}), on="step", how="left")
         frame = frame[frame["L"].notna() | (frame["step"] % max(1, total // 200) == 0) | (frame["step"] == total)]
-        frame = frame.assign(run=r.run_id, total_steps=total, N=r.n_params, warmup=warm,
+        frame = frame.assign(run=r.run_id, total_steps=total, N=n, warmup=warm,
                              done=r.status == "done", family=r.family, d_model=r.d_model, n_layer=r.n_layer)
         parts.append(frame)
     if not parts:
         raise UserError(f"store {db} has no learning-curve points")
     return pd.concat(parts, ignore_index=True)
+
+
+def live_points(db: Any, run_id: str) -> Any:
+    """The points a run still in flight has written to its run folder's metrics.jsonl (the store gets them when it
+    finishes); none when the folder or the file is missing or cannot be read yet."""
+    import pandas as pd
+
+    from scalinglab.io import jsonl_objects
+    from scalinglab.sweep.runner import run_folder
+    from scalinglab.train.rundir import METRICS
+
+    path = run_folder(db, run_id) / METRICS
+    try:
+        recs = [rec for _, rec in jsonl_objects(path)] if path.is_file() else []
+    except UserError:  # a line cut off mid-write: read it on the next call
+        recs = []
+    return pd.DataFrame([{"step": r["step"], "val_loss": r["val_loss"]} for r in recs
+                         if "step" in r and "val_loss" in r], columns=["step", "val_loss"])
 
 
 def forecast_curves(df: Any, run: str | None = None, fraction: float | None = None, method: str = "auto",
