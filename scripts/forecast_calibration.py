@@ -10,14 +10,15 @@ Data sets:
 Writes RESULTS.csv (one row per run, fraction and method: truth, forecast, raw 95% bootstrap interval, error
 and the ratio |truth - point| / raw half-width toward the truth; an interval widened by k covers the truth
 exactly when ratio <= k) and prints the table of median |relative error| and coverage per data set, method and
-fraction: raw (k = 1) and at the method's default widening (laws/forecast.py WIDEN), then the widening each data
-set alone would choose (95th percentile of the ratio) and the coverage it gives on the other data set.
+fraction: raw (k = 1) and at the method's default widening (laws/forecast.py WIDEN); then, leaving one data set out
+at a time, the widening the others choose (95th percentile of their ratios) and the coverage it gives on the one
+left out, and the pooled choice rounded up to 0.5 (the defaults).
 `--results A.csv B.csv` tabulates saved results instead of measuring. With --figure PNG, draws error and
 coverage against the fraction seen.
 
-  python scripts/forecast_calibration.py --db store.db --out store.csv
+  python scripts/forecast_calibration.py --db store.db --name store-600 --bootstrap 100 --out store-600.csv
   python scripts/forecast_calibration.py --misfitting --bootstrap 50 --out misfitting.csv
-  python scripts/forecast_calibration.py --results store.csv misfitting.csv --figure docs/benchmarks/forecast_calibration.png
+  python scripts/forecast_calibration.py --results store-600.csv misfitting.csv --figure forecast_calibration.png
 """
 
 from __future__ import annotations
@@ -91,14 +92,20 @@ def _cover(k: pd.DataFrame, widen: float) -> float:
 
 
 def transfer(res: pd.DataFrame) -> pd.DataFrame:
-    """The widening each data set alone would choose and the coverage it gives on the other data sets."""
+    """Leave one data set out: the widening the other data sets choose (95th percentile of their ratios) and the
+    coverage it gives on the one left out; and the widening all of them choose together, rounded up to 0.5 (the
+    rule the defaults in laws/forecast.py WIDEN follow)."""
     ok = res[res["forecast"].notna()]
     out = []
-    for (m, ds), g in ok.groupby(["method", "dataset"]):
-        other = ok[(ok.method == m) & (ok.dataset != ds)]
-        k = float(np.percentile(g["ratio"], 95))
-        out.append({"method": m, "chosen_on": ds, "k95": k, "forecasts_other": len(other),
-                    "coverage_on_other": float((other["ratio"] <= k).mean()) if len(other) else math.nan})
+    for m, g in ok.groupby("method"):
+        for ds in sorted(g["dataset"].unique()):
+            others, left = g[g["dataset"] != ds], g[g["dataset"] == ds]
+            k = float(np.percentile(others["ratio"], 95)) if len(others) else math.nan
+            out.append({"method": m, "left_out": ds, "k95_of_others": k, "forecasts": len(left),
+                        "coverage_on_left_out": float((left["ratio"] <= k).mean()) if len(others) else math.nan})
+        pooled = float(np.percentile(g["ratio"], 95))
+        out.append({"method": m, "left_out": "(none: all pooled)", "k95_of_others": pooled, "forecasts": len(g),
+                    "coverage_on_left_out": math.nan, "rounded_up": math.ceil(2 * pooled) / 2})
     return pd.DataFrame(out)
 
 
@@ -107,12 +114,14 @@ def figure(tab: pd.DataFrame, path: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.6))
     for (ds, m), g in tab.groupby(["dataset", "method"]):
         a.plot(100 * g["fraction"], 100 * g["median_err"], "o-", label=f"{ds}, {m}")
         b.plot(100 * g["fraction"], 100 * g["coverage"], "o-", label=f"{ds}, {m}")
-    a.set(xlabel="% of the run seen", ylabel="median |relative error| of final loss (%)", ylim=(0, None))
+    a.set(xlabel="% of the run seen", ylabel="median |relative error| of final loss (%)", yscale="log")
+    a.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     b.axhspan(85, 99, color="0.9")
     b.set(xlabel="% of the run seen", ylabel="coverage of the 95% interval (%)", ylim=(0, 102))
     a.legend(fontsize=7)
@@ -123,6 +132,7 @@ def figure(tab: pd.DataFrame, path: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--db", help="results store of finished runs")
+    ap.add_argument("--name", default="store", help="the store's name in the table")
     ap.add_argument("--misfitting", action="store_true", help="also the packaged misfitting checkpoints")
     ap.add_argument("--method", action="append", choices=["family", "schedule", "power"])
     ap.add_argument("--bootstrap", type=int, default=100)
@@ -137,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         parts = []
         if a.db:
-            parts.append(measure("store", curves_from_store(a.db), methods, a.bootstrap, a.seed))
+            parts.append(measure(a.name, curves_from_store(a.db), methods, a.bootstrap, a.seed))
         if a.misfitting:
             parts.append(measure("misfitting", misfitting_curves(), methods, a.bootstrap, a.seed))
         if not parts:
