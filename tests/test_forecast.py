@@ -9,7 +9,14 @@ import pandas as pd
 import pytest
 
 from scalinglab.errors import UserError
-from scalinglab.laws.forecast import LR_UNIT, Forecaster, curves_from_frame, forecast_curves, lr_areas
+from scalinglab.laws.forecast import (
+    LR_UNIT,
+    Forecaster,
+    curves_from_frame,
+    curves_from_store,
+    forecast_curves,
+    lr_areas,
+)
 from scalinglab.train.schedule import lr_at
 from tests.helpers import assert_clean_error, make_store, run_main
 
@@ -147,3 +154,22 @@ def live_points_count(db, rid) -> int:
     from scalinglab.laws.forecast import live_points
 
     return len(live_points(db, rid))
+
+
+def test_imported_runs_are_forecast_from_their_lr_points(tmp_path):
+    """Runs imported from another tool carry no TrainConfig: their schedule is the `lr` their points logged."""
+    from scalinglab.importers import import_runs
+
+    df = law_curves(np.random.default_rng(6)).rename(columns={"L": "loss"})
+    df["tokens"] = df["step"] * 1024
+    df[["run", "step", "tokens", "loss", "lr", "N"]].to_csv(tmp_path / "foreign.csv", index=False)
+    import_runs(tmp_path / "foreign.csv", tmp_path / "s.db")
+    r = forecast_curves(curves_from_store(tmp_path / "s.db"), fraction=0.5, bootstrap=20)
+    assert len(r["forecasts"]) == 4 and {f["method"] for f in r["forecasts"]} == {"family"}
+    truth = np.sort(df.groupby("run")["loss"].last().to_numpy())  # store ids are hashes: compare in loss order
+    assert np.median(np.abs(np.sort([f["L_final"] for f in r["forecasts"]]) / truth - 1)) < 0.01
+    # without the lr column the schedule is unknown: a power law in steps
+    df[["run", "step", "tokens", "loss", "N"]].to_csv(tmp_path / "nolr.csv", index=False)
+    import_runs(tmp_path / "nolr.csv", tmp_path / "t.db")
+    r = forecast_curves(curves_from_store(tmp_path / "t.db"), fraction=0.5, bootstrap=20)
+    assert {f["method"] for f in r["forecasts"]} == {"power"}

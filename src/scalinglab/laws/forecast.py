@@ -339,13 +339,12 @@ def _canonical(df: Any) -> Any:
 
 
 def curves_from_store(db: Any) -> Any:
-    """A frame of curves (run, step, L, lr of every step from the config, total_steps, N, warmup, done) of a store."""
+    """A frame of curves (run, step, L, lr, total_steps, N, warmup, done) of a store: for runs trained here the LR of
+    every step from the config (train/schedule.py); for imported runs (or configs this version cannot read) the
+    `lr` their points carry, if any."""
     import pandas as pd
 
-    from scalinglab.config import TrainConfig
-    from scalinglab.model.counting import n_params_closed_form
     from scalinglab.store.db import get_run, load_evals, load_runs
-    from scalinglab.train.schedule import lr_at, resolve_lr, warmup_steps
 
     runs = load_runs(db)
     ev = load_evals(db)
@@ -356,24 +355,45 @@ def curves_from_store(db: Any) -> Any:
             pts = live_points(db, r.run_id)
         if pts.empty:
             continue
-        cfg = TrainConfig.model_validate(get_run(db, r.run_id)["config"])
-        total = int(cfg.total_steps)
-        warm = warmup_steps(cfg.warmup, total)
-        n = r.n_params if r.n_params == r.n_params and r.n_params else n_params_closed_form(cfg.model())
-        peak = float(r.lr) if isinstance(r.lr, int | float) and r.lr == r.lr else resolve_lr(cfg.lr, int(n))
-        sched = [lr_at(s, peak=peak, total_steps=total, warmup=warm, schedule=cfg.schedule,
-                       min_lr_ratio=cfg.min_lr_ratio, decay_fraction=cfg.decay_fraction)
-                 for s in range(1, total + 1)]
-        steps = np.arange(1, total + 1)
-        frame = pd.DataFrame({"step": steps, "lr": sched})
-        frame = frame.merge(pts[["step", "val_loss"]].rename(columns={"val_loss": "L"}), on="step", how="left")
-        frame = frame[frame["L"].notna() | (frame["step"] % max(1, total // 200) == 0) | (frame["step"] == total)]
-        frame = frame.assign(run=r.run_id, total_steps=total, N=n, warmup=warm,
-                             done=r.status == "done", family=r.family, d_model=r.d_model, n_layer=r.n_layer)
-        parts.append(frame)
+        stored = get_run(db, r.run_id)
+        frame = _trained_here(r, stored, pts["step"]) if "import" not in (stored.get("result") or {}) else None
+        if frame is None:
+            planned = r.steps if isinstance(r.steps, int | float) and r.steps == r.steps else 0
+            frame = pts[["step", "lr"]].assign(total_steps=int(max(pts["step"].max(), planned)), warmup=0.0,
+                                               N=r.n_params)
+        meta = frame[["total_steps", "N", "warmup"]].iloc[0].to_dict()
+        frame = frame[["step", "lr"]].merge(pts[["step", "val_loss"]].rename(columns={"val_loss": "L"}),
+                                            on="step", how="outer")
+        parts.append(frame.assign(run=r.run_id, done=r.status == "done", family=r.family, **meta))
     if not parts:
         raise UserError(f"store {db} has no learning-curve points")
     return pd.concat(parts, ignore_index=True)
+
+
+def _trained_here(r: Any, stored: dict, eval_steps: Any) -> Any:
+    """step, lr of the eval steps and about 200 other steps of the run from its config, total_steps, warmup and N;
+    None when the config is not a TrainConfig."""
+    import pandas as pd
+    from pydantic import ValidationError
+
+    from scalinglab.config import TrainConfig
+    from scalinglab.model.counting import n_params_closed_form
+    from scalinglab.train.schedule import lr_at, resolve_lr, warmup_steps
+
+    try:
+        cfg = TrainConfig.model_validate(stored["config"])
+    except ValidationError:
+        return None
+    total = int(cfg.total_steps)
+    warm = warmup_steps(cfg.warmup, total)
+    n = r.n_params if r.n_params == r.n_params and r.n_params else n_params_closed_form(cfg.model())
+    peak = float(r.lr) if isinstance(r.lr, int | float) and r.lr == r.lr else resolve_lr(cfg.lr, int(n))
+    steps = np.arange(1, total + 1)
+    sched = np.array([lr_at(int(s), peak=peak, total_steps=total, warmup=warm, schedule=cfg.schedule,
+                            min_lr_ratio=cfg.min_lr_ratio, decay_fraction=cfg.decay_fraction) for s in steps])
+    keep = (steps % max(1, total // 200) == 0) | (steps == total) | np.isin(steps, np.asarray(eval_steps))
+    frame = pd.DataFrame({"step": steps[keep], "lr": sched[keep]})
+    return frame.assign(total_steps=total, N=n, warmup=warm)
 
 
 def live_points(db: Any, run_id: str) -> Any:
