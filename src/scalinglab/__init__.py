@@ -5,6 +5,7 @@
     sl.fit_law(name, df)            fit a law (a scikit-learn style estimator: params_, ci95_, predict, summary)
     sl.get_law(name, **settings), sl.law_names()
     sl.predict(fit, N=..., D=...)   a Prediction (value, 95% measurement band when the fit has bootstrap draws)
+    sl.forecast(db_or_curves)       a run's final loss from its partial learning curve, with a 95% interval
     sl.plan_allocation(C, fits=...) the compute-optimal allocation for a budget (paper=True: eq 1.7)
     sl.Study                        runs + curves from a store (from_db), an import (from_import) or frames
                                     (from_frame); select(family, **where), frame(law), fit(law)
@@ -29,6 +30,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Law": ("scalinglab.laws", "Law"),
     "plan_allocation": ("scalinglab.laws.analyses.planning", "plan_allocation"),
     "predict": ("scalinglab.api", "predict"),
+    "forecast": ("scalinglab.api", "forecast"),
     "Prediction": ("scalinglab.api", "Prediction"),
     "Study": ("scalinglab.api", "Study"),
     "TrainResult": ("scalinglab.api", "TrainResult"),

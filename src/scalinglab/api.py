@@ -96,6 +96,21 @@ def predict(fit: Any, interval: str = "measurement", seed: int = 0, **inputs: An
     return Prediction(law=law.law_name, target=t, inputs=dict(inputs), value=value, ci95=ci, band=table["band"])
 
 
+def forecast(curves: Any, run: str | None = None, fraction: float | None = None, method: str = "auto",
+             bootstrap: int = 200, seed: int = 0) -> dict:
+    """Forecast the final loss (and the rest of the curve) of runs from their partial learning curves.
+
+    `curves` is a results store path or a DataFrame of curve points (run, step, L, optional lr, total_steps, N,
+    warmup, done: see `scalinglab.laws.analyses.forecast`). Without `fraction`, every unfinished run is forecast from all its
+    points; with it, every run (finished ones too) from its first `fraction` of steps. Returns what `scalinglab
+    forecast --json` writes: {"forecasts": [...], "skipped": [{"run", "reason"}], ...}."""
+    from scalinglab.laws.analyses.forecast import curves_from_store, forecast_curves
+
+    if isinstance(curves, str | Path):
+        curves = curves_from_store(curves)
+    return forecast_curves(curves, run=run, fraction=fraction, method=method, bootstrap=bootstrap, seed=seed)
+
+
 def run_training(config: Any = None, out_dir: str | Path | None = None, *, progress: bool = False,
                  overwrite: bool = False, **settings: Any) -> TrainResult:
     """Train (or resume, or return the finished result of) one run; `config` is a TrainConfig, a dict or

@@ -16,6 +16,7 @@ from scalinglab.cli import (
     count,
     datasets,
     fit,
+    forecast,
     import_runs,
     plan,
     predict,
@@ -53,7 +54,7 @@ def _root(
     """Scaling laws for neural language models: train, fit, plan and report."""
 
 
-for _module in (count, fit, import_runs, plan, predict, report, reproduce, runs, sweep, train):
+for _module in (count, fit, forecast, import_runs, plan, predict, report, reproduce, runs, sweep, train):
     app.add_typer(_module.app)
 app.add_typer(bench.bench_app, name="bench")
 app.add_typer(corpus.corpus_app, name="corpus")

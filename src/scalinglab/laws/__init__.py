@@ -7,7 +7,8 @@
 - families/: one module per law family (power, joint, chinchilla, chinchilla_variants, batch, bcrit_scan,
   batch_opt, lr_opt, generalisation, allocation: approaches 1 and 2, frontier: the compute frontier); every module
   there is imported by the registry, so a new law is one new module;
-- analyses/: planning (compute-optimal allocation, the contradiction point), prediction (bands), comparison
+- analyses/: planning (compute-optimal allocation, the contradiction point; reach: how far it extrapolates),
+  forecast (a partial run's final loss), prediction (bands), comparison
   (forms by hold-out), calibration (coverage of intervals), sensitivity (counting conventions).
 
 Python API: `get_law(name, **settings)`, `law_names()`, `fit_law(name_or_law, df, ...)`, `Law.from_dict(d)`;

@@ -1,2 +1,3 @@
-"""What is built on fitted laws: allocation planning, prediction with bands, comparison of forms, calibration of
-intervals, and the sensitivity of exponents to counting conventions."""
+"""What is built on fitted laws: allocation planning (and how far a plan extrapolates), prediction with bands,
+forecasts of partial runs, comparison of forms, calibration of intervals, and the sensitivity of exponents to
+counting conventions."""
