@@ -37,7 +37,7 @@ import numpy as np
 
 from scalinglab.errors import UserError
 from scalinglab.laws.families.frontier import envelope
-from scalinglab.laws.framework.base import Estimator, bootstrap_record, check_interval
+from scalinglab.laws.framework.base import Estimator, check_interval
 from scalinglab.laws.framework.columns import data_range
 
 PARAMS = ("a", "N_coef", "b", "D_coef")
@@ -127,22 +127,12 @@ class _Allocation(Estimator):
         self.ci95_ = _percentiles(samples)
 
     def to_dict(self, include_samples: bool = True) -> dict[str, Any]:
-        from scalinglab.io import json_safe
-
         self._check_fitted()
         out: dict[str, Any] = {"law": self.name, "formula": FORMULA, "inputs": ["C"], "target": "N_opt",
                                "options": self.get_options(), "params": dict(self.params_ or {}),
                                "ci95": dict(self.ci95_), "n_points": self.n_points_,
                                "data_range": getattr(self, "data_range_", None)}
-        if self.bootstrap_ is not None:
-            out["bootstrap"] = bootstrap_record(self.bootstrap_, self.bootstrap_samples_ if include_samples else None)
-        out.update(self._extra_dict())
-        if getattr(self, "selection_", None) is not None:  # fitted by a Study: which runs it took
-            out["selection"] = self.selection_
-        return json_safe(out)
-
-    def _extra_dict(self) -> dict[str, Any]:
-        return {}
+        return self._finish_dict(out, include_samples)
 
     def _bootstrap_k(self, bootstrap: int | None) -> int:
         k = self.bootstrap if bootstrap is None else bootstrap

@@ -160,6 +160,18 @@ class Estimator:
     def to_dict(self, include_samples: bool = True) -> dict[str, Any]:
         raise NotImplementedError
 
+    def _extra_dict(self) -> dict[str, Any]:
+        return {}
+
+    def _finish_dict(self, out: dict[str, Any], include_samples: bool) -> dict[str, Any]:
+        """The keys every fit JSON ends with: the bootstrap record, the family's extras, the Study's selection."""
+        if self.bootstrap_ is not None:
+            out["bootstrap"] = bootstrap_record(self.bootstrap_, self.bootstrap_samples_ if include_samples else None)
+        out.update(self._extra_dict())
+        if getattr(self, "selection_", None) is not None:  # fitted by a Study: which runs it took
+            out["selection"] = self.selection_
+        return json_safe(out)
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Any:
         """Rebuild any fitted law from its fit JSON (dispatches on d['law'])."""
@@ -524,15 +536,7 @@ class Law(Estimator):
             "data_range": getattr(self, "data_range_", None),
             **self.provenance_,
         }
-        if self.bootstrap_ is not None:
-            out["bootstrap"] = bootstrap_record(self.bootstrap_, self.bootstrap_samples_ if include_samples else None)
-        out.update(self._extra_dict())
-        if getattr(self, "selection_", None) is not None:  # fitted by a Study: which runs it took
-            out["selection"] = self.selection_
-        return json_safe(out)
-
-    def _extra_dict(self) -> dict[str, Any]:
-        return {}
+        return self._finish_dict(out, include_samples)
 
     @classmethod
     def _from_dict(cls, d: dict[str, Any]) -> Law:
