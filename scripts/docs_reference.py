@@ -1,0 +1,213 @@
+"""Reference pages generated from the code, so they cannot drift: an MkDocs hook (mkdocs.yml `hooks:`).
+
+A page asks for a generated section with a line `<!-- generated: NAME -->`; at build time the hook replaces the
+line with the Markdown that `GENERATORS[NAME]()` returns, read from the objects the package itself uses:
+
+    plan-keys      the TrainConfig fields (pydantic) and the sweep plan's study, resource and table keys
+    reproduce-keys the [reproduce] table's models
+    laws           the law registry (name, formula, inputs, parameters, target)
+    figures        the figure registry (number, title, caption, what it needs, the plan entry that measures it)
+    datasets       the packaged published tables with their provenance
+    fit-json       the keys of a fit JSON file, from a real `scalinglab fit --json` run
+    store-schema   the SQLite schema of a new results store
+
+`python scripts/docs_reference.py NAME` prints one section (to look at it without building the site).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import sqlite3
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+MARKER = re.compile(r"^<!-- generated: ([a-z-]+) -->$", flags=re.M)
+
+
+def _cell(text: Any) -> str:
+    """One Markdown table cell: no newlines, pipes escaped."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _type_name(annotation: Any) -> str:
+    text = str(annotation).replace("typing.", "")
+    return text.removeprefix("<class '").removesuffix("'>")
+
+
+def _fields_table(model: Any) -> str:
+    from pydantic_core import PydanticUndefined
+
+    rows = []
+    for name, f in model.model_fields.items():
+        if f.default is not PydanticUndefined:
+            default = f"`{f.default!r}`"
+        elif f.default_factory is not None:
+            default = f"`{f.default_factory()!r}`"
+        else:
+            default = "required"
+        rows.append([f"`{name}`", f"`{_type_name(f.annotation)}`", default, f.description or ""])
+    return _table(["key", "type", "default", "meaning"], rows)
+
+
+def plan_keys() -> str:
+    from scalinglab.config import TrainConfig
+    from scalinglab.sweep import plan
+
+    doc = (plan.__doc__ or "").strip()
+    parts = [
+        "### Run settings (`TrainConfig`)",
+        "Every key below is at once a `scalinglab train --flag` (underscores become dashes), a `--set key=value` "
+        "and a plan key in `[train]`, `[[grid]]` (a list is a grid axis) or `[[run]]`.",
+        _fields_table(TrainConfig),
+        "### Study, resource and table keys",
+        _table(["kind", "keys"], [
+            ["study keys (expanded into runs before validation)", ", ".join(f"`{k}`" for k in plan.STUDY_KEYS)],
+            ["resource keys (what one run asks a Ray cluster for)", ", ".join(f"`{k}`" for k in plan.RESOURCE_KEYS)],
+            ["table keys (one value per table, not part of the run id)", ", ".join(f"`{k}`" for k in plan.TABLE_KEYS)],
+            ["list keys (a list value, never a grid axis)", ", ".join(f"`{k}`" for k in plan.LIST_KEYS)],
+        ]),
+        "The plan format as the plan module documents it (`scalinglab.sweep.plan`):",
+        "```text\n" + doc + "\n```",
+        "### Top level of a plan file",
+        _fields_table(plan.PlanFile),
+    ]
+    return "\n\n".join(parts)
+
+
+def reproduce_keys() -> str:
+    from scalinglab import reproduce
+
+    return "\n\n".join([
+        "`[reproduce]`:", _fields_table(reproduce._Reproduce),
+        "`[reproduce.corpus]`:", _fields_table(reproduce._Corpus),
+        "`[[reproduce.fit]]` (one law job each):", _fields_table(reproduce._Fit),
+    ])
+
+
+def laws() -> str:
+    from scalinglab.laws import get_law, law_names
+
+    rows = []
+    for name in law_names():
+        law = get_law(name)
+        doc = (type(law).__doc__ or "").strip().split("\n\n")[0]
+        rows.append([f"`{name}`", f"`{law.formula}`", ", ".join(law.inputs), ", ".join(law.param_names),
+                     law.target, "runs" if getattr(law, "curve_law", False) else "points", doc])
+    out = [_table(["law", "formula", "inputs", "parameters", "target", "bootstrap unit", "what it is"], rows)]
+    missing = [n for n in ("isoflop", "frontier") if n not in law_names()]
+    if missing:
+        out.append("Chinchilla's approaches 2 and 1 are fitted by `scalinglab fit --law isoflop` and "
+                   "`--law frontier` (see the [CLI reference](cli.md)); the registry above holds the laws that "
+                   "`fit_law`, `Law.from_dict` and the planner build by name.")
+    return "\n\n".join(out)
+
+
+def figures() -> str:
+    import scalinglab.report.figures  # noqa: F401  (registers every figure)
+    from scalinglab.report.figures.registry import ordered
+
+    rows = [[s.number, f"`{s.key}`", s.title, s.caption, s.needs, f"`{_cell(s.plan)}`" if s.plan else ""]
+            for s in ordered()]
+    return _table(["figure", "key", "title", "caption", "needs", "plan entry that measures it"], rows)
+
+
+def datasets() -> str:
+    from scalinglab import datasets as ds
+
+    infos = ds.list_datasets()
+    out = [_table(["name", "rows", "title", "source", "licence"],
+                  [[f"`{i.name}`", i.rows, i.title, i.source, i.licence] for i in infos])]
+    for i in infos:
+        text = ds.provenance(i.name)
+        text = re.sub(r"^(#+) ", lambda m: "#" * min(len(m.group(1)) + 2, 6) + " ", text, flags=re.M)
+        out.append(f"### `{i.name}`\n\n{text.strip()}")
+    return "\n\n".join(out)
+
+
+def fit_json() -> str:
+    from scalinglab.cli import main
+
+    out = io.StringIO()
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(out):
+        path = Path(tmp) / "fit.json"
+        try:
+            main(["fit", "--dataset", "chinchilla_epoch_fig4", "--law", "chinchilla", "--query", "in_epoch_fit",
+                  "--bootstrap", "20", "--holdout", "3", "--json", str(path)])
+        except SystemExit as e:
+            if e.code:
+                raise
+        fit = json.loads(path.read_text())
+    rows = []
+    for key, value in fit.items():
+        if isinstance(value, dict):
+            shape = "object: " + ", ".join(f"`{k}`" for k in list(value)[:8]) + (", ..." if len(value) > 8 else "")
+        elif isinstance(value, list):
+            shape = f"list ({len(value)} items)"
+        else:
+            shape = f"`{json.dumps(value)[:60]}`"
+        rows.append([f"`{key}`", type(value).__name__, shape])
+    sample = {k: v for k, v in fit.items() if k in ("law", "formula", "inputs", "params", "ci95", "n_points",
+                                                     "residual_rms", "converged", "at_bounds", "resample")}
+    return "\n\n".join([
+        "Generated from `scalinglab fit --dataset chinchilla_epoch_fig4 --law chinchilla --query in_epoch_fit "
+        "--bootstrap 20 --holdout 3 --json fit.json`, run while the site was built:",
+        _table(["key", "JSON type", "value in that run (objects: their keys)"], rows),
+        "Its first keys:", "```json\n" + json.dumps(sample, indent=2) + "\n```",
+    ])
+
+
+def store_schema() -> str:
+    from scalinglab.store import db as store
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "runs.db"
+        store.connect(path).close()
+        con = sqlite3.connect(path)
+        try:
+            sql = [r[0] for r in con.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid")]
+            version = con.execute("PRAGMA user_version").fetchone()[0]
+        finally:
+            con.close()
+    return "\n\n".join([
+        f"Schema version {version} (`PRAGMA user_version`), as a new store is created:",
+        "```sql\n" + ";\n".join(sql) + ";\n```",
+        "The store module's own description (`scalinglab.store.db`):",
+        "```text\n" + (store.__doc__ or "").strip() + "\n```",
+    ])
+
+
+GENERATORS: dict[str, Callable[[], str]] = {
+    "plan-keys": plan_keys, "reproduce-keys": reproduce_keys, "laws": laws, "figures": figures,
+    "datasets": datasets, "fit-json": fit_json, "store-schema": store_schema,
+}
+
+
+def expand(markdown: str) -> str:
+    """The page with every `<!-- generated: NAME -->` line replaced by its section."""
+    def one(m: re.Match) -> str:
+        name = m.group(1)
+        if name not in GENERATORS:
+            raise KeyError(f"unknown generated section {name!r}; known: {', '.join(GENERATORS)}")
+        return GENERATORS[name]()
+
+    return MARKER.sub(one, markdown)
+
+
+def on_page_markdown(markdown: str, **kwargs: Any) -> str:  # the MkDocs hook
+    return expand(markdown)
+
+
+if __name__ == "__main__":
+    print(GENERATORS[sys.argv[1]]())
