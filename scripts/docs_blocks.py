@@ -80,7 +80,8 @@ def run_block(block: Block, cwd: Path, timeout: float = 600) -> subprocess.Compl
         cmd = ["bash", "-c", "set -euo pipefail\n" + block.body]
     else:
         cmd = [sys.executable, "-c", block.body]
-    return subprocess.run(cmd, cwd=cwd, env=environment(), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd, cwd=cwd, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, timeout=timeout)  # one stream, in the order a terminal shows it
 
 
 def run_page(path: Path, cwd: Path) -> list[tuple[Block, subprocess.CompletedProcess | None]]:
@@ -100,7 +101,7 @@ def run_page(path: Path, cwd: Path) -> list[tuple[Block, subprocess.CompletedPro
 
 
 def _shown(proc: subprocess.CompletedProcess, cwd: Path) -> str:
-    out = (proc.stdout + proc.stderr).replace(str(cwd), ".")
+    out = proc.stdout.replace(str(cwd), ".")
     return out.rstrip() + "\n" if out.strip() else "(no output)\n"
 
 
@@ -111,7 +112,7 @@ def update(path: Path, cwd: Path) -> None:
     results = {b.start: p for b, p in run_page(path, cwd)}
     failed = [p for p in results.values() if p is not None and p.returncode != 0]
     if failed:
-        raise SystemExit(f"a block failed (exit {failed[0].returncode}):\n{failed[0].stderr[-3000:]}")
+        raise SystemExit(f"a block failed (exit {failed[0].returncode}):\n{failed[0].stdout[-3000:]}")
     for b in reversed(blocks):
         if b.output_of is None:
             continue

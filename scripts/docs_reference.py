@@ -42,8 +42,11 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 
 
 def _type_name(annotation: Any) -> str:
+    """A field's type as a reader writes it: `int or None`, `one of: 'cosine', 'wsd'`."""
     text = str(annotation).replace("typing.", "")
-    return text.removeprefix("<class '").removesuffix("'>")
+    text = text.removeprefix("<class '").removesuffix("'>")
+    text = re.sub(r"Literal\[(.*?)\]", r"one of \1", text)
+    return text.replace(" | ", " or ")
 
 
 def _fields_table(model: Any) -> str:
@@ -57,7 +60,7 @@ def _fields_table(model: Any) -> str:
             default = f"`{f.default_factory()!r}`"
         else:
             default = "required"
-        rows.append([f"`{name}`", f"`{_type_name(f.annotation)}`", default, f.description or ""])
+        rows.append([f"`{name}`", _type_name(f.annotation), default, f.description or ""])
     return _table(["key", "type", "default", "meaning"], rows)
 
 
@@ -99,13 +102,15 @@ def reproduce_keys() -> str:
 def laws() -> str:
     from scalinglab.laws import get_law, law_names
 
-    rows = []
+    out = [_table(["law", "formula", "bootstrap unit"],
+                  [[f"[`{n}`](#{n})", f"`{get_law(n).formula}`", "runs" if get_law(n).curve_law else "points"]
+                   for n in law_names()])]
     for name in law_names():
         law = get_law(name)
-        doc = (type(law).__doc__ or "").strip().split("\n\n")[0]
-        rows.append([f"`{name}`", f"`{law.formula}`", ", ".join(law.inputs), ", ".join(law.param_names),
-                     law.target, "runs" if getattr(law, "curve_law", False) else "points", doc])
-    out = [_table(["law", "formula", "inputs", "parameters", "target", "bootstrap unit", "what it is"], rows)]
+        doc = (type(law).__doc__ or "").strip()
+        out.append(f"### `{name}` {{#{name}}}\n\n`{law.formula}`\n\n"
+                   f"inputs: {', '.join(law.inputs)} · parameters: {', '.join(law.param_names)} · "
+                   f"target: {law.target} · options: `{law.get_options()}`\n\n{doc}")
     missing = [n for n in ("isoflop", "frontier") if n not in law_names()]
     if missing:
         out.append("Chinchilla's approaches 2 and 1 are fitted by `scalinglab fit --law isoflop` and "
@@ -118,9 +123,12 @@ def figures() -> str:
     import scalinglab.report.figures  # noqa: F401  (registers every figure)
     from scalinglab.report.figures.registry import ordered
 
-    rows = [[s.number, f"`{s.key}`", s.title, s.caption, s.needs, f"`{_cell(s.plan)}`" if s.plan else ""]
-            for s in ordered()]
-    return _table(["figure", "key", "title", "caption", "needs", "plan entry that measures it"], rows)
+    out = [_table(["figure", "title"], [[f"[{s.number}](#{s.key})", s.title] for s in ordered()])]
+    for s in ordered():
+        plan = f"\n\nA plan entry that measures it:\n\n```toml\n{s.plan}\n```" if s.plan else ""
+        out.append(f"### Figure {s.number}: {s.title} {{#{s.key}}}\n\n{s.caption}\n\n"
+                   f"**Needs:** {s.needs}. Drawn as `{s.key}.png`.{plan}")
+    return "\n\n".join(out)
 
 
 def datasets() -> str:

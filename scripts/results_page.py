@@ -62,7 +62,7 @@ def _fit_rows(fits: dict, paper: dict) -> list[str]:
                 interval += " (at a bound)"
             first = i == 0
             lines.append("| " + " | ".join([
-                f"`{key}`" if first else "", name, _g(value), interval, _g(law_paper.get(name)) if law_paper else "—",
+                key if first else "", name, _g(value), interval, _g(law_paper.get(name)) if law_paper else "—",
                 str(fit.get("n_points", "")) if first else "",
                 (fit.get("resample") or "") + (f" ×{boot.get('k')}" if boot and first else "") if first else "",
                 (f"{boot.get('converged_fraction', 0):.0%}" if boot else "—") if first else "",
