@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -23,26 +22,28 @@ ROOT = Path(__file__).resolve().parents[1]
 SHOWN_FIGURES = ("fig01", "fig10", "fig18", "figLR", "fig20_21", "fig04", "fig23")
 
 
-def _g(x: float | None, digits: int = 3) -> str:
-    if x is None:
+def _g(x: float | str | None, digits: int = 3) -> str:
+    if isinstance(x, str):
+        return x
+    if x is None or x != x:
         return "—"
     return f"{x:.{digits}g}" if abs(x) < 1e4 and abs(x) >= 1e-3 else f"{x:.{digits - 1}e}"
 
 
+def _int(x: float | None) -> str:
+    return "—" if x is None or x != x else f"{int(x):,}"
+
+
 def _runs(db: Path) -> list[dict]:
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    con.row_factory = sqlite3.Row
-    try:
-        rows = [dict(r) for r in con.execute(
-            "SELECT run_id, family, status, n_params, val_loss, best_val_loss, tokens, wall_s, finished_at, config "
-            "FROM runs ORDER BY family, n_params")]
-    finally:
-        con.close()
-    for r in rows:
-        cfg = json.loads(r.pop("config"))
-        r["shape"] = f"{cfg.get('n_layer')}×{cfg.get('d_model')}"
-        r["lr"] = cfg.get("lr")
-        r["batch"] = cfg.get("batch_size")
+    """The store's runs as the store reads them (families inferred for untagged runs), by family and size."""
+    from scalinglab.store.db import load_runs
+
+    runs = load_runs(db).sort_values(["family", "n_params"], na_position="last")
+    rows = []
+    for r in runs.to_dict("records"):
+        r["shape"] = f"{r.get('n_layer')}×{r.get('d_model')}"
+        r["batch"] = r.get("batch_size")
+        rows.append(r)
     return rows
 
 
@@ -90,7 +91,7 @@ def page(out: Path, machine: str, command: str, wall: str | None, figures_rel: s
     plans = json.loads((out / "plans.json").read_text())
     runs = _runs(out / "runs.db")
     preset = meta.get("preset", out.name)
-    finished = max((r["finished_at"] or "" for r in runs), default="")[:10] or "unknown"
+    finished = max((r["finished_at"] or "" for r in runs if isinstance(r["finished_at"], str)), default="")[:10] or "unknown"
     done = [r for r in runs if r["status"] == "done"]
     info = (meta.get("stages") or {}).get("report_info") or {}
     lines = [
@@ -112,8 +113,8 @@ def page(out: Path, machine: str, command: str, wall: str | None, figures_rel: s
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
-        lines.append(f"| {r['family']} | {r['n_params']:,} | {r['shape']} | {r['batch']} | {r['lr']} | "
-                     f"{(r['tokens'] or 0):,} | {_g(r['val_loss'], 5)} | {_g(r['wall_s'], 3)} |")
+        lines.append(f"| {r['family'] or '—'} | {_int(r['n_params'])} | {r['shape']} | {r['batch']} | {_g(r['lr'])} | "
+                     f"{_int(r['tokens'])} | {_g(r['val_loss'], 5)} | {_g(r['wall_s'], 3)} |")
     lines += ["", "## Fits", "",
               "From `fits.json`: the estimate, its 95% bootstrap interval (percentile of the converged refits) "
               "or a plain statement that it has none, and the paper's value (WebText2; C in PF-days there, FLOPs "

@@ -84,6 +84,43 @@ def test_readme_commands_match_ci():
     assert "docs" in extras
 
 
+def test_readme_links_resolve():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", text)
+    assert links
+    missing = [link for link in links if "://" not in link and not (ROOT / link).exists()]
+    assert not missing, missing
+
+
+def test_results_page_says_when_a_fit_has_no_interval(tmp_path):
+    """scripts/results_page.py on a reproduce-shaped folder: intervals shown, a fit without one says so."""
+    import json
+
+    import results_page
+
+    from tests.helpers import make_store
+
+    out = tmp_path / "cpu_run"
+    (out / "report").mkdir(parents=True)
+    make_store(out / "runs.db", extras=False)
+    (out / "reproduce.json").write_text(json.dumps({"preset": "cpu", "stages": {"report_info": {
+        "figures_drawn": ["1"], "figures_not_measured": {"18": "needs a batch scan"}}}}))
+    (out / "fits.json").write_text(json.dumps({
+        "kaplan-n": {"law": "kaplan-n", "params": {"alpha_N": 0.057, "N_c": 1e13}, "n_points": 9,
+                     "ci95": {"alpha_N": [0.048, 0.075], "N_c": [1e12, 1e14]}, "resample": "point",
+                     "bootstrap": {"k": 500, "converged_fraction": 1.0}, "residual_rms": 0.016},
+        "bcrit-scan": {"law": "bcrit-scan", "params": {"B_star": 2.9e5, "alpha_B": 0.43}, "n_points": 5,
+                       "ci95": None, "bootstrap": None, "residual_rms": 0.68, "at_bounds": []}}))
+    (out / "plans.json").write_text(json.dumps([{"compute_pf_days": 1e-6, "N_opt": 3e7, "D": 4e5, "L_pred": 3.4,
+                                                 "ci95": {}, "sources": {"L_pred": "kaplan-c"}}]))
+    text = results_page.page(out, "test machine", "scalinglab reproduce --preset cpu --out cpu_run", "1 min", "f")
+    assert "| `cpu` | `scalinglab reproduce --preset cpu --out cpu_run` | test machine |" in text
+    assert "| kaplan-n | alpha_N | 0.057 | 0.048 – 0.075 | 0.076 |" in text
+    assert "| bcrit-scan | B_star | 2.90e+05 | **none** (no bootstrap in this preset) |" in text
+    assert "`bcrit-scan`) are point estimates only" in text
+    assert text.count("| main |") == 6  # the main family of the store (its diverged run has none)
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     if not HAS_MKDOCS:
