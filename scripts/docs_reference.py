@@ -27,6 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+JSON_TYPES = {"str": "string", "int": "number", "float": "number", "bool": "boolean", "dict": "object",
+              "list": "array", "NoneType": "null"}
 MARKER = re.compile(r"^<!-- generated: ([a-z-]+) -->$", flags=re.M)
 
 
@@ -136,11 +138,11 @@ def datasets() -> str:
 
     infos = ds.list_datasets()
     out = [_table(["name", "rows", "title", "source", "licence"],
-                  [[f"`{i.name}`", i.rows, i.title, i.source, i.licence] for i in infos])]
-    for i in infos:
+                  [[i.name, i.rows, i.title, i.source, i.licence] for i in infos])]
+    for i in infos:  # each provenance section starts with its own "## N. `file.csv` — title" heading
         text = ds.provenance(i.name)
-        text = re.sub(r"^(#+) ", lambda m: "#" * min(len(m.group(1)) + 2, 6) + " ", text, flags=re.M)
-        out.append(f"### `{i.name}`\n\n{text.strip()}")
+        text = re.sub(r"^(#+) ", lambda m: "#" * min(len(m.group(1)) + 1, 6) + " ", text, flags=re.M)
+        out.append(text.strip())
     return "\n\n".join(out)
 
 
@@ -165,7 +167,7 @@ def fit_json() -> str:
             shape = f"list ({len(value)} items)"
         else:
             shape = f"`{json.dumps(value)[:60]}`"
-        rows.append([f"`{key}`", type(value).__name__, shape])
+        rows.append([f"`{key}`", JSON_TYPES.get(type(value).__name__, type(value).__name__), shape])
     sample = {k: v for k, v in fit.items() if k in ("law", "formula", "inputs", "params", "ci95", "n_points",
                                                      "residual_rms", "converged", "at_bounds", "resample")}
     return "\n\n".join([

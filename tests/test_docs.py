@@ -138,10 +138,18 @@ def test_site_builds_strictly_and_reference_is_complete(site):
     from scalinglab.cli.click_command import command
 
     cli = (site / "reference" / "cli" / "index.html").read_text(encoding="utf-8")
+    leaves = []
     for name, cmd in command.commands.items():
         assert f"scalinglab {name}" in cli, name
-        for sub in getattr(cmd, "commands", {}):
+        subs = getattr(cmd, "commands", {})
+        for sub, leaf in subs.items():
             assert f"scalinglab {name} {sub}" in cli, (name, sub)
+            leaves.append(leaf)
+        if not subs:
+            leaves.append(cmd)
+    options = {o for leaf in leaves for p in leaf.params if not getattr(p, "hidden", False)
+               for o in p.opts if o.startswith("--")}
+    assert not [o for o in options if o not in cli], "options missing from the CLI reference"
     import scalinglab
 
     api = (site / "reference" / "api" / "index.html").read_text(encoding="utf-8")
