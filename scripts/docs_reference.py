@@ -10,6 +10,7 @@ line with the Markdown that `GENERATORS[NAME]()` returns, read from the objects 
     datasets       the packaged published tables with their provenance
     fit-json       the keys of a fit JSON file, from a real `scalinglab fit --json` run
     store-schema   the SQLite schema of a new results store
+    import-schema  what `scalinglab import` reads: formats, the canonical schema, the column aliases
 
 `python scripts/docs_reference.py NAME` prints one section (to look at it without building the site).
 """
@@ -198,7 +199,37 @@ def store_schema() -> str:
     ])
 
 
+def import_schema() -> str:
+    from scalinglab import importers
+    from scalinglab.importers import schema
+
+    def aliases(table: dict) -> str:
+        return _table(["canonical", "also read from"], [[f"`{canon}`", ", ".join(f"`{a}`" for a in names)]
+                                                       for canon, names in sorted(_alias_groups(table).items())])
+
+    return "\n\n".join([
+        "Formats (`--format`, else detected from the source): " + ", ".join(f"`{f}`" for f in importers.FORMATS) + ".",
+        "```text\n" + (importers.__doc__ or "").strip() + "\n```",
+        "Names a source may use for the curve columns (`scalinglab.importers.schema.CURVE_ALIASES`):",
+        aliases(schema.CURVE_ALIASES),
+        "Names a source may use for the run settings (`scalinglab.importers.schema.CONFIG_ALIASES`):",
+        aliases(schema.CONFIG_ALIASES),
+    ])
+
+
+def _alias_groups(aliases: dict) -> dict[str, list[str]]:
+    """{alias: canonical} or {canonical: [aliases]} -> {canonical: [aliases]}."""
+    groups: dict[str, list[str]] = {}
+    for key, value in aliases.items():
+        if isinstance(value, str):
+            groups.setdefault(value, []).append(key)
+        else:
+            groups.setdefault(key, []).extend(value)
+    return groups
+
+
 GENERATORS: dict[str, Callable[[], str]] = {
+    "import-schema": import_schema,
     "plan-keys": plan_keys, "reproduce-keys": reproduce_keys, "laws": laws, "figures": figures,
     "datasets": datasets, "fit-json": fit_json, "store-schema": store_schema,
 }
