@@ -128,6 +128,18 @@ def test_api_takes_a_store_or_a_frame(store):
     assert len(r["forecasts"]) == 0 and len(r["skipped"]) == 6  # 4 points past the warm-up: too few for 4 parameters
 
 
+def test_study_forecast_is_the_store_forecast_of_its_runs(store):
+    import scalinglab as sl
+
+    study = sl.Study.from_db(store)
+    assert study.forecast(fraction=0.5, bootstrap=20) == sl.forecast(store, fraction=0.5, bootstrap=20)
+    one = study.select(family=None, n_params={"max": float(study.done["n_params"].min())})
+    got = one.forecast(fraction=0.5, bootstrap=20)
+    assert {f["run"] for f in got["forecasts"]} | {s["run"] for s in got["skipped"]} <= set(one.selection["runs"])
+    with pytest.raises(sl.UserError, match="from a store"):
+        sl.Study.from_frame(study.raw_runs, study.raw_curves).forecast()
+
+
 def test_a_run_in_flight_is_forecast_from_its_run_folder(tmp_path):
     """The store gets a run's points when it finishes; until then the forecast reads its metrics.jsonl."""
     from scalinglab.store.db import enqueue, mark_running, run_id_for

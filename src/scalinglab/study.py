@@ -168,6 +168,21 @@ class Study:
         fitted.selection_ = with_line(study.selection, default)
         return fitted
 
+    def forecast(self, run: str | None = None, fraction: float | None = None, method: str = "auto",
+                 bootstrap: int = 200, seed: int = 0) -> dict[str, Any]:
+        """Forecast the final loss of this study's runs from their partial curves, as `scalinglab forecast --db`
+        does (the LR schedule of runs trained here comes from their configs). A selected study forecasts its own
+        runs, with the finished ones among them as the family; an unselected one every run of the store."""
+        from scalinglab.laws.analyses.forecast import curves_from_store, forecast_curves
+
+        if not self.source:
+            raise UserError("Study.forecast needs a study read from a store (Study.from_db); "
+                            "for a frame of curve points use sl.forecast(frame)")
+        curves = curves_from_store(self.source)
+        if self.selection is not None:
+            curves = curves[curves["run"].astype(str).isin(self.selection["runs"])]
+        return forecast_curves(curves, run=run, fraction=fraction, method=method, bootstrap=bootstrap, seed=seed)
+
     # -- selections the figures share -------------------------------------------------------------
 
     @property
