@@ -137,8 +137,10 @@ def test_timings_synchronise_the_device(monkeypatch):
     assert seen == ["cuda:1"]
 
 
-@pytest.mark.parametrize(("device", "backend"), [("cpu", "gloo"), ("cuda:1", "nccl")])
-def test_nccl_setup_is_glooss_but_for_the_backend(monkeypatch, device, backend):
+@pytest.mark.parametrize(("device", "gpus", "backend"), [("cpu", 0, "gloo"), ("cuda:1", 2, "nccl"),
+                                                         ("cuda:0", 1, "gloo")])
+def test_nccl_setup_is_gloos_but_for_the_backend(monkeypatch, device, gpus, backend):
+    """Two ranks: on CPU gloo; on two GPUs nccl, one GPU each; on one GPU both ranks share it through gloo."""
     import torch.distributed as dist
 
     from scalinglab.train import distributed
@@ -149,13 +151,14 @@ def test_nccl_setup_is_glooss_but_for_the_backend(monkeypatch, device, backend):
     monkeypatch.setattr(dist, "barrier", lambda: calls.append("barrier"))
     monkeypatch.setattr(dist, "destroy_process_group", lambda: calls.append("destroy"))
     monkeypatch.setattr(torch.cuda, "set_device", lambda d: calls.append(("set_device", str(d))))
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
     ranks = distributed.Ranks(rank=1, world_size=2, local_rank=1, local_world_size=2)
     dev = ranks.device(torch.device(device.split(":")[0]))
     assert str(dev) == device
     with distributed.process_group(ranks, dev):
         pass
     expected = [("init", backend), "barrier", "destroy"]
-    assert calls == ([("set_device", "cuda:1")] if backend == "nccl" else []) + expected
+    assert calls == ([("set_device", device)] if device != "cpu" else []) + expected
 
 
 # --- tensors on the model's device -------------------------------------------------------------------------------
