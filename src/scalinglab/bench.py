@@ -10,7 +10,8 @@ side under the same load.
 FLOP conventions. `mfu` uses the paper's Table 1 training FLOPs per token, 3·(2N + 2·n_layer·n_ctx·d_attn) with
 N the non-embedding parameters, i.e. the C = 6NBS of the scaling laws. The output head is real work the
 hardware does (6·d_model·n_vocab per token) that this convention leaves out, so `mfu_with_head` adds it.
-`peak_flops_per_s` is the best of timed square fp32 matmuls (bf16 on CUDA) with the same thread count.
+`peak_flops_per_s` is the best of timed square fp32 matmuls (bf16 on CUDA) with the same thread count. On a GPU
+named in `DATASHEET_BF16_DENSE`, `mfu_datasheet` is the same model FLOP/s against the vendor's dense bf16 peak.
 """
 
 from __future__ import annotations
@@ -70,6 +71,28 @@ def matmul_peak(
             best = min(best, time.perf_counter() - t)
         by_size[str(n)] = 2.0 * n**3 / best
     return {"peak_flops_per_s": max(by_size.values()), "by_size": by_size, "dtype": str(dtype).removeprefix("torch.")}
+
+
+# Dense bf16 tensor-core peaks from the vendors' datasheets (FLOP/s, without sparsity), by a substring of
+# `torch.cuda.get_device_name()`; the first match wins, so more specific names come first.
+DATASHEET_BF16_DENSE: tuple[tuple[str, float], ...] = (
+    ("H100 PCIe", 756e12),
+    ("H100 NVL", 835e12),
+    ("H100", 989e12),  # SXM
+    ("H200", 989e12),
+    ("GH200", 989e12),
+    ("A100", 312e12),
+    ("L40S", 362e12),
+    ("L4", 121e12),
+)
+
+
+def datasheet_peak(device_name: str) -> float | None:
+    """The datasheet's dense bf16 peak of a GPU named like `torch.cuda.get_device_name()`, or None if unknown."""
+    for key, flops in DATASHEET_BF16_DENSE:
+        if key.lower() in device_name.lower():
+            return flops
+    return None
 
 
 # --- the plain baseline: nanoGPT's model and loop as a user would first write them -------------------------
@@ -288,9 +311,10 @@ def _report(cfg: ModelConfig, batch_size: int, steps: int, warmup_steps: int, rt
             "loss_last": r.losses[-1],
         }
 
+    device_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else _cpu_name()
     out = {
         "device": str(dev),
-        "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else _cpu_name(),
+        "device_name": device_name,
         "threads": n_threads,
         "dtype": rt.dtype_name,
         "precision": rt.precision,
@@ -316,6 +340,8 @@ def _report(cfg: ModelConfig, batch_size: int, steps: int, warmup_steps: int, rt
         "compile_s": sum(max(0.0, t - _step_stats(tuned.times)["median"] / 1000.0) for t in warm_s[id(tuned)])
         if use_compile else 0.0,
         "peak_flops_per_s": peak["peak_flops_per_s"],
+        **datasheet_figures(device_name if dev.type == "cuda" else "", f_train * tokens_per_step
+                            / (_step_stats(tuned.times)["median"] / 1000.0)),
         "peak_by_size": peak["by_size"],
         "peak_dtype": peak["dtype"],
         "mfu_convention": "mfu = Table 1 training FLOPs/token 3*(2N + 2*n_layer*n_ctx*d_attn), N non-embedding, "
@@ -336,6 +362,12 @@ def _report(cfg: ModelConfig, batch_size: int, steps: int, warmup_steps: int, rt
         # load from other processes that comes and goes during the measurement
         out["speedup_paired_median"] = statistics.median(b / t for b, t in zip(plain.times, tuned.times, strict=True))
     return out
+
+
+def datasheet_figures(device_name: str, model_flops_per_s: float) -> dict:
+    """MFU against the GPU's datasheet dense bf16 peak (None for CPUs and GPUs not in the table)."""
+    peak = datasheet_peak(device_name) if device_name else None
+    return {"datasheet_peak_flops_per_s": peak, "mfu_datasheet": None if peak is None else model_flops_per_s / peak}
 
 
 def _loadavg() -> float | None:

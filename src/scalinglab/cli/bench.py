@@ -116,5 +116,8 @@ def _print_table(result: dict, baseline: bool, shape: str) -> None:
     console.print(table)
     console.print(f"matmul peak ({result['peak_dtype']}): {result['peak_flops_per_s']:.3g} FLOP/s; "
                   f"compile: {result['compile']} ({result['compile_s']:.1f} s before the timed steps)")
+    if result.get("mfu_datasheet") is not None:
+        console.print(f"MFU against the datasheet's dense bf16 peak ({result['datasheet_peak_flops_per_s']:.3g} "
+                      f"FLOP/s, {result['device_name']}): {result['mfu_datasheet']:.1%}")
     if baseline:
         console.print(f"speedup over the plain loop: {result['speedup']:.2f}x")
