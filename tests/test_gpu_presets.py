@@ -54,6 +54,7 @@ def test_gpu_smoke_exercises_compile_bf16_batch_scan_wsd_and_ddp(tmp_path, synth
     assert [s.config.nproc_per_node for s in plan.runs if s.config.nproc_per_node > 1] == [2]
 
 
+@pytest.mark.slow  # four in-process sweeps over a 14-run plan
 def test_dry_run_prints_gpu_hours_at_a_stated_peak_and_mfu(tmp_path, synthetic_corpus):
     from scalinglab.cli.sweep import gpu_hours
 
