@@ -151,6 +151,7 @@ def test_bench_train_compile_reports_compile_time_apart(runs):
     from scalinglab.bench import bench_train
     from scalinglab.config import ModelConfig
 
+    torch._dynamo.reset()  # the runs above compiled this model class in this process: compile it afresh
     cfg = ModelConfig(n_layer=1, d_model=32, n_ctx=16, vocab_size=128)
     r = bench_train(cfg, batch_size=8, steps=4, warmup_steps=2, threads=1, compile=True, device="cpu",
                     peak_sizes=(64,), peak_repeats=1)
