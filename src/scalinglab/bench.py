@@ -10,7 +10,8 @@ side under the same load.
 FLOP conventions. `mfu` uses the paper's Table 1 training FLOPs per token, 3·(2N + 2·n_layer·n_ctx·d_attn) with
 N the non-embedding parameters, i.e. the C = 6NBS of the scaling laws. The output head is real work the
 hardware does (6·d_model·n_vocab per token) that this convention leaves out, so `mfu_with_head` adds it.
-`peak_flops_per_s` is the best of timed square fp32 matmuls (bf16 on CUDA) with the same thread count.
+`peak_flops_per_s` is the best of timed square fp32 matmuls (bf16 on CUDA) with the same thread count. On a GPU
+named in `DATASHEET_BF16_DENSE`, `mfu_datasheet` is the same model FLOP/s against the vendor's dense bf16 peak.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from scalinglab.train.optim import resolve_device
 
 
 def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    from scalinglab.train.runtime import synchronize
+
+    synchronize(device)
 
 
 def matmul_peak(
@@ -69,6 +71,28 @@ def matmul_peak(
             best = min(best, time.perf_counter() - t)
         by_size[str(n)] = 2.0 * n**3 / best
     return {"peak_flops_per_s": max(by_size.values()), "by_size": by_size, "dtype": str(dtype).removeprefix("torch.")}
+
+
+# Dense bf16 tensor-core peaks from the vendors' datasheets (FLOP/s, without sparsity), by a substring of
+# `torch.cuda.get_device_name()`; the first match wins, so more specific names come first.
+DATASHEET_BF16_DENSE: tuple[tuple[str, float], ...] = (
+    ("H100 PCIe", 756e12),
+    ("H100 NVL", 835e12),
+    ("H100", 989e12),  # SXM
+    ("H200", 989e12),
+    ("GH200", 989e12),
+    ("A100", 312e12),
+    ("L40S", 362e12),
+    ("L4", 121e12),
+)
+
+
+def datasheet_peak(device_name: str) -> float | None:
+    """The datasheet's dense bf16 peak of a GPU named like `torch.cuda.get_device_name()`, or None if unknown."""
+    for key, flops in DATASHEET_BF16_DENSE:
+        if key.lower() in device_name.lower():
+            return flops
+    return None
 
 
 # --- the plain baseline: nanoGPT's model and loop as a user would first write them -------------------------
@@ -139,11 +163,11 @@ def _step_stats(times_s: list[float]) -> dict:
 class _Runner:
     """One model + optimiser timed on the trainer's own step (`train.step.train_step`); `step()` returns seconds."""
 
-    def __init__(self, model, forward, opt, batches, device, grad_clip, autocast, before_step=None):
+    def __init__(self, model, forward, opt, batches, device, grad_clip, autocast, before_step=None, scaler=None):
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.forward, self.opt = forward, opt
         self.batches, self.device, self.grad_clip, self.autocast = batches, device, grad_clip, autocast
-        self.before_step = before_step
+        self.before_step, self.scaler = before_step, scaler
         self.i = 0
         self.times: list[float] = []
         self.losses: list[float] = []
@@ -158,7 +182,7 @@ class _Runner:
         _sync(self.device)
         t = time.perf_counter()
         stats = train_step(x, y, forward=self.forward, params=self.params, opt=self.opt, grad_clip=self.grad_clip,
-                           autocast=self.autocast)
+                           autocast=self.autocast, scaler=self.scaler)
         _sync(self.device)
         dt = time.perf_counter() - t
         self.losses.append(stats.loss)
@@ -185,9 +209,10 @@ def bench_train(
     steps: int = 20,
     warmup_steps: int = 3,
     threads: int | None = None,
-    compile: bool | None = None,
+    compile: bool | str | None = None,
     device: str = "auto",
     baseline: bool = False,
+    precision: str = "auto",
     lr: float = 3e-4,
     grad_clip: float = 1.0,
     seed: int = 0,
@@ -203,23 +228,23 @@ def bench_train(
     from scalinglab.train import runtime
 
     validate_bench_args(batch_size, steps, warmup_steps, threads)
-    dev = resolve_device(device, what="--device")
+    rt = runtime.resolve(resolve_device(device, what="--device"), compile, precision)
+    dev = rt.device
     if baseline and cfg.arch == "lstm":
         raise UserError("--baseline compares with a plain nanoGPT loop; use it with --arch transformer or universal")
     default_threads = torch.get_num_threads()  # torch's own choice, before we set ours
-    use_compile = runtime.default_compile(dev) if compile is None else bool(compile)
     with runtime.session(threads, dev) as n_threads:
-        tuned, plain = _runners(cfg, batch_size, dev, use_compile, lr, grad_clip, seed, baseline)
+        tuned, plain = _runners(cfg, batch_size, rt, lr, grad_clip, seed, baseline)
         if plain is not None:  # each loop runs with its own thread count
             tuned.before_step = lambda: torch.set_num_threads(n_threads)
             plain.before_step = lambda: torch.set_num_threads(default_threads)
         load_before = _loadavg()
         peak_before = matmul_peak(dev, threads=n_threads, sizes=peak_sizes, repeats=peak_repeats)
         runners = [tuned] + ([plain] if plain is not None else [])
-        first_step_s = {id(r): r.step() for r in runners}  # includes compilation when compiled
+        warm_s = {id(r): [r.step()] for r in runners}  # the first step includes compilation when compiled
         for _ in range(max(0, warmup_steps - 1)):
             for r in runners:
-                r.step()
+                warm_s[id(r)].append(r.step())
         for i in range(steps):  # interleave so both see the same machine load
             for r in runners if i % 2 == 0 else runners[::-1]:
                 r.times.append(r.step())
@@ -227,28 +252,28 @@ def bench_train(
         # best of before/after: the peak is a property of the machine, so other load should lower it as little as possible
         peak = max(peak_before, matmul_peak(dev, threads=n_threads, sizes=peak_sizes, repeats=peak_repeats),
                    key=lambda p: p["peak_flops_per_s"])
-    return _report(cfg, batch_size, steps, warmup_steps, dev, n_threads, use_compile, tuned, plain, first_step_s,
+    return _report(cfg, batch_size, steps, warmup_steps, rt, n_threads, tuned, plain, warm_s,
                    peak, [load_before, _loadavg()], default_threads)
 
 
-def _runners(cfg: ModelConfig, batch_size: int, dev: torch.device, use_compile: bool, lr: float, grad_clip: float,
+def _runners(cfg: ModelConfig, batch_size: int, rt, lr: float, grad_clip: float,
              seed: int, baseline: bool) -> tuple[_Runner, _Runner | None]:
     """The trainer's model and optimiser, and the plain baseline's when asked, on the same random batches."""
     from scalinglab.model import build_model
-    from scalinglab.train import runtime
     from scalinglab.train.optim import make_optimizer
 
+    dev = rt.device
     torch.manual_seed(seed)
     model = build_model(cfg).to(dev)
     model.train()
-    forward = runtime.prepare_model(model, dev, use_compile)
+    forward = rt.prepare(model)
     opt = make_optimizer(model, lr=lr, device=dev)
     gen = torch.Generator().manual_seed(seed)
     batches = [
         tuple(torch.randint(0, cfg.vocab_size, (batch_size, cfg.n_ctx), generator=gen).to(dev) for _ in range(2))
         for _ in range(4)
     ]
-    tuned = _Runner(model, forward, opt, batches, dev, grad_clip, lambda: runtime.autocast(dev))
+    tuned = _Runner(model, forward, opt, batches, dev, grad_clip, rt.autocast, scaler=rt.scaler())
     if not baseline:
         return tuned, None
     torch.manual_seed(seed)
@@ -257,13 +282,13 @@ def _runners(cfg: ModelConfig, batch_size: int, dev: torch.device, use_compile: 
     return tuned, _Runner(pmodel, pmodel, popt, batches, dev, grad_clip, contextlib.nullcontext)
 
 
-def _report(cfg: ModelConfig, batch_size: int, steps: int, warmup_steps: int, dev: torch.device, n_threads: int,
-            use_compile: bool, tuned: _Runner, plain: _Runner | None, first_step_s: dict, peak: dict,
+def _report(cfg: ModelConfig, batch_size: int, steps: int, warmup_steps: int, rt, n_threads: int,
+            tuned: _Runner, plain: _Runner | None, warm_s: dict, peak: dict,
             load_average: list, default_threads: int) -> dict:
     """The flat result dict of `bench_train`."""
     from scalinglab.model.counting import count_model, flops_per_token_train
-    from scalinglab.train import runtime
 
+    dev, use_compile = rt.device, rt.compile
     counts = count_model(cfg)
     f_train = flops_per_token_train(cfg)
     f_head = flops_per_token_train(cfg, embedding=True)
@@ -281,16 +306,18 @@ def _report(cfg: ModelConfig, batch_size: int, steps: int, warmup_steps: int, de
             "mfu_with_head": f_head * tps / peak["peak_flops_per_s"],
             "step_ms": stats,
             "step_ms_each": [round(t * 1000.0, 3) for t in r.times],
-            "first_step_s": first_step_s[id(r)],
+            "first_step_s": warm_s[id(r)][0],
             "loss_first": r.losses[0],
             "loss_last": r.losses[-1],
         }
 
+    device_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else _cpu_name()
     out = {
         "device": str(dev),
-        "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else _cpu_name(),
+        "device_name": device_name,
         "threads": n_threads,
-        "dtype": runtime.compute_dtype(dev),
+        "dtype": rt.dtype_name,
+        "precision": rt.precision,
         "compile": use_compile,
         "torch": torch.__version__,
         "arch": cfg.arch,
@@ -309,9 +336,12 @@ def _report(cfg: ModelConfig, batch_size: int, steps: int, warmup_steps: int, de
         "flops_per_token_train": f_train,
         "flops_per_token_train_with_head": f_head,
         **figures(tuned),
-        "compile_s": max(0.0, first_step_s[id(tuned)] - _step_stats(tuned.times)["median"] / 1000.0)
+        # the untimed warm-up steps' time beyond the steady state's median: compilation (and recompiles)
+        "compile_s": sum(max(0.0, t - _step_stats(tuned.times)["median"] / 1000.0) for t in warm_s[id(tuned)])
         if use_compile else 0.0,
         "peak_flops_per_s": peak["peak_flops_per_s"],
+        **datasheet_figures(device_name if dev.type == "cuda" else "", f_train * tokens_per_step
+                            / (_step_stats(tuned.times)["median"] / 1000.0)),
         "peak_by_size": peak["by_size"],
         "peak_dtype": peak["dtype"],
         "mfu_convention": "mfu = Table 1 training FLOPs/token 3*(2N + 2*n_layer*n_ctx*d_attn), N non-embedding, "
@@ -332,6 +362,12 @@ def _report(cfg: ModelConfig, batch_size: int, steps: int, warmup_steps: int, de
         # load from other processes that comes and goes during the measurement
         out["speedup_paired_median"] = statistics.median(b / t for b, t in zip(plain.times, tuned.times, strict=True))
     return out
+
+
+def datasheet_figures(device_name: str, model_flops_per_s: float) -> dict:
+    """MFU against the GPU's datasheet dense bf16 peak (None for CPUs and GPUs not in the table)."""
+    peak = datasheet_peak(device_name) if device_name else None
+    return {"datasheet_peak_flops_per_s": peak, "mfu_datasheet": None if peak is None else model_flops_per_s / peak}
 
 
 def _loadavg() -> float | None:

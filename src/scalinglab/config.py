@@ -118,6 +118,12 @@ class TrainConfig(BaseModel):
         description="Data-parallel processes (ranks) for this run, started through torchrun; the batch splits "
         "evenly over them (not part of the run id).")
     device: str = Field(default="auto", description="auto | cpu | cuda.")
+    compile: bool | Literal["auto"] = Field(
+        default="auto", description="torch.compile the model: auto (on CUDA, not on CPU) | true | false (not part "
+        "of the run id; a run may resume with another choice).")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        default="auto", description="Autocast precision: auto (bf16 on CUDA where supported, else fp32) | fp32 | "
+        "bf16 | fp16 (with a grad scaler).")
 
     @model_validator(mode="after")
     def _length(self) -> TrainConfig:

@@ -45,6 +45,8 @@ def train(
         "--compile/--no-compile",
         help="torch.compile the model (default: on for CUDA, off for CPU, where it does not pay).")] = None,
     device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda[:N].")] = "auto",
+    precision: Annotated[str, typer.Option(
+        "--precision", help="auto (bf16 autocast on CUDA where supported, else fp32) | fp32 | bf16 | fp16.")] = "auto",
     baseline: Annotated[bool, typer.Option(
         "--baseline",
         help="Also time a plain eager nanoGPT-style loop of the same shape, interleaved, and report the speedup.")]
@@ -79,7 +81,7 @@ def train(
 
     result = bench_train(
         cfg, batch_size=batch_size, steps=steps, warmup_steps=warmup_steps, threads=threads,
-        compile=compile_, device=device, baseline=baseline, peak_sizes=sizes,
+        compile=compile_, device=device, baseline=baseline, peak_sizes=sizes, precision=precision,
     )
     if json_:
         emit_json(result)
@@ -113,6 +115,9 @@ def _print_table(result: dict, baseline: bool, shape: str) -> None:
     console = Console()
     console.print(table)
     console.print(f"matmul peak ({result['peak_dtype']}): {result['peak_flops_per_s']:.3g} FLOP/s; "
-                  f"compile: {result['compile']} ({result['compile_s']:.1f} s)")
+                  f"compile: {result['compile']} ({result['compile_s']:.1f} s before the timed steps)")
+    if result.get("mfu_datasheet") is not None:
+        console.print(f"MFU against the datasheet's dense bf16 peak ({result['datasheet_peak_flops_per_s']:.3g} "
+                      f"FLOP/s, {result['device_name']}): {result['mfu_datasheet']:.1%}")
     if baseline:
         console.print(f"speedup over the plain loop: {result['speedup']:.2f}x")

@@ -13,8 +13,9 @@ app = new_app()
 
 @app.command()
 def reproduce(
-    preset: Annotated[str, typer.Option("--preset", help="tiny (≤ 5 min on 2 cores), cpu (≤ 45 min), gpu "
-                                        "(one GPU, a few hours); see --print-plan.")] = "tiny",
+    preset: Annotated[str, typer.Option("--preset", help="tiny (≤ 5 min on 2 cores), cpu (≤ 45 min), comparisons, "
+                                        "gpu (one GPU, a few hours), gpu-smoke (one GPU, minutes: compile, bf16, "
+                                        "DDP); see --print-plan.")] = "tiny",
     out: Annotated[str | None, typer.Option("--out", help="Folder for corpus/, runs.db, runs/, fits.json, "
                                             "report/. Rerunning with the same folder resumes.")] = None,
     workers: Annotated[int, typer.Option("--workers", help="Runs trained in parallel (threads split among "

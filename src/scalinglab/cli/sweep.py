@@ -45,6 +45,11 @@ def sweep(
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed runs again (diverged ones are final).")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the runs with N, tokens, FLOPs and estimated wall time; start nothing.")] = False,
     estimate: Annotated[bool, typer.Option("--estimate/--no-estimate", help="With --dry-run: time a few steps to estimate wall time.")] = True,
+    peak_flops: Annotated[str | None, typer.Option("--peak-flops", help=(
+        "With --dry-run: also print the plan's GPU-hours at this peak, in FLOP/s (989e12) or a GPU's name for its "
+        "datasheet dense bf16 peak (H100, H200, A100, L4, ...)."))] = None,
+    mfu: Annotated[float, typer.Option("--mfu", min=0.0, max=1.0, help="With --peak-flops: the model FLOPs "
+                                       "utilisation to assume (a fraction).")] = 0.35,
     tracker: Annotated[str | None, typer.Option("--tracker", help="Also log every run's evals and config to mlflow | "
                                                 "tensorboard | wandb (the `track` extra).")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of tables.")] = False,
@@ -63,8 +68,12 @@ def sweep(
         from scalinglab.sweep.cluster import probe_address
 
         probe_address(address)
+    peak = _peak_flops(peak_flops) if peak_flops is not None else None
+    if peak_flops is not None and not dry_run:
+        raise UserError("--peak-flops is for --dry-run")
     if dry_run:
-        _dry_run(p, db, threads or max(1, available_cores() // workers), workers, estimate, json_)
+        _dry_run(p, db, threads or max(1, available_cores() // workers), workers, estimate, json_,
+                 None if peak is None else (peak, mfu))
         return
     from scalinglab.sweep.runner import run_sweep
 
@@ -80,7 +89,43 @@ def sweep(
         raise SystemExit(1)
 
 
-def _dry_run(plan, db: str | None, threads: int, workers: int, estimate: bool, json_: bool) -> None:
+def _peak_flops(text: str) -> float:
+    """A peak in FLOP/s, or a GPU name looked up in the datasheet table."""
+    from scalinglab.errors import UserError
+
+    try:
+        value = float(text)
+    except ValueError:
+        from scalinglab.bench import DATASHEET_BF16_DENSE, datasheet_peak
+
+        found = datasheet_peak(text)
+        if found is None:
+            names = ", ".join(k for k, _ in DATASHEET_BF16_DENSE)
+            raise UserError(f"--peak-flops {text!r} is neither a number of FLOP/s nor a known GPU ({names})") from None
+        return found
+    if not value > 0:
+        raise UserError(f"--peak-flops must be positive (got {text})")
+    return value
+
+
+def gpu_hours(plan, vocab: int, peak: float, mfu: float) -> dict:
+    """The plan's training FLOPs with the output head (what the GPU executes), and the GPU-hours they take at
+    `peak` FLOP/s and `mfu` (evaluations and compilation not included)."""
+    from scalinglab.model.counting import flops_per_token_train
+
+    flops = 0.0
+    for s in plan.runs:
+        if s.command:
+            continue
+        c = s.config
+        own_steps = c.total_steps - (s.fork_step or 0)
+        flops += flops_per_token_train(c.model(vocab), embedding=True) * own_steps * c.tokens_per_step
+    return {"flops_with_head": flops, "peak_flops_per_s": peak, "mfu": mfu,
+            "gpu_hours": flops / (peak * mfu) / 3600.0 if mfu > 0 else None}
+
+
+def _dry_run(plan, db: str | None, threads: int, workers: int, estimate: bool, json_: bool,
+             gpu: tuple[float, float] | None = None) -> None:
     from dataclasses import replace
 
     from scalinglab.store import db as store
@@ -101,6 +146,8 @@ def _dry_run(plan, db: str | None, threads: int, workers: int, estimate: bool, j
     out = {"plan": plan.name, "corpus": str(plan.corpus) if plan.corpus else None, "runs": rows,
            "n_runs": len(rows), "n_todo": len(todo), "duplicates": plan.duplicates, "workers": workers,
            "threads": threads, "total_flops": sum(r["own_flops"] for r in rows), "est_wall_s": total_est}
+    if gpu is not None:
+        out["gpu"] = gpu_hours(plan, vocab, *gpu)
     if json_:
         emit_json(json_safe(out))
         return
@@ -122,6 +169,11 @@ def _dry_run(plan, db: str | None, threads: int, workers: int, estimate: bool, j
     con.print(f"total {out['total_flops']:.3g} FLOPs; estimated {_fmt_s(total_est)} with {workers} worker(s) × "
               f"{threads} thread(s) (from a few timed steps)" if total_est is not None else
               f"total {out['total_flops']:.3g} FLOPs")
+    if gpu is not None:
+        g = out["gpu"]
+        hours = "n/a (mfu 0)" if g["gpu_hours"] is None else f"{g['gpu_hours']:.3g} GPU-hours"
+        con.print(f"GPU time: {hours} for {g['flops_with_head']:.3g} training FLOPs (with the output head) at "
+                  f"{g['peak_flops_per_s']:.3g} FLOP/s and {g['mfu']:.0%} MFU; evaluations and compilation not included")
 
 
 def _flops_note(conventions: set[str]) -> str:

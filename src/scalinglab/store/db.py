@@ -27,7 +27,10 @@ resolved TrainConfig, where
     thread count does change the last bits of the floating-point result, so it is recorded per run
     (column `threads`) and a run resumed from its checkpoint keeps the thread count it started with:
     a run's result is a function of (config, threads), and rerunning a sweep with another --workers
-    does not redo finished runs.
+    does not redo finished runs;
+  * `compile` is left out for the same reason (a compiled model computes the same function, up to the
+    order of float sums; a run may resume with or without compiling), while `precision` is part of the
+    id unless it is "auto" (left out at its default, so ids issued before the field existed still hold).
 """
 
 from __future__ import annotations
@@ -50,10 +53,12 @@ from scalinglab.io import json_safe
 STATUSES = ("queued", "running", "done", "diverged", "failed")
 FINISHED = ("done", "diverged")  # deterministic outcomes: a rerun skips them
 RUN_ID_LEN = 16
-ID_EXCLUDED = ("threads", "device", "micro_batch_size", "nproc_per_node")  # execution settings, not part of what a run computes
+ID_EXCLUDED = ("threads", "device", "micro_batch_size", "nproc_per_node", "compile")  # execution settings, not part of what a run computes
 
 # Fields added after run ids were first issued: left out of the id while unset, so older runs keep their ids.
 ID_OMITTED_WHEN_NONE = ("decay_fraction",)
+# Fields added later still that have a default other than None: left out of the id at that default.
+ID_OMITTED_AT_DEFAULT = {"precision": "auto"}
 
 # Final metrics kept as typed columns of `runs` (everything else stays in the `result` JSON).
 RUN_METRICS: dict[str, str] = {
@@ -315,6 +320,9 @@ def canonical_config(config: Any) -> dict:
         d.pop(k, None)
     for k in ID_OMITTED_WHEN_NONE:
         if d.get(k) is None:
+            d.pop(k, None)
+    for k, default in ID_OMITTED_AT_DEFAULT.items():
+        if d.get(k) == default:
             d.pop(k, None)
     return d
 

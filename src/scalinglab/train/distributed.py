@@ -1,7 +1,8 @@
 """Data-parallel training over torch.distributed: one run on K processes started by `torchrun`.
 
 `torchrun --nproc-per-node K -m scalinglab train ...` sets RANK/WORLD_SIZE/LOCAL_RANK; `Ranks.from_env()`
-reads them and `process_group()` joins the group (gloo on CPU, nccl on CUDA). Every rank draws the same
+reads them and `process_group()` joins the group (gloo on CPU, nccl on CUDA with a GPU per rank, gloo when ranks
+share a GPU). Every rank draws the same
 global batch positions (the loader's (seed, k) generator) and trains on its contiguous 1/K share, so the
 run is the single-process run with the same global batch up to the order of float sums: the same data,
 the same init, the same accounting (tokens and FLOPs count the global batch).
@@ -62,9 +63,9 @@ class Ranks:
         return split(batch_size, self.world_size)
 
     def device(self, device: torch.device) -> torch.device:
-        """One GPU per rank (cuda:LOCAL_RANK) when the run is on CUDA."""
+        """One GPU per rank (cuda:LOCAL_RANK) when the run is on CUDA; ranks share GPUs when there are fewer."""
         if device.type == "cuda" and self.distributed and device.index is None:
-            return torch.device("cuda", self.local_rank)
+            return torch.device("cuda", self.local_rank % max(1, torch.cuda.device_count()))
         return device
 
     def threads(self, threads: int | None) -> int | None:
@@ -113,12 +114,20 @@ def process_group(ranks: Ranks, device: torch.device):
         return
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    dist.init_process_group(backend(ranks, device))
     try:
         yield
         dist.barrier()  # no rank tears gloo down while another still talks to it (that aborted a rank at exit)
     finally:
         dist.destroy_process_group()
+
+
+def backend(ranks: Ranks, device: torch.device) -> str:
+    """nccl when every rank on this node has a GPU of its own, else gloo (CPU runs; several ranks on one GPU, which
+    nccl refuses): the only thing that differs between the CPU and the GPU set-up."""
+    if device.type == "cuda" and ranks.local_world_size <= torch.cuda.device_count():
+        return "nccl"
+    return "gloo"
 
 
 def seed_rank(seed: int, ranks: Ranks) -> None:

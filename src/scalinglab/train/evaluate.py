@@ -66,6 +66,6 @@ class Evaluator:
         was_training = model.training
         model.eval()
         try:
-            return {name: self.per_position(forward or model, name, autocast) for name in self.data}
+            return {name: self.per_position(model if forward is None else forward, name, autocast) for name in self.data}
         finally:
             model.train(was_training)

@@ -73,8 +73,9 @@ def run_training(
     hooks = [on_eval] if callable(on_eval) else list(on_eval or ())
     cfg_dict = json.loads(cfg.model_dump_json())
     corpus = Corpus.open(cfg.corpus)
-    device = ranks.device(resolve_device(cfg.device))
     # Everything that can reject the input happens before the run folder is touched.
+    rt = runtime.resolve(ranks.device(resolve_device(cfg.device)), cfg.compile, cfg.precision)
+    device = rt.device
     loader = WindowLoader(corpus.tokens("train"), cfg.n_ctx, cfg.batch_size, seed=cfg.seed, data_tokens=cfg.data_tokens)
     splits = {"val": corpus.tokens("val"), **{n: corpus.tokens(n) for n in corpus.eval_set_names if n != "val"}}
     evaluator = Evaluator(splits, cfg.n_ctx, cfg.eval_tokens, corpus.vocab_size, device)
@@ -85,7 +86,7 @@ def run_training(
         finished = distributed.broadcast(ranks, prepare_out(out, cfg_dict, overwrite) if ranks.is_main else None)
         if finished is not None:
             return finished
-        run = _Run.build(cfg, corpus.vocab_size, device, ranks, loader, evaluator)
+        run = _Run.build(cfg, corpus.vocab_size, rt, ranks, loader, evaluator)
         ckpt = out / CHECKPOINT
         st = state.restore(ckpt, run.parts, comparable(cfg_dict), ranks) if ckpt.exists() else RunState()
         if ranks.is_main:
@@ -148,10 +149,10 @@ class _Run:
 
     cfg: TrainConfig
     ranks: Ranks
-    device: torch.device
+    rt: runtime.Runtime
     parts: Trainable
     forward: Callable  # what the training step calls (the DDP module on several processes)
-    eval_forward: Callable  # the (compiled on CUDA) model itself
+    eval_forward: Callable  # the model itself, compiled when the runtime compiles
     params: list[torch.Tensor]
     plan: StepPlan
     norms: MicroBatchNorms | None
@@ -162,12 +163,12 @@ class _Run:
     evaluator: Evaluator
 
     @classmethod
-    def build(cls, cfg: TrainConfig, vocab_size: int, device: torch.device, ranks: Ranks, loader: WindowLoader,
+    def build(cls, cfg: TrainConfig, vocab_size: int, rt: runtime.Runtime, ranks: Ranks, loader: WindowLoader,
               evaluator: Evaluator) -> _Run:
-        mcfg = cfg.model(vocab_size)
+        mcfg, device = cfg.model(vocab_size), rt.device
         torch.manual_seed(cfg.seed)  # the init depends only on the seed
         model = build_model(mcfg).to(device)
-        compiled = runtime.prepare_model(model, device)  # compiled on CUDA; `model` keeps the weights
+        compiled = rt.prepare(model)  # what forward passes call; `model` keeps the weights (no `_orig_mod.` names)
         distributed.seed_rank(cfg.seed, ranks)
         acct = Accounting.for_model(mcfg, cfg.batch_size)
         peak = resolve_lr(cfg.lr, acct.n_params)
@@ -176,12 +177,16 @@ class _Run:
         plan = StepPlan.for_run(ranks.share(cfg.batch_size), cfg.micro_batch_size, cfg.noise_scale_micro_batches,
                                 cfg.noise_scale_every, distributed=ranks.distributed)
         forward, sync = distributed.wrap(model, compiled, device, ranks)
-        return cls(cfg, ranks, device, Trainable(model, opt, loader, NoiseScaleEstimator()), forward, compiled,
+        return cls(cfg, ranks, rt, Trainable(model, opt, loader, NoiseScaleEstimator(), rt.scaler()), forward, compiled,
                    params, plan, MicroBatchNorms(params) if plan.micro_batches >= 2 else None, sync, acct, peak,
                    warmup_steps(cfg.warmup, cfg.total_steps), evaluator)
 
+    @property
+    def device(self) -> torch.device:
+        return self.rt.device
+
     def autocast(self):
-        return runtime.autocast(self.device)
+        return self.rt.autocast()
 
     def lr(self, step: int) -> float:
         c = self.cfg
@@ -202,9 +207,10 @@ class _Run:
             self.sync.measure = self.plan.measures(step, distributed=True)
         measure = self.plan.measures(step, self.ranks.distributed)
         return train_step(
-            x.to(self.device), y.to(self.device), forward=self.forward, params=self.params, opt=self.parts.opt,
-            pieces=self.plan.pieces(step, self.ranks.distributed), grad_clip=self.cfg.grad_clip,
-            norms=self.norms if measure and self.sync is None else None, autocast=self.autocast, sync=self.sync,
+            runtime.to_device(x, self.device), runtime.to_device(y, self.device), forward=self.forward,
+            params=self.params, opt=self.parts.opt, pieces=self.plan.pieces(step, self.ranks.distributed),
+            grad_clip=self.cfg.grad_clip, norms=self.norms if measure and self.sync is None else None,
+            autocast=self.autocast, sync=self.sync, scaler=self.parts.scaler,
         )
 
     def observe_noise(self, stats: StepStats) -> None:
@@ -247,7 +253,7 @@ def _divergence(stats: StepStats, initial_loss: float | None, step: int) -> str 
     """Why the run stops at this step, or None."""
     if not math.isfinite(stats.loss):
         return f"training loss is {stats.loss} at step {step}"
-    if not math.isfinite(stats.grad_norm):
+    if not math.isfinite(stats.grad_norm) and not stats.overflow:  # an fp16 overflow only lowers the loss scale
         return f"gradient norm is {stats.grad_norm} at step {step}"
     if initial_loss is not None and stats.loss > BLOWUP_FACTOR * initial_loss:
         return (f"training loss {stats.loss:.4g} at step {step} exceeds {BLOWUP_FACTOR:g}× the first step's "
@@ -321,7 +327,9 @@ def _result(run: _Run, st: RunState, status: str, reason: str | None, threads: i
         "threads": threads,
         "world_size": run.ranks.world_size,
         "device": str(run.device),
-        "dtype": runtime.compute_dtype(run.device),
+        "dtype": run.rt.dtype_name,
+        "precision": run.rt.precision,
+        "compile": run.rt.compile,
         "lr": run.peak,
         "warmup_steps": run.warm,
         "epochs": run.parts.loader.epochs,

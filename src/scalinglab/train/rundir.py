@@ -14,12 +14,17 @@ CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 RESULT = "result.json"
-RESUME_IGNORES = ("threads", "micro_batch_size", "nproc_per_node")  # may differ between an interrupted run and its continuation
+RESUME_IGNORES = ("threads", "micro_batch_size", "nproc_per_node", "compile")  # may differ between an interrupted run and its continuation
+
+
+# Settings added after runs were first written: left out at their default, so those runs keep resuming.
+RESUME_OMITTED_AT_DEFAULT = {"precision": "auto"}
 
 
 def comparable(cfg: dict) -> dict:
     """The part of a config that a resumed run must share with the interrupted one."""
-    return {k: v for k, v in cfg.items() if k not in RESUME_IGNORES}
+    return {k: v for k, v in cfg.items()
+            if k not in RESUME_IGNORES and not (k in RESUME_OMITTED_AT_DEFAULT and RESUME_OMITTED_AT_DEFAULT[k] == v)}
 
 
 def prepare_out(out: Path, cfg_dict: dict, overwrite: bool) -> dict | None:

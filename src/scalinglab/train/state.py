@@ -4,7 +4,9 @@ continue bit for bit: model, optimiser, data position, noise-scale EMAs and ever
 The checkpoint is a dict of tensors and plain types (format "scalinglab-checkpoint", version 1; it loads
 with `torch.load(weights_only=True)`): its "run" entry is `RunState.to_dict()`, the same 14 keys as
 checkpoints written before RunState existed, so those keep resuming. A data-parallel run adds
-"world_size" and "rng_ranks" (one RNG state per rank); "rng" is always rank 0's.
+"world_size" and "rng_ranks" (one RNG state per rank); "rng" is always rank 0's. An fp16 run adds "scaler"
+(the loss scale and its growth tracker). The model's state dict is the uncompiled module's, so a checkpoint
+loads whether or not the run that wrote it, or the one that resumes it, compiles.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ class Trainable:
     opt: torch.optim.Optimizer
     loader: object  # WindowLoader
     noise: object  # NoiseScaleEstimator
+    scaler: torch.amp.GradScaler | None = None  # fp16 loss scaling (its scale is part of the state)
 
 
 def save(path: Path, state: RunState, parts: Trainable, config: dict, ranks: Ranks) -> None:
@@ -92,6 +95,8 @@ def save(path: Path, state: RunState, parts: Trainable, config: dict, ranks: Ran
         "model": parts.model.state_dict(), "optimizer": parts.opt.state_dict(), "loader": parts.loader.state_dict(),
         "noise": parts.noise.state_dict(), "rng": rngs[0], "run": state.to_dict(),
     }
+    if parts.scaler is not None:
+        payload["scaler"] = parts.scaler.state_dict()
     if ranks.distributed:
         payload.update(world_size=ranks.world_size, rng_ranks=rngs)
     save_checkpoint(path, payload)
@@ -117,6 +122,8 @@ def restore(path: Path, parts: Trainable, config: dict, ranks: Ranks) -> RunStat
     parts.opt.load_state_dict(ck["optimizer"])
     parts.loader.load_state_dict(ck["loader"])
     parts.noise.load_state_dict(ck["noise"])
+    if parts.scaler is not None and "scaler" in ck:
+        parts.scaler.load_state_dict(ck["scaler"])
     set_rng_state(ck["rng_ranks"][ranks.rank] if "rng_ranks" in ck else ck["rng"])
     state = RunState.from_dict(ck["run"])
     state.resumed_from.append(state.step)

@@ -11,6 +11,10 @@ and on every `every`-th step into at least `micro_batches` (the noise-scale meas
 ~5-10% on CPU because smaller matmuls are slower, hence not on every step). Data-parallel runs pass a
 `sync` (`distributed.GradSync`) that reduces gradients across ranks; the ranks' own gradients then are
 the small batches of the measurement, so a rank never splits its share for it.
+
+With fp16 a `GradScaler` (`runtime.Runtime.scaler`) scales the loss before each backward and unscales the
+gradients before the norm and the clip; a step whose scaled gradients overflow is skipped and the scale
+lowered (`StepStats.overflow`), which is how loss scaling finds its scale, not a divergence.
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ class StepStats:
     small_sq: float | None = None
     b_small: float | None = None
     stepped: bool = True
+    overflow: bool = False  # fp16: the scaled gradients overflowed, the step was skipped and the scale lowered
 
     @property
     def finite(self) -> bool:
@@ -85,6 +90,7 @@ def train_step(
     norms: MicroBatchNorms | None = None,
     autocast: Callable = contextlib.nullcontext,
     sync=None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> StepStats:
     """One step on (x, y): this process's share of the batch, split into `pieces` micro-batches.
 
@@ -102,7 +108,8 @@ def train_step(
         with sync.accumulating(last) if sync is not None else contextlib.nullcontext():
             with autocast():
                 _, loss = forward(xb, yb)
-            (loss * w).backward()
+            scaled = loss * w
+            (scaled if scaler is None else scaler.scale(scaled)).backward()
         step_loss += loss.detach().float() * w
         if norms is not None:
             norms.after_backward(xb.shape[0], w, last=last)
@@ -111,9 +118,27 @@ def train_step(
         small_sq, b_small = norms.small_sq()
     if sync is not None:
         step_loss, small_sq, b_small = sync.reduce(params, step_loss, x.shape[0])
+    if scaler is not None:
+        return _scaled_step(scaler, opt, params, grad_clip, float(step_loss), small_sq, b_small)
     gnorm = grad_norm(params, grad_clip)
     stats = StepStats(float(step_loss), float(gnorm), small_sq, b_small)
     if not stats.finite:
         return StepStats(stats.loss, stats.grad_norm, small_sq, b_small, stepped=False)
     opt.step()
     return stats
+
+
+def _scaled_step(scaler: torch.amp.GradScaler, opt: torch.optim.Optimizer, params: Sequence[torch.Tensor],
+                 grad_clip: float, loss: float, small_sq: float | None, b_small: float | None) -> StepStats:
+    """Unscale, clip and step through the scaler (which skips the step when the scaled gradients overflowed)."""
+    scale = float(scaler.get_scale())
+    scaler.unscale_(opt)
+    gnorm = float(grad_norm(params, grad_clip))
+    if small_sq is not None:
+        small_sq /= scale**2  # the micro-batch norms were read off the scaled gradients
+    scaler.step(opt)
+    scaler.update()
+    if math.isfinite(gnorm) or not math.isfinite(loss) or scale <= 1.0:
+        stepped = math.isfinite(gnorm) and math.isfinite(loss)
+        return StepStats(loss, gnorm, small_sq, b_small, stepped=stepped)
+    return StepStats(loss, gnorm, None, None, stepped=False, overflow=True)
