@@ -102,23 +102,24 @@ def reproduce_keys() -> str:
     ])
 
 
+def _unit(law) -> str:
+    """What the law's bootstrap resamples (a class setting for approaches 1 and 2, else runs or points)."""
+    return getattr(law, "resample", "") or ("runs" if getattr(law, "curve_law", False) else "points")
+
+
 def laws() -> str:
     from scalinglab.laws import get_law, law_names
 
-    out = [_table(["law", "formula", "bootstrap unit"],
-                  [[f"[`{n}`](#{n})", f"`{get_law(n).formula}`", "runs" if get_law(n).curve_law else "points"]
-                   for n in law_names()])]
+    out = [_table(["law", "formula", "bootstrap unit", "provides"],
+                  [[f"[`{n}`](#{n})", f"`{get_law(n).formula}`", _unit(get_law(n)),
+                    ", ".join(sorted(get_law(n).provides))] for n in law_names()])]
     for name in law_names():
         law = get_law(name)
         doc = (type(law).__doc__ or "").strip()
         out.append(f"### `{name}` {{#{name}}}\n\n`{law.formula}`\n\n"
                    f"inputs: {', '.join(law.inputs)} · parameters: {', '.join(law.param_names)} · "
-                   f"target: {law.target} · options: `{law.get_options()}`\n\n{doc}")
-    missing = [n for n in ("isoflop", "frontier") if n not in law_names()]
-    if missing:
-        out.append("Chinchilla's approaches 2 and 1 are fitted by `scalinglab fit --law isoflop` and "
-                   "`--law frontier` (see the [CLI reference](cli.md)); the registry above holds the laws that "
-                   "`fit_law`, `Law.from_dict` and the planner build by name.")
+                   f"target: {law.target} · reads: {law.reads} · default families: {', '.join(law.families or ('all',))} · "
+                   f"settings: `{law.get_params()}`\n\n{doc}")
     return "\n\n".join(out)
 
 

@@ -64,6 +64,10 @@ class _Allocation(Estimator):
     name: ClassVar[str] = ""
     resample: ClassVar[str] = ""
     provides: ClassVar[frozenset[str]] = frozenset({"allocation"})
+    formula: ClassVar[str] = FORMULA
+    inputs: ClassVar[tuple[str, ...]] = ("C",)
+    param_names: ClassVar[tuple[str, ...]] = PARAMS
+    target: ClassVar[str] = "N_opt"
 
     def __init__(self, seed: int = 0, bootstrap: int = 0) -> None:
         self.seed = seed
@@ -128,7 +132,7 @@ class _Allocation(Estimator):
 
     def to_dict(self, include_samples: bool = True) -> dict[str, Any]:
         self._check_fitted()
-        out: dict[str, Any] = {"law": self.name, "formula": FORMULA, "inputs": ["C"], "target": "N_opt",
+        out: dict[str, Any] = {"law": self.name, "formula": self.formula, "inputs": list(self.inputs), "target": self.target,
                                "options": self.get_options(), "params": dict(self.params_ or {}),
                                "ci95": dict(self.ci95_), "n_points": self.n_points_,
                                "data_range": getattr(self, "data_range_", None)}
