@@ -145,6 +145,7 @@ EVERY_COMMAND = {
     "count": (["count", "--n-layer", "2", "--d-model", "64", "--n-ctx", "64", "--vocab", "256"],
               "scalinglab.model.counting.count_model"),
     "fit": (["fit", "--csv", "{csv}", "--law", "kaplan-n"], "scalinglab.laws.framework.data.load_csv"),
+    "forecast": (["forecast", "--csv", "{runs_csv}"], "scalinglab.laws.analyses.forecast.forecast_curves"),
     "import": (["import", "{runs_csv}", "--db", "{tmp}/imported.db"], "scalinglab.store.db.record_result"),
     "plan": (["plan", "--compute", "1e21", "--fit", "{fit}"], "scalinglab.laws.analyses.planning.plan_allocation"),
     "predict": (["predict", "--fit", "{fit}", "--N", "1e9"], "scalinglab.laws.analyses.prediction.predict_table"),
