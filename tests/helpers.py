@@ -6,6 +6,11 @@
   cases use it so that checking one error line costs no interpreter start.
 - `assert_clean_error`: exit 2, one stderr line naming the problem, no traceback (works on either result).
 - `markov_tokens`: learnable synthetic token streams; `make_store`: a results store of synthetic runs.
+- `start`: Popen a command as a terminal would, Ctrl-C (SIGINT) reaching it even when this suite ignores SIGINT.
+- `Output`, `freeze`, `children`, `wait_until`: for tests that interrupt or kill a command at a known point.
+  They wait for what the command itself writes when it reaches that point (a log line, a file), freeze it
+  (SIGSTOP) so it cannot move on while the test looks, and fail with "precondition not reached: ..." when
+  the point never comes; never a fixed sleep.
 """
 
 from __future__ import annotations
@@ -13,8 +18,12 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import select
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,3 +165,134 @@ def make_store(path: Path, extras: bool = True) -> Path:
     diverged.update(status="diverged", reason="loss became nan", val_loss=float("nan"), curve=[])
     record_result(path, diverged, plan="synthetic")
     return path
+
+
+def start(cmd: list[str], **kwargs) -> subprocess.Popen:
+    """`subprocess.Popen`, with SIGINT at its default action in the child, as in a command typed at a terminal.
+
+    A suite started in the background by a non-interactive shell (`sh -c 'pytest ... &'`, a CI script) runs
+    with SIGINT ignored, and an ignored signal stays ignored across exec: a Ctrl-C test's command would never
+    see the signal (it ran to the end and exited 0). A handled signal is reset to the default by exec, so a
+    handler is installed here while the child starts."""
+    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(cmd, **kwargs)
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def takes_sigint(pid: int) -> bool:
+    """Whether SIGINT reaches `pid` (neither ignored nor blocked), from /proc/PID/status."""
+    masks = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("SigIgn", "SigBlk"):
+                masks[key] = int(value, 16)
+    bit = 1 << (signal.SIGINT - 1)
+    return not any(m & bit for m in masks.values())
+
+
+def wait_until(what: str, ready: Callable[[], object], timeout: float, alive: subprocess.Popen | None = None,
+               every: float = 0.01):
+    """`ready()`'s first truthy value, polled every `every` s; AssertionError("precondition not reached: WHAT")
+    after `timeout` s, or as soon as the process `alive` has ended."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = ready()
+        if got:
+            return got
+        if alive is not None and alive.poll() is not None:
+            raise AssertionError(f"precondition not reached: {what} (the process ended with {alive.returncode})")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"precondition not reached: {what} within {timeout:.0f} s")
+        time.sleep(every)
+
+
+class Output:
+    """A child's stdout or stderr pipe, read as it comes (bytes decoded at the end), without a thread."""
+
+    def __init__(self, pipe):
+        self.fd = pipe.fileno()
+        os.set_blocking(self.fd, False)
+        self.data = b""
+        self.closed = False
+
+    def _read(self, wait: float) -> None:
+        if not self.closed and select.select([self.fd], [], [], wait)[0]:
+            while True:
+                try:
+                    chunk = os.read(self.fd, 1 << 16)
+                except BlockingIOError:
+                    return
+                if not chunk:
+                    self.closed = True
+                    return
+                self.data += chunk
+
+    @property
+    def text(self) -> str:
+        return self.data.decode(errors="replace")
+
+    def wait_for(self, needle: str, timeout: float, proc: subprocess.Popen) -> None:
+        """Return once `needle` has been written; 'precondition not reached' after `timeout` or at the end."""
+        deadline = time.monotonic() + timeout
+        while needle not in self.text:
+            if self.closed or time.monotonic() > deadline:
+                proc.poll()
+                raise AssertionError(f"precondition not reached: {needle!r} never written (exit {proc.returncode}); "
+                                     f"output so far:\n{self.text[-2000:]}")
+            self._read(0.1)
+
+    def drain(self) -> str:
+        """Everything written so far; complete once the writer is frozen (`freeze`): nothing is in flight then."""
+        self._read(0)
+        return self.text
+
+    def rest(self, timeout: float) -> str:
+        """Everything, up to the end of the stream (the writer has exited)."""
+        deadline = time.monotonic() + timeout
+        while not self.closed and time.monotonic() < deadline:
+            self._read(0.1)
+        return self.text
+
+
+def proc_state(pid: int) -> str | None:
+    """The process's state letter from /proc (R, S, T stopped, Z ended, ...), or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+
+
+def freeze(pid: int, timeout: float = 60) -> bool:
+    """SIGSTOP `pid` and wait until it is stopped: True, or False if it had ended (it can no longer be caught)."""
+    try:
+        os.kill(pid, signal.SIGSTOP)
+    except ProcessLookupError:
+        return False
+    def stopped_or_ended() -> str | None:
+        state = proc_state(pid)
+        return "ended" if state in ("Z", None) else state if state in ("T", "t") else None
+
+    return wait_until(f"process {pid} stopped", stopped_or_ended, timeout) != "ended"
+
+
+def children(pid: int) -> list[int]:
+    """Child processes started by `pid`'s main thread (Linux /proc)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
