@@ -7,7 +7,8 @@
 - `assert_clean_error`: exit 2, one stderr line naming the problem, no traceback (works on either result).
 - `markov_tokens`: learnable synthetic token streams; `make_store`: a results store of synthetic runs.
 - `start`: Popen a command as a terminal would, Ctrl-C (SIGINT) reaching it even when this suite ignores SIGINT.
-- `Output`, `freeze`, `children`, `wait_until`: for tests that interrupt or kill a command at a known point.
+- `freeze_at`, `Output`, `freeze`, `children`, `group`, `wait_until`: for tests that interrupt or kill a
+  command at a known point.
   They wait for what the command itself writes when it reaches that point (a log line, a file), freeze it
   (SIGSTOP) so it cannot move on while the test looks, and fail with "precondition not reached: ..." when
   the point never comes; never a fixed sleep.
@@ -26,10 +27,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 
 
 def run_cli(*args: str, cwd: str | Path | None = None, env: dict | None = None, timeout: float = 600,
@@ -296,3 +299,35 @@ def cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
+
+
+def group(pgid: int) -> list[int]:
+    """The processes of process group `pgid` (a command started with `start_new_session=True`: its pid)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[2]) == pgid:
+                    out.append(int(d.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return out
+
+
+def freeze_at(what: str, reached: Callable[[], object], pids: Callable[[], list[int]], proc: subprocess.Popen,
+              holds: Callable[[], T | None], timeout: float = 300) -> T | None:
+    """Freeze a command at a point it shows itself (a file it writes, a line it logs), known for sure.
+
+    Waits for `reached()` (AssertionError "precondition not reached: WHAT" after `timeout` s or once `proc` has
+    ended), freezes `pids()` (SIGSTOP, waited for), then asks `holds()` while nothing can move: its value when
+    the point still holds (truthy: the processes stay frozen, for the test to signal or kill), else None once they are
+    thawed (the command went past the point before the freeze took hold: the caller starts it again)."""
+    wait_until(what, reached, timeout, alive=proc, every=0.002)
+    frozen = [pid for pid in pids() if freeze(pid)]
+    got = holds()
+    if not got:
+        for pid in frozen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        return None
+    return got
