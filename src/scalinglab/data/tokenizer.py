@@ -13,6 +13,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -94,7 +95,7 @@ def _exit_when_orphaned(parent: int) -> None:
     """Stop training when the process that wants it is gone (killed with SIGKILL, say): no orphan burns CPU."""
     def watch() -> None:
         while os.getppid() == parent:
-            threading.Event().wait(1.0)
+            time.sleep(1.0)
         os._exit(1)
 
     threading.Thread(target=watch, daemon=True).start()
