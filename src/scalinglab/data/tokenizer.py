@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,7 @@ def train_bpe_in_child(texts: list[str], vocab_size: int, workdir: Path):
     if not sys.executable:  # an embedded interpreter cannot start one: train here, not interruptible
         return train_bpe(texts, vocab_size, length=len(texts))
     data, out = workdir / ".bpe-train-texts", workdir / ".bpe-trained.json"
+    part = out.with_name(out.name + ".part")  # the child writes here, then renames
     with open(data, "wb") as f:
         for t in texts:
             b = t.encode("utf-8", "surrogatepass")
@@ -68,21 +70,43 @@ def train_bpe_in_child(texts: list[str], vocab_size: int, workdir: Path):
     cmd = [sys.executable, "-m", "scalinglab.data.tokenizer", str(data), str(vocab_size), str(out), str(os.getpid())]
     src = str(Path(__file__).resolve().parents[2])  # where this scalinglab is imported from, first on the child's path
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    proc = None
     try:
+        with _sigint_held():  # a Ctrl-C while Popen waits for the exec would leave the child running
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                    env=env)
         _, err = proc.communicate()  # a SIGINT interrupts this wait at once
         if proc.returncode != 0:
             lines = err.decode(errors="replace").strip().splitlines()
             raise RuntimeError(f"tokenizer training failed (exit {proc.returncode}): {lines[-1] if lines else ''}")
         tok = Tokenizer.from_file(str(out))
     finally:
-        if proc.poll() is None:
+        if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()
-        for f in (data, out):
+        for f in (data, part, out):
             f.unlink(missing_ok=True)
     tok.encode_special_tokens = True
     return tok
+
+
+@contextmanager
+def _sigint_held() -> Iterator[None]:
+    """Hold a SIGINT that arrives inside the block and pass it to the usual handler when the block ends."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) in (
+            signal.SIG_IGN, None):
+        yield  # handlers run in the main thread only; an ignored SIGINT stays ignored (in the child too)
+        return
+    got: list = []
+    old = signal.signal(signal.SIGINT, lambda *sig: got.append(sig))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+        if got and callable(old):
+            old(*got[0])
 
 
 def _read_texts(path: Path) -> Iterator[str]:
@@ -106,7 +130,8 @@ def _child_main(argv: list[str]) -> None:
     import signal
 
     data, vocab, out, parent = argv
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a terminal's Ctrl-C reaches the child too: end quietly
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not inherited as ignored, as in a
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # background job: a terminal's Ctrl-C ends it quietly
     _exit_when_orphaned(int(parent))
     n = 0
     with open(data, "rb") as f:
@@ -114,9 +139,9 @@ def _child_main(argv: list[str]) -> None:
             f.seek(struct.unpack("<Q", head)[0], os.SEEK_CUR)
             n += 1
     tok = train_bpe(_read_texts(Path(data)), int(vocab), length=n)
-    tmp = Path(out).with_name(Path(out).name + ".part")
-    tok.save(str(tmp))
-    os.replace(tmp, out)
+    part = Path(out).with_name(Path(out).name + ".part")
+    tok.save(str(part))
+    os.replace(part, out)
 
 
 def load_tokenizer(path: str | Path):
