@@ -6,6 +6,12 @@
   cases use it so that checking one error line costs no interpreter start.
 - `assert_clean_error`: exit 2, one stderr line naming the problem, no traceback (works on either result).
 - `markov_tokens`: learnable synthetic token streams; `make_store`: a results store of synthetic runs.
+- `start`: Popen a command as a terminal would, Ctrl-C (SIGINT) reaching it even when this suite ignores SIGINT.
+- `freeze_at`, `Output`, `freeze`, `children`, `group`, `wait_until`: for tests that interrupt or kill a
+  command at a known point.
+  They wait for what the command itself writes when it reaches that point (a log line, a file), freeze it
+  (SIGSTOP) so it cannot move on while the test looks, and fail with "precondition not reached: ..." when
+  the point never comes; never a fixed sleep.
 """
 
 from __future__ import annotations
@@ -13,14 +19,20 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import select
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 
 
 def run_cli(*args: str, cwd: str | Path | None = None, env: dict | None = None, timeout: float = 600,
@@ -156,3 +168,162 @@ def make_store(path: Path, extras: bool = True) -> Path:
     diverged.update(status="diverged", reason="loss became nan", val_loss=float("nan"), curve=[])
     record_result(path, diverged, plan="synthetic")
     return path
+
+
+def start(cmd: list[str], **kwargs) -> subprocess.Popen:
+    """`subprocess.Popen`, with SIGINT at its default action in the child, as in a command typed at a terminal.
+
+    A suite started in the background by a non-interactive shell (`sh -c 'pytest ... &'`, a CI script) runs
+    with SIGINT ignored, and an ignored signal stays ignored across exec: a Ctrl-C test's command would never
+    see the signal (it ran to the end and exited 0). A handled signal is reset to the default by exec, so a
+    handler is installed here while the child starts."""
+    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(cmd, **kwargs)
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def ignores_sigint(pid: int) -> bool:
+    """Whether `pid` ignores SIGINT (/proc/PID/status SigIgn). Blocked is not asked: a blocked signal waits and is
+    delivered once unblocked, and glibc blocks every signal for a moment each time a thread is created."""
+    with open(f"/proc/{pid}/status") as f:
+        ignored = next(int(line.split(":")[1], 16) for line in f if line.startswith("SigIgn:"))
+    return bool(ignored & 1 << (signal.SIGINT - 1))
+
+
+def wait_until(what: str, ready: Callable[[], object], timeout: float, alive: subprocess.Popen | None = None,
+               every: float = 0.01):
+    """`ready()`'s first truthy value, polled every `every` s; AssertionError("precondition not reached: WHAT")
+    after `timeout` s, or as soon as the process `alive` has ended."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = ready()
+        if got:
+            return got
+        if alive is not None and alive.poll() is not None:
+            raise AssertionError(f"precondition not reached: {what} (the process ended with {alive.returncode})")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"precondition not reached: {what} within {timeout:.0f} s")
+        time.sleep(every)
+
+
+class Output:
+    """A child's stdout or stderr pipe, read as it comes (bytes decoded at the end), without a thread."""
+
+    def __init__(self, pipe):
+        self.fd = pipe.fileno()
+        os.set_blocking(self.fd, False)
+        self.data = b""
+        self.closed = False
+
+    def _read(self, wait: float) -> None:
+        if not self.closed and select.select([self.fd], [], [], wait)[0]:
+            while True:
+                try:
+                    chunk = os.read(self.fd, 1 << 16)
+                except BlockingIOError:
+                    return
+                if not chunk:
+                    self.closed = True
+                    return
+                self.data += chunk
+
+    @property
+    def text(self) -> str:
+        return self.data.decode(errors="replace")
+
+    def wait_for(self, needle: str, timeout: float, proc: subprocess.Popen) -> None:
+        """Return once `needle` has been written; 'precondition not reached' after `timeout` or at the end."""
+        deadline = time.monotonic() + timeout
+        while needle not in self.text:
+            if self.closed or time.monotonic() > deadline:
+                proc.poll()
+                raise AssertionError(f"precondition not reached: {needle!r} never written (exit {proc.returncode}); "
+                                     f"output so far:\n{self.text[-2000:]}")
+            self._read(0.1)
+
+    def drain(self) -> str:
+        """Everything written so far; complete once the writer is frozen (`freeze`): nothing is in flight then."""
+        self._read(0)
+        return self.text
+
+    def rest(self, timeout: float) -> str:
+        """Everything, up to the end of the stream (the writer has exited)."""
+        deadline = time.monotonic() + timeout
+        while not self.closed and time.monotonic() < deadline:
+            self._read(0.1)
+        return self.text
+
+
+def proc_state(pid: int) -> str | None:
+    """The process's state letter from /proc (R, S, T stopped, Z ended, ...), or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+
+
+def freeze(pid: int, timeout: float = 60) -> bool:
+    """SIGSTOP `pid` and wait until it is stopped: True, or False if it had ended (it can no longer be caught)."""
+    try:
+        os.kill(pid, signal.SIGSTOP)
+    except ProcessLookupError:
+        return False
+    def stopped_or_ended() -> str | None:
+        state = proc_state(pid)
+        return "ended" if state in ("Z", None) else state if state in ("T", "t") else None
+
+    return wait_until(f"process {pid} stopped", stopped_or_ended, timeout) != "ended"
+
+
+def children(pid: int) -> list[int]:
+    """Child processes started by `pid`'s main thread (Linux /proc)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def group(pgid: int) -> list[int]:
+    """The processes of process group `pgid` (a command started with `start_new_session=True`: its pid)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[2]) == pgid:
+                    out.append(int(d.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return out
+
+
+def freeze_at(what: str, reached: Callable[[], object], pids: Callable[[], list[int]], proc: subprocess.Popen,
+              holds: Callable[[], T | None], timeout: float = 300) -> T | None:
+    """Freeze a command at a point it shows itself (a file it writes, a line it logs), known for sure.
+
+    Waits for `reached()` (AssertionError "precondition not reached: WHAT" after `timeout` s or once `proc` has
+    ended), freezes `pids()` (SIGSTOP, waited for), then asks `holds()` while nothing can move: its value when
+    the point still holds (truthy: the processes stay frozen, for the test to signal or kill), else None once they are
+    thawed (the command went past the point before the freeze took hold: the caller starts it again)."""
+    wait_until(what, reached, timeout, alive=proc, every=0.002)
+    frozen = [pid for pid in pids() if freeze(pid)]
+    got = holds()
+    if not got:
+        for pid in frozen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        return None
+    return got

@@ -2,13 +2,16 @@
 
 Every node gets its own --temp-dir and its own free ports, and the cluster its own auth token (RAY_AUTH_MODE=
 token, RAY_AUTH_TOKEN), so it shares nothing with other Ray instances on the machine (~/.ray/auth_token is
-neither read nor written). Processes are stopped by pid only: each `ray start --block` process (SIGTERM makes
+neither read nor written). The ports are picked at random below the kernel's ephemeral range (free when
+picked): there no outgoing connection or bind(0) of another process can take one before the node binds it,
+only another suite's cluster picking the same port at the same moment. Processes are stopped by pid only: each `ray start --block` process (SIGTERM makes
 it stop the node's processes), then any process still holding the node's temp dir in its command line.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import secrets
 import signal
 import socket
@@ -23,6 +26,7 @@ OBJECT_STORE_BYTES = 80 * 2**20  # Ray's minimum is 75 MiB
 
 
 def free_ports(n: int) -> list[int]:
+    """n ports free now, from the kernel's ephemeral range (for an address nothing listens at)."""
     socks = [socket.socket() for _ in range(n)]
     try:
         for s in socks:
@@ -31,6 +35,39 @@ def free_ports(n: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("", port))
+        except OSError:
+            return False
+    return True
+
+
+_TAKEN: set[int] = set()  # ports this suite has handed out already (its nodes may not have bound them yet)
+
+
+def node_ports(*spans: int) -> list[int]:
+    """A port for a node to listen on per span, each the first of `span` free consecutive ports, picked at
+    random in [20000, start of the ephemeral range) (Ray's default worker ports, 10002-19999, are below)."""
+    top, out = _ephemeral_start(), []
+    for span in spans:
+        while True:
+            block = range(first := random.randrange(20000, top - span), first + span)
+            if not _TAKEN & set(block) and all(map(_is_free, block)):
+                _TAKEN.update(block)
+                out.append(first)
+                break
+    return out
 
 
 def _pids_with(marker: str) -> list[int]:
@@ -85,7 +122,7 @@ class LocalCluster:
 
     def __init__(self, root: Path):
         self.root = root
-        self.port = free_ports(1)[0]
+        self.port = node_ports(1)[0]
         self.address = f"127.0.0.1:{self.port}"
         self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token",
                     "RAY_AUTH_TOKEN": secrets.token_hex(16)}
@@ -95,16 +132,16 @@ class LocalCluster:
                    num_gpus: int = 0, wait: bool = True) -> Node:
         """Start one node; with wait=False return at once (`wait_started` later): a worker started beside its
         head joins when the head's GCS answers, so the two start-ups overlap."""
-        p = free_ports(8)
+        p = node_ports(*[1] * 8, 31)  # the last: the first of the node's 31 worker ports
         args = [*RAY_START, "--num-cpus", str(num_cpus), "--num-gpus", str(num_gpus),
                 "--object-store-memory", str(OBJECT_STORE_BYTES),
                 "--temp-dir", str(self.root / name), "--node-manager-port", str(p[0]),
                 "--object-manager-port", str(p[1]), "--dashboard-agent-listen-port", str(p[2]),
                 "--dashboard-agent-grpc-port", str(p[3]), "--runtime-env-agent-port", str(p[4]),
-                "--metrics-export-port", str(p[5]), "--min-worker-port", str(p[6]), "--max-worker-port", str(p[6] + 30)]
+                "--metrics-export-port", str(p[5]), "--min-worker-port", str(p[8]), "--max-worker-port", str(p[8] + 30)]
         if head:
             args += ["--head", "--port", str(self.port), "--include-dashboard", "false", "--dashboard-port", str(p[7]),
-                     "--ray-client-server-port", str(free_ports(1)[0])]
+                     "--ray-client-server-port", str(p[6])]
         else:
             args += ["--address", self.address]
         log = open(self.root / f"{name}.log", "w")  # noqa: SIM115 - the node writes it while it runs

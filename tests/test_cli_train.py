@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.helpers import MainResult, assert_clean_error, markov_tokens, run_main
+from tests.helpers import MainResult, assert_clean_error, freeze_at, markov_tokens, run_main
 
 VOCAB = 256
 SHAPE = ["--n-layer", "2", "--d-model", "32", "--n-ctx", "32", "--batch-size", "8", "--threads", "1",
@@ -81,12 +81,35 @@ def test_train_learns_and_accounts_exactly(learnable_corpus, tmp_path):
     assert ck["run"]["step"] == steps and set(ck["rng"]) >= {"torch", "numpy", "python"}
 
 
-def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
-    t0 = time.monotonic()
-    while not path.exists():
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else "process ended"
-        assert time.monotonic() - t0 < timeout, "no checkpoint appeared"
-        time.sleep(0.002)
+def _mid_run_step(out: Path, steps: int) -> int | None:
+    """The step of the run's checkpoint while the run is not finished (no result.json), else None."""
+    try:
+        at = torch.load(out / "checkpoint.pt", weights_only=True)["run"]["step"]
+    except FileNotFoundError:
+        return None
+    return at if 0 < at < steps and not (out / "result.json").exists() else None
+
+
+def kill_mid_run(cmd: list[str], out: Path, steps: int) -> int:
+    """SIGKILL a `train` at a checkpoint before its last step, known for sure: frozen once the checkpoint
+    appears, killed only if the run has not finished by then (else started again, 3 times at most)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    for _attempt in range(3):
+        shutil.rmtree(out, ignore_errors=True)
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+        at = None
+        try:
+            at = freeze_at("a first checkpoint", (out / "checkpoint.pt").exists, lambda p=proc: [p.pid], proc,
+                           lambda: _mid_run_step(out, steps))
+        finally:
+            if at is not None or proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+            _, err = proc.communicate()
+        if at is not None:
+            assert proc.returncode == -signal.SIGKILL, err
+            return at
+        assert proc.returncode == 0, err
+    raise AssertionError("precondition not reached: the run finished before it could be frozen mid-run, 3 times")
 
 
 @pytest.mark.slow
@@ -98,18 +121,9 @@ def test_resume_after_sigkill_is_bit_exact(learnable_corpus, tmp_path):
     whole = _json_line(run_main(*args, "--out", tmp_path / "whole", check=True))
 
     out = tmp_path / "killed"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "scalinglab", *args, "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        _wait_for(out / "checkpoint.pt", proc)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate()
-    assert proc.returncode == -signal.SIGKILL
-    assert not (out / "result.json").exists(), "the run finished before it could be killed"
-    at = torch.load(out / "checkpoint.pt", weights_only=True)["run"]["step"]
-    assert 0 < at < 120
+    at = kill_mid_run([sys.executable, "-m", "scalinglab", *args, "--out", str(out)], out, 120)
+    assert not (out / "result.json").exists()
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["run"]["step"] == at
 
     resumed = _json_line(run_main(*args, "--out", out, check=True))
     assert resumed["resumed_from"] == [at]

@@ -6,13 +6,29 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
+import subprocess
+import sys
 import sysconfig
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.helpers import assert_clean_error, run_cli, run_main
+from tests.helpers import (
+    Output,
+    assert_clean_error,
+    children,
+    cmdline,
+    freeze,
+    ignores_sigint,
+    proc_state,
+    run_cli,
+    run_main,
+    start,
+    wait_until,
+)
 
 
 def make_texts(n: int, seed: int, words_per_doc: tuple[int, int] = (40, 400)) -> list[str]:
@@ -366,36 +382,94 @@ def test_hf_source_uses_the_local_cache_only(tmp_path, text_folder):
     assert_same_tokens(out, seqs)
 
 
-@pytest.mark.slow
-def test_interrupted_prepare_leaves_the_old_corpus_and_no_temp_folder(tmp_path, text_folder):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
+def test_the_trainer_process_gives_the_tokenizer_training_here_gives(tmp_path):
+    """The BPE is trained in a child process (so Ctrl-C can stop it): the same tokenizer, and its files removed."""
+    from scalinglab.data.tokenizer import train_bpe, train_bpe_in_child
 
+    texts = make_texts(30, seed=4) + ["caf\u00e9 \u2603 \U0001f600\n", "x" * 5000]
+    child = train_bpe_in_child(texts, 320, tmp_path)
+    assert child.to_str() == train_bpe(texts, 320).to_str()
+    assert child.encode_special_tokens and list(tmp_path.iterdir()) == []
+
+
+# stage: (the line `corpus prepare` logs as it enters the stage, the line it logs when the stage is done, the
+# next stage's line). A SIGINT taken in the stage may still let its last line out (Python raises the
+# KeyboardInterrupt after the call it is in: that print), never the next stage's.
+STAGES = {
+    "reading": ("corpus: reading stdlib ...", "corpus: read ", "corpus: encoding ..."),  # a tokenizer is given
+    "training the tokenizer": ("corpus: training BPE tokenizer", "corpus: trained BPE tokenizer", "corpus: encoding ..."),
+    "encoding": ("corpus: encoding ...", "corpus: encoded ", "corpus: eval set "),
+}
+TRAINER = "scalinglab.data.tokenizer"  # the command line of the tokenizer trainer's child process
+
+
+def _frozen_in(stage: str, proc: subprocess.Popen, err: Output) -> int | None:
+    """Freeze the prepare inside `stage`, known for sure: the pid frozen, or None if the stage ended first.
+
+    Training: the trainer process is frozen, so the prepare cannot leave the stage. Other stages: the prepare
+    itself, and its log (complete once it is stopped) must not have the stage's end line."""
+    enter, done, _ = STAGES[stage]
+    err.wait_for(enter, 300, proc)
+    assert not ignores_sigint(proc.pid), "precondition not reached: the prepare ignores SIGINT"
+    if stage == "training the tokenizer":
+        trainer = wait_until("the trainer process started", lambda: next(
+            (c for c in children(proc.pid) if TRAINER in cmdline(c)), None), 120, alive=proc, every=0.002)
+        return trainer if freeze(trainer) else None
+    if freeze(proc.pid) and done not in err.drain():
+        return proc.pid
+    os.kill(proc.pid, signal.SIGCONT)
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", STAGES)
+def test_ctrl_c_in_each_stage_stops_the_prepare_and_leaves_the_old_corpus(tmp_path, text_folder, stage):
+    """A SIGINT landing in each stage exits 130 before the next stage; DIR keeps the old corpus and no
+    temp folder is left. The signal lands at a known point: the command is frozen inside the stage while
+    the test checks so (a stage it leaves before being frozen is tried again, up to 3 times, then the test
+    fails). During training the trainer stays frozen: the prepare must end by killing it, not wait for it
+    (a SIGINT in the Rust trainer used to be held until the training was done)."""
     out = tmp_path / "c"
     prepare("--source", text_folder[0], "--out", out, "--vocab-size", 300)
     before = snapshot(out)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "scalinglab", "corpus", "prepare", "--source", "stdlib", "--out", str(out),
-         "--overwrite", "--vocab-size", "4096"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    deadline = time.monotonic() + 120  # wait for the temp folder to exist, then interrupt
-    while not any(p.name.startswith(".c.tmp-") for p in tmp_path.iterdir()) and time.monotonic() < deadline:
-        if proc.poll() is not None:
+    tok = [] if stage == "training the tokenizer" else ["--tokenizer", str(text_folder[0].parent / "tok300.json")]
+    if tok:  # skip the training (and keep the run short): load a tokenizer
+        shutil.copyfile(out / "tokenizer.json", tok[1])
+    cmd = [sys.executable, "-m", "scalinglab", "corpus", "prepare", "--source", "stdlib", "--out", str(out),
+           "--overwrite", "--vocab-size", "4096", *tok]
+    for _attempt in range(3):
+        proc = start(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        err, frozen = Output(proc.stderr), None
+        try:
+            frozen = _frozen_in(stage, proc, err)
+            if frozen is not None:
+                proc.send_signal(signal.SIGINT)
+                if frozen == proc.pid:
+                    os.kill(proc.pid, signal.SIGCONT)
+            rc = proc.wait(timeout=300)
+        finally:
+            for pid in {proc.pid, frozen} - {None}:
+                if proc_state(pid) not in (None, "Z"):  # a failed check: end what this test started
+                    os.kill(pid, signal.SIGKILL)
+                    os.kill(pid, signal.SIGCONT)
+            proc.wait()
+        if frozen is not None:
             break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 130, err
+        assert rc == 0, err.rest(30)
+    else:
+        pytest.fail(f"precondition not reached: the prepare left the {stage} stage before it could be frozen, "
+                    f"3 times")
+    text = err.rest(30)
+    assert rc == 130, text
+    assert STAGES[stage][2] not in text and text.rstrip().endswith("interrupted"), text
+    if frozen != proc.pid:  # the trainer is still frozen: the prepare ended without waiting for it, and killed it
+        assert STAGES[stage][1] not in text and proc_state(frozen) is None, text
     assert snapshot(out) == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]
+    assert [p.name for p in tmp_path.iterdir()] == ["c"]
 
 
 def _interrupt_after(monkeypatch, out: Path, where: str) -> None:
-    """Raise KeyboardInterrupt just after one step of the install, as a SIGINT landing there would."""
+    """Raise KeyboardInterrupt just after one step of writing or installing, as a SIGINT landing there would."""
     real_mkdir, real_rename = Path.mkdir, os.rename
 
     def mkdir(self, *args, **kwargs):
@@ -409,11 +483,22 @@ def _interrupt_after(monkeypatch, out: Path, where: str) -> None:
                 where == "new corpus moved in" and Path(dst) == out):
             raise KeyboardInterrupt
 
+    def write_tokens(path, *args, **kwargs):
+        written = real_write_tokens(path, *args, **kwargs)
+        if where == "token files half written" and path.name == "train.bin":
+            raise KeyboardInterrupt
+        return written
+
+    from scalinglab.data import corpus
+
+    real_write_tokens = corpus.write_tokens
     monkeypatch.setattr(Path, "mkdir", mkdir)
     monkeypatch.setattr(os, "rename", rename)
+    monkeypatch.setattr(corpus, "write_tokens", write_tokens)
 
 
-@pytest.mark.parametrize("where", ["temp folder made", "old corpus moved aside", "new corpus moved in"])
+@pytest.mark.parametrize("where", ["temp folder made", "token files half written", "old corpus moved aside",
+                                   "new corpus moved in"])
 def test_an_interrupt_at_any_step_of_the_install_leaves_one_whole_corpus(tmp_path, text_folder, monkeypatch, where):
     """The windows a SIGINT can hit (a loaded machine deschedules the process right after a syscall): DIR is the
     old corpus or, once the new one is in place, the new one; never missing, and no temp or old folder beside it."""

@@ -22,7 +22,7 @@ import torch
 from scalinglab.sweep.cluster import ATTEMPTS_FILE, parse_memory, task_options
 from scalinglab.sweep.plan import load_plan
 from scalinglab.train.rundir import CHECKPOINT
-from tests.helpers import assert_clean_error, run_cli, run_main
+from tests.helpers import assert_clean_error, freeze, run_cli, run_main
 from tests.ray_nodes import LocalCluster, free_ports
 
 # 4 tiny runs of STEPS steps with a checkpoint every 10: the node-loss test catches a run after its first
@@ -86,7 +86,9 @@ def _lose_node_mid_run(node, runs: Path, sweep: subprocess.Popen, timeout: float
             if d.name in passed or not att or att[-1]["node_id"] != node.node_id or not (d / CHECKPOINT).exists():
                 continue
             worker = att[-1]["pid"]
-            os.kill(worker, signal.SIGSTOP)
+            if not freeze(worker):  # SIGSTOP, and wait until it has taken hold (the worker may have ended)
+                passed.add(d.name)
+                continue
             step = _checkpoint_step(d)
             if (d / "result.json").exists() or step >= STEPS:
                 os.kill(worker, signal.SIGCONT)

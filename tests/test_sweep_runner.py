@@ -5,11 +5,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
-import time
 
 import pandas as pd
 import pytest
@@ -17,7 +17,7 @@ import pytest
 from scalinglab.store import db as store
 from scalinglab.sweep.plan import load_plan
 from scalinglab.sweep.runner import _Lock
-from tests.helpers import assert_clean_error, run_cli, run_main
+from tests.helpers import assert_clean_error, freeze_at, group, run_cli, run_main
 
 TINY = """
 [train]
@@ -181,22 +181,33 @@ def test_sigkill_mid_sweep_then_rerun_completes_each_run_once(synthetic_corpus, 
     db = tmp_path / "out" / "r.db"
     runs_dir = db.parent / "runs"
     cmd = [sys.executable, "-m", "scalinglab", "sweep", str(plan), "--db", str(db), "--workers", "1", *ONE_THREAD]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    killed_mid_run = None
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and proc.poll() is None:
-            done = [r for r, s in (store.run_statuses(db).items() if db.exists() else []) if s == "done"]
-            mid = [p.name for p in runs_dir.glob("*") if (p / "checkpoint.pt").exists()
-                   and not (p / "result.json").exists()] if runs_dir.exists() else []
-            if done and mid:
-                killed_mid_run = mid[0]
-                break
-            time.sleep(0.02)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the driver and its workers, at once
-        proc.wait()
-    assert killed_mid_run is not None, "the sweep finished before it could be killed mid-run"
+
+    def mid_runs() -> list[str]:  # runs with a checkpoint and no result
+        return [p.name for p in runs_dir.glob("*") if (p / "checkpoint.pt").exists()
+                and not (p / "result.json").exists()] if runs_dir.exists() else []
+
+    def mid_run() -> str | None:  # ... once another run is done
+        done = [r for r, s in (store.run_statuses(db).items() if db.exists() else []) if s == "done"]
+        return next(iter(mid_runs()), None) if done else None
+
+    # the kill lands mid-run for sure: the sweep (driver and workers: one process group) is frozen at that
+    # point, and killed only if a run is still mid-way then; else the sweep is started again
+    for _attempt in range(3):
+        shutil.rmtree(db.parent, ignore_errors=True)
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        killed_mid_run = None
+        try:
+            killed_mid_run = freeze_at("a run mid-way after another is done", mid_run, lambda q=proc: group(q.pid),
+                                       proc, lambda: next(iter(mid_runs()), None))  # files only: the store may be locked
+        finally:
+            if killed_mid_run is not None or proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)  # the driver and its workers, at once
+            proc.wait()
+        if killed_mid_run is not None:
+            break
+    else:
+        raise AssertionError("precondition not reached: the sweep finished its runs before it could be frozen "
+                             "mid-run, 3 times")
     assert store.run_statuses(db)[killed_mid_run] == "running"
     before = _snapshot(db)
 

@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -22,7 +21,7 @@ from scalinglab.sweep.plan import load_plan
 from scalinglab.train import run_training
 from scalinglab.train.branches import fork_path
 from scalinglab.train.schedule import decay_steps, lr_at, warmup_steps
-from tests.helpers import assert_clean_error, run_main
+from tests.helpers import assert_clean_error, freeze_at, group, run_main
 
 BASE = """
 [train]
@@ -191,21 +190,27 @@ def test_branch_resumes_bit_exactly_after_sigkill(synthetic_corpus, tmp_path):
     # the killed sweep finds the trunk finished in its run folder (collected, not trained again) and goes
     # straight to the branch, which starts from the trunk's fork checkpoint
     shutil.copytree(whole_db.parent / "runs" / trunk.run_id, db.parent / "runs" / trunk.run_id)
-    proc = subprocess.Popen([sys.executable, "-m", "scalinglab", "sweep", str(p), "--db", str(db), "--threads", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    at = None
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and proc.poll() is None:
-            step = _checkpoint_step(ck) if ck.exists() else None
-            if step is not None and step > branch.fork_step:
-                at = step
-                break
-            time.sleep(0.005)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    assert at is not None, "the branch finished before it could be killed"
+    # the kill lands mid-branch for sure: the sweep (its whole process group) is frozen once the branch has a
+    # checkpoint past the fork, and killed only if the branch is still unfinished then; else it is run again
+    cmd = [sys.executable, "-m", "scalinglab", "sweep", str(p), "--db", str(db), "--threads", "1"]
+    for _attempt in range(3):
+        shutil.rmtree(ck.parent, ignore_errors=True)
+        for f in db.parent.glob(db.name + "*"):
+            f.unlink()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        at = None
+        try:
+            at = freeze_at("a branch checkpoint past the fork", lambda: (_checkpoint_step(ck) or 0) > branch.fork_step,
+                           lambda q=proc: group(q.pid), proc,
+                           lambda: None if (ck.parent / "result.json").exists() else _checkpoint_step(ck))
+        finally:
+            if at is not None or proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if at is not None:
+            break
+    else:
+        raise AssertionError("precondition not reached: the branch finished before it could be frozen, 3 times")
     assert not (ck.parent / "result.json").exists()
     again = json.loads(run_main("sweep", p, "--db", db, "--threads", "1", "--json", check=True).stdout)
     assert again["already_done"] == 1 and again["done"] == 1

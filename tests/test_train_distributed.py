@@ -12,17 +12,17 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.helpers import assert_clean_error, markov_tokens, run_cli, run_main
+from tests.helpers import assert_clean_error, children, freeze_at, markov_tokens, run_cli, run_main
 
 TOL = 1e-5
 SHAPE = ["--n-layer", "2", "--d-model", "32", "--n-ctx", "16", "--batch-size", "8", "--threads", "1",
@@ -85,9 +85,13 @@ def test_two_ranks_equal_one_process(corpus, tmp_path, two_ranks):
     assert 0.5 <= two["noise_scale"] / one["noise_scale"] <= 2.0
 
 
-def _children(pid: int) -> list[int]:
-    with open(f"/proc/{pid}/task/{pid}/children") as f:
-        return [int(x) for x in f.read().split()]
+def _mid_run(out: Path) -> bool:
+    """A checkpoint before the last step, and no result yet."""
+    try:
+        step = torch.load(out / "checkpoint.pt", weights_only=True)["run"]["step"]
+    except FileNotFoundError:
+        return False
+    return 0 < step < 60 and not (out / "result.json").exists()
 
 
 @pytest.mark.slow
@@ -97,20 +101,31 @@ def test_kill_one_rank_then_rerun_resumes_exactly(corpus, tmp_path):
     assert rc == 0, stderr
     whole = _result(stdout)
 
+    # the kill lands mid-run for sure: both ranks are frozen once a checkpoint appears, and one is killed only
+    # if the run is still unfinished then (else it is run again); the other is let go, and torchrun stops it
     out = tmp_path / "killed"
-    proc = _torchrun(*args, "--out", out)
-    try:
-        t0 = time.monotonic()
-        while not (out / "checkpoint.pt").exists():
-            assert proc.poll() is None, proc.stderr.read()
-            assert time.monotonic() - t0 < 300, "no checkpoint appeared"
-            time.sleep(0.002)
-        ranks = _children(proc.pid)
-        assert len(ranks) == 2
-        os.kill(ranks[-1], signal.SIGKILL)  # one rank dies; torchrun stops the other
-    finally:
-        rc, _, _ = _finish(proc)
-    assert rc != 0 and not (out / "result.json").exists()
+    for _attempt in range(3):
+        shutil.rmtree(out, ignore_errors=True)
+        proc = _torchrun(*args, "--out", out)
+        try:
+            ranks = freeze_at("a first checkpoint", (out / "checkpoint.pt").exists, lambda q=proc: children(q.pid),
+                              proc, lambda q=proc: _mid_run(out) and children(q.pid))
+        except BaseException:
+            for pid in children(proc.pid):
+                os.kill(pid, signal.SIGKILL)
+            proc.kill()
+            _finish(proc)
+            raise
+        if ranks:
+            os.kill(ranks[-1], signal.SIGKILL)  # one rank dies; torchrun stops the other
+            os.kill(ranks[0], signal.SIGCONT)
+        rc, _, stderr = _finish(proc)
+        if ranks:
+            break
+        assert rc == 0, stderr
+    else:
+        raise AssertionError("precondition not reached: the run finished before it could be frozen mid-run, 3 times")
+    assert len(ranks) == 2 and rc != 0 and not (out / "result.json").exists()
     ck = torch.load(out / "checkpoint.pt", weights_only=True)
     at = ck["run"]["step"]
     assert 0 < at < 60 and ck["world_size"] == 2 and len(ck["rng_ranks"]) == 2

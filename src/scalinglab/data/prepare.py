@@ -21,7 +21,9 @@ Steps, each deterministic given the same inputs and options:
    `eval_max_tokens` (default max(val tokens, 50,000)).
 7. Everything is written into a hidden temporary folder beside DIR (`.DIR.tmp-PID-*`), which is renamed
    into place at the end; a prepare that was killed leaves only that folder, which the next prepare of DIR
-   deletes once its PID is gone.
+   deletes once its PID is gone. Ctrl-C at any stage stops it at once (the BPE trainer, which would hold off
+   a SIGINT until it finishes, runs in a child process that is killed), leaves DIR as it was and removes the
+   temp folder. Without a progress bar, each stage logs a line as it starts.
 """
 
 from __future__ import annotations
@@ -81,7 +83,8 @@ class Reporter:
 
     @contextmanager
     def stage(self, description: str, total: float | None = None) -> Iterator[Callable[[float], None]]:
-        if not self.bar:
+        if not self.bar:  # a line when the stage starts: a log shows where a long prepare is
+            self.log(f"{description} ...")
             yield lambda n: None
             return
         from scalinglab.progress import Progress
@@ -303,7 +306,7 @@ def _build(src: Source, eval_srcs: dict[str, Source], tmp: Path, rep: Reporter, 
     if loaded_tok is not None:
         tok, tok_info = loaded_tok, {"trained": False, "loaded_from": str(tokenizer_arg)}
     else:
-        tok, tok_info = _train_tokenizer(docs, units, band, vocab_size, rep)
+        tok, tok_info = _train_tokenizer(docs, units, band, vocab_size, rep, tmp)
     eot = eot_id(tok)
     vocab = tok_vocab_size(tok)
     dtype = token_dtype(vocab)
@@ -371,9 +374,11 @@ def _read_sources(src: Source, eval_srcs: dict[str, Source], rep: Reporter, *, m
 
 
 def _train_tokenizer(docs: list[Document], units: list[float], band: float, vocab_size: int,
-                     rep: Reporter) -> tuple[object, dict]:
-    """Steps 2-3: train the BPE only on documents whose split key (>= `band`) keeps them out of val."""
-    from scalinglab.data.tokenizer import train_bpe
+                     rep: Reporter, workdir: Path) -> tuple[object, dict]:
+    """Steps 2-3: train the BPE only on documents whose split key (>= `band`) keeps them out of val.
+
+    The trainer runs in a child process that Ctrl-C kills at once (see `train_bpe_in_child`)."""
+    from scalinglab.data.tokenizer import train_bpe_in_child
 
     t1 = time.perf_counter()
     idx = [i for i, u in enumerate(units) if u >= band] or [max(range(len(docs)), key=units.__getitem__)]
@@ -384,7 +389,7 @@ def _train_tokenizer(docs: list[Document], units: list[float], band: float, voca
         texts.append(docs[i].text)
         chars += len(docs[i].text)
     with rep.stage(f"training BPE tokenizer (vocab {vocab_size:,}) on {chars / 1e6:.1f} M characters"):
-        tok = train_bpe(texts, vocab_size, length=len(texts))
+        tok = train_bpe_in_child(texts, vocab_size, workdir)
     tok_info = {"trained": True, "requested_vocab_size": vocab_size, "train_documents": len(texts),
                 "train_chars": chars}
     rep.log(f"trained BPE tokenizer ({tok.get_vocab_size():,} tokens) on {len(texts):,} documents "

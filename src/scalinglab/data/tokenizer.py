@@ -8,7 +8,14 @@ literal spelling, so the token stream's document boundaries are exactly the ones
 from __future__ import annotations
 
 import hashlib
+import os
+import struct
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +47,101 @@ def train_bpe(texts: Iterable[str], vocab_size: int, length: int | None = None):
     tok.train_from_iterator(texts, trainer, length=length)
     tok.encode_special_tokens = True
     return tok
+
+
+def train_bpe_in_child(texts: list[str], vocab_size: int, workdir: Path):
+    """`train_bpe` in a child process, so Ctrl-C stops it at once (the child is killed).
+
+    In this process a SIGINT would wait for the Rust trainer to return (Python acts on signals only between its
+    own bytecodes): seconds on the stdlib, minutes on a large corpus. The texts go through a file in `workdir`
+    (deleted afterwards); the child trains with the same library, texts and settings, so the result is the same.
+    """
+    from tokenizers import Tokenizer
+
+    if not sys.executable:  # an embedded interpreter cannot start one: train here, not interruptible
+        return train_bpe(texts, vocab_size, length=len(texts))
+    data, out = workdir / ".bpe-train-texts", workdir / ".bpe-trained.json"
+    part = out.with_name(out.name + ".part")  # the child writes here, then renames
+    with open(data, "wb") as f:
+        for t in texts:
+            b = t.encode("utf-8", "surrogatepass")
+            f.write(struct.pack("<Q", len(b)))
+            f.write(b)
+    cmd = [sys.executable, "-m", "scalinglab.data.tokenizer", str(data), str(vocab_size), str(out), str(os.getpid())]
+    src = str(Path(__file__).resolve().parents[2])  # where this scalinglab is imported from, first on the child's path
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
+    proc = None
+    try:
+        with _sigint_held():  # a Ctrl-C while Popen waits for the exec would leave the child running
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                    env=env)
+        _, err = proc.communicate()  # a SIGINT interrupts this wait at once
+        if proc.returncode != 0:
+            lines = err.decode(errors="replace").strip().splitlines()
+            raise RuntimeError(f"tokenizer training failed (exit {proc.returncode}): {lines[-1] if lines else ''}")
+        tok = Tokenizer.from_file(str(out))
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for f in (data, part, out):
+            f.unlink(missing_ok=True)
+    tok.encode_special_tokens = True
+    return tok
+
+
+@contextmanager
+def _sigint_held() -> Iterator[None]:
+    """Hold a SIGINT that arrives inside the block and pass it to the usual handler when the block ends."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) in (
+            signal.SIG_IGN, None):
+        yield  # handlers run in the main thread only; an ignored SIGINT stays ignored (in the child too)
+        return
+    got: list = []
+    old = signal.signal(signal.SIGINT, lambda *sig: got.append(sig))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+        if got and callable(old):
+            old(*got[0])
+
+
+def _read_texts(path: Path) -> Iterator[str]:
+    with open(path, "rb") as f:
+        while head := f.read(8):
+            yield f.read(struct.unpack("<Q", head)[0]).decode("utf-8", "surrogatepass")
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    """Stop training when the process that wants it is gone (killed with SIGKILL, say): no orphan burns CPU."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _child_main(argv: list[str]) -> None:
+    """`python -m scalinglab.data.tokenizer TEXTS VOCAB OUT PARENT_PID`: the child of `train_bpe_in_child`."""
+    import signal
+
+    data, vocab, out, parent = argv
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not inherited as ignored, as in a
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # background job: a terminal's Ctrl-C ends it quietly
+    _exit_when_orphaned(int(parent))
+    n = 0
+    with open(data, "rb") as f:
+        while head := f.read(8):
+            f.seek(struct.unpack("<Q", head)[0], os.SEEK_CUR)
+            n += 1
+    tok = train_bpe(_read_texts(Path(data)), int(vocab), length=n)
+    part = Path(out).with_name(Path(out).name + ".part")
+    tok.save(str(part))
+    os.replace(part, out)
 
 
 def load_tokenizer(path: str | Path):
@@ -106,3 +208,7 @@ def iter_encoded(tok, texts: list[str], dtype: np.dtype, batch_chars: int = ENCO
 def encode_documents(tok, texts: list[str], dtype: np.dtype) -> list[np.ndarray]:
     """Token ids of every text (no EOT)."""
     return [a for arrays, _ in iter_encoded(tok, texts, dtype) for a in arrays]
+
+
+if __name__ == "__main__":
+    _child_main(sys.argv[1:])
