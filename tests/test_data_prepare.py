@@ -371,7 +371,7 @@ def test_hf_source_uses_the_local_cache_only(tmp_path, text_folder):
         "        raise FileNotFoundError(f\"Couldn't find cache for {name}\")\n"
         "    return Dataset()\n"
     )
-    env = {"PYTHONPATH": str(fake)}
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(fake), os.environ.get("PYTHONPATH")]))}  # + the code tested
     proc = run_cli("corpus", "prepare", "--source", "hf:other/set", "--out", tmp_path / "x", env=env)
     assert_clean_error(proc, "hf:other/set", "local Hugging Face cache")
     out = tmp_path / "c"
@@ -396,7 +396,6 @@ def test_the_trainer_process_gives_the_tokenizer_training_here_gives(tmp_path):
 # next stage's line). A SIGINT taken in the stage may still let its last line out (Python raises the
 # KeyboardInterrupt after the call it is in: that print), never the next stage's.
 STAGES = {
-    "reading": ("corpus: reading stdlib ...", "corpus: read ", "corpus: encoding ..."),  # a tokenizer is given
     "training the tokenizer": ("corpus: training BPE tokenizer", "corpus: trained BPE tokenizer", "corpus: encoding ..."),
     "encoding": ("corpus: encoding ...", "corpus: encoded ", "corpus: eval set "),
 }

@@ -23,7 +23,7 @@ Steps, each deterministic given the same inputs and options:
    into place at the end; a prepare that was killed leaves only that folder, which the next prepare of DIR
    deletes once its PID is gone. Ctrl-C at any stage stops it at once (the BPE trainer, which would hold off
    a SIGINT until it finishes, runs in a child process that is killed), leaves DIR as it was and removes the
-   temp folder. Without a progress bar, each stage logs a line as it starts.
+   temp folder. Without a progress bar, each stage after reading logs a line as it starts.
 """
 
 from __future__ import annotations
@@ -82,9 +82,11 @@ class Reporter:
         self.bar = (not quiet) and (self.stream.isatty() if bar is None else bar)
 
     @contextmanager
-    def stage(self, description: str, total: float | None = None) -> Iterator[Callable[[float], None]]:
-        if not self.bar:  # a line when the stage starts: a log shows where a long prepare is
-            self.log(f"{description} ...")
+    def stage(self, description: str, total: float | None = None, announce: bool = True
+              ) -> Iterator[Callable[[float], None]]:
+        if not self.bar:  # a line when the stage starts (a log shows where a long prepare is), unless bad input
+            if announce:  # may still end it: its error is then the only line
+                self.log(f"{description} ...")
             yield lambda n: None
             return
         from scalinglab.progress import Progress
@@ -355,7 +357,7 @@ def _read_sources(src: Source, eval_srcs: dict[str, Source], rep: Reporter, *, m
     t0 = time.perf_counter()
     reader = _Reader(src)
     first = max_tokens * CHARS_PER_TOKEN_GUESS if max_tokens else None
-    with rep.stage(f"reading {src.spec}", first) as adv:
+    with rep.stage(f"reading {src.spec}", first, announce=False) as adv:
         docs = reader.take(first, adv)
     if not docs:
         extra = f"; {src.skipped} binary or non-UTF-8 files skipped" if src.skipped else ""
@@ -365,7 +367,7 @@ def _read_sources(src: Source, eval_srcs: dict[str, Source], rep: Reporter, *, m
     eval_docs: dict[str, list[Document]] = {}
     for name, r in eval_readers.items():
         cap_guess = eval_max_tokens or max(val_target(int(est_total), val_fraction), EVAL_MIN_TOKENS)
-        with rep.stage(f"reading eval set {name}") as adv:
+        with rep.stage(f"reading eval set {name}", announce=False) as adv:
             eval_docs[name] = r.take(cap_guess * CHARS_PER_TOKEN_GUESS, adv)
     rep.log(f"read {len(docs):,} documents ({reader.chars / 1e6:.1f} M characters) from {src.spec}"
             + (f", skipped {src.skipped} binary/non-UTF-8 files" if src.skipped else "")
