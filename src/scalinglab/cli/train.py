@@ -152,7 +152,7 @@ def train(**options: Any) -> None:
     check_tracker(own["tracker"])
     out = own["out"]
     result = train_tracked(cfg, out, own["tracker"], overwrite=own["overwrite"])
-    from scalinglab.train.distributed import Ranks
+    from scalinglab.train.distributed import Ranks, end_rank
 
     if Ranks.from_env().is_main:  # under torchrun, rank 0 records and reports the run
         _record_and_report(result, out, own["db"], own["json_"])
@@ -160,6 +160,7 @@ def train(**options: Any) -> None:
         from scalinglab.errors import RunDiverged
 
         raise RunDiverged(result.get("reason") or "loss diverged")
+    end_rank(0)  # a finished torchrun rank leaves without interpreter finalization (train/distributed.py)
 
 
 def _record_and_report(result: dict, out: str, db: str | None, json_: bool) -> None:

@@ -122,6 +122,19 @@ def process_group(ranks: Ranks, device: torch.device):
         dist.destroy_process_group()
 
 
+def end_rank(code: int) -> None:
+    """End a torchrun rank whose work is written and whose process group is gone: flush and leave with os._exit.
+
+    Interpreter finalization can still meet a gloo worker thread and abort the rank ("terminate called without
+    an active exception", SIGABRT) after a run that finished; nothing is left to finalize, so it is skipped. Outside
+    torchrun this returns and the caller exits as usual."""
+    if not Ranks.from_env().distributed:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def backend(ranks: Ranks, device: torch.device) -> str:
     """nccl when every rank on this node has a GPU of its own, else gloo (CPU runs; several ranks on one GPU, which
     nccl refuses): the only thing that differs between the CPU and the GPU set-up."""

@@ -24,4 +24,8 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    from scalinglab.train.distributed import end_rank
+
+    code = main(sys.argv[1:])
+    end_rank(code)
+    sys.exit(code)
