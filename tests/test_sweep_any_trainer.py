@@ -341,8 +341,14 @@ def test_a_killed_sweep_of_a_nanogpt_style_trainer_resumes_without_duplicate_poi
         proc.wait()
     (run_dir,) = (db.parent / "runs").iterdir()
     assert not (run_dir / "finished.json").exists()
+    # the trainer may have saved a later checkpoint between the check and the kill: after the kill nothing moves, so
+    # the checkpoint on disk is the one the rerun must resume from
+    import torch
+
+    killed_at = int(torch.load(run_dir / "ckpt.pt", weights_only=True)["iter_num"])
+    assert 20 <= killed_at < 300, f"precondition not reached: killed at iteration {killed_at}"
     run_main("sweep", plan, "--db", db, check=True)
     assert _evals(db) == list(range(0, 301, 20))  # each once, none lost
-    assert "resuming from iteration 20" in (run_dir / "stdout.log").read_text()
+    assert f"resuming from iteration {killed_at}" in (run_dir / "stdout.log").read_text()
     (run,) = json.loads(run_main("runs", "--db", db, "--json", check=True).stdout)
     assert run["status"] == "done" and run["attempts"] == 2
