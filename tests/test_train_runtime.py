@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers import assert_clean_error, markov_tokens, run_main
+from tests.helpers import assert_clean_error, markov_tokens, run_main, small_corpus
 
 SHAPE = ["--n-layer", "1", "--d-model", "32", "--n-ctx", "16", "--batch-size", "8", "--threads", "1",
          "--eval-tokens", "512", "--eval-every", "10", "--steps", "20", "--json"]
@@ -22,13 +22,7 @@ SHAPE = ["--n-layer", "1", "--d-model", "32", "--n-ctx", "16", "--batch-size", "
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    from scalinglab.data.corpus import write_corpus
-
-    out = tmp_path_factory.mktemp("runtime_corpus")
-    stream = markov_tokens(30_000, 128, 7)
-    write_corpus(out, stream[:25_000], stream[25_000:], vocab_size=128, eot_token=127, source="synthetic:markov",
-                 documents={"train": 1, "val": 1})
-    return out
+    return small_corpus(tmp_path_factory.mktemp("runtime_corpus"), 30_000)
 
 
 # --- resolution ------------------------------------------------------------------------------------------------
@@ -73,13 +67,15 @@ def test_cuda_branches_fed_a_cuda_device(monkeypatch):
 
 
 @pytest.mark.slow  # imports torch's inductor (seconds)
-def test_compile_true_without_a_cxx_compiler_exits_2_before_the_run_folder(corpus, tmp_path, monkeypatch):
+def test_compile_true_without_a_cxx_compiler_exits_2_before_the_run_folder(corpus, tmp_path):
     from torch._inductor import config as inductor_config
 
-    monkeypatch.setattr(inductor_config.cpp, "cxx", (None, "/nonexistent/g++"))
     out = tmp_path / "run"
-    assert_clean_error(run_main("train", "--corpus", corpus, "--out", out, *SHAPE, "--compile", "true"),
-                       "compile = true", "C++ compiler")
+    # torch's own config patch: monkeypatch's undo deleted cpp.cxx from the config, so every later compile in the
+    # worker process failed "no working C++ compiler"
+    with inductor_config.patch({"cpp.cxx": (None, "/nonexistent/g++")}):
+        assert_clean_error(run_main("train", "--corpus", corpus, "--out", out, *SHAPE, "--compile", "true"),
+                           "compile = true", "C++ compiler")
     assert not out.exists()
     for flag, value in (("--compile", "sometimes"), ("--precision", "fp8")):
         assert_clean_error(run_main("train", "--corpus", corpus, "--out", out, *SHAPE, flag, value), flag)
