@@ -20,6 +20,7 @@ import contextlib
 import io
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -100,6 +101,17 @@ def markov_tokens(n: int, vocab: int, seed: int, chain: int = 0) -> np.ndarray:
     for i in range(n):
         out[i] = t
         t = succ[t, choices[i]]
+    return out
+
+
+def small_corpus(out: Path, n_tokens: int, vocab: int = 128) -> Path:
+    """A prepared corpus in `out` of one Markov walk: the first 5/6 train, the rest val (tests that train tiny runs)."""
+    from scalinglab.data.corpus import write_corpus
+
+    stream = markov_tokens(n_tokens, vocab, 7)
+    cut = n_tokens * 5 // 6
+    write_corpus(out, stream[:cut], stream[cut:], vocab_size=vocab, eot_token=vocab - 1, source="synthetic:markov",
+                 documents={"train": 1, "val": 1})
     return out
 
 
@@ -327,3 +339,15 @@ def freeze_at(what: str, reached: Callable[[], object], pids: Callable[[], list[
                 os.kill(pid, signal.SIGCONT)
         return None
     return got
+
+
+# ----------------------------------------------------------------------------------------------------
+# Headless Chromium (the report's and the docs site's browser tests)
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def launch_chromium(playwright):
+    """Debian's headless Chromium through playwright, with nothing that reaches the network on its own."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"])

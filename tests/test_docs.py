@@ -12,7 +12,6 @@ import functools
 import http.server
 import importlib.util
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -20,12 +19,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import CHROMIUM, launch_chromium
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 sys.path.insert(0, str(ROOT / "scripts"))
 import docs_blocks  # noqa: E402
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 HAS_MKDOCS = importlib.util.find_spec("mkdocs") is not None and importlib.util.find_spec("mkdocs_click") is not None
 
 
@@ -182,8 +182,7 @@ def test_site_renders_in_chromium_and_search_finds_a_command(served, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")
     pages = {"home": "/", "tutorial": "/tutorials/laptop/", "cli": "/reference/cli/"}
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"])
+        browser = launch_chromium(p)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             outside: list[str] = []

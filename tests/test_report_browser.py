@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
 
-from tests.helpers import make_store
+from tests.helpers import CHROMIUM, launch_chromium, make_store
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
@@ -28,8 +26,7 @@ def test_report_loads_in_chromium(tmp_path):
     rep = build_report(Study.from_db(db), out, only=["1", "20", "23", "5"])
     assert len(rep.drawn) == 3
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"])
+        browser = launch_chromium(p)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             requests: list[str] = []
@@ -71,7 +68,7 @@ def test_report_tables_fit_a_1400_pixel_window_and_nothing_is_cut(tmp_path):
     rep = build_report(study, out, only=not_measured)
     assert len(rep.figures) == len(not_measured) and not rep.drawn
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        browser = launch_chromium(p)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto((out / "index.html").as_uri())

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import markov_tokens, run_cli, run_main
+from tests.helpers import run_cli, run_main, small_corpus
 
 pytestmark = pytest.mark.slow
 
@@ -35,13 +35,7 @@ TOL = 1e-4
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    from scalinglab.data.corpus import write_corpus
-
-    out = tmp_path_factory.mktemp("compile_corpus")
-    stream = markov_tokens(60_000, 128, 7)
-    write_corpus(out, stream[:50_000], stream[50_000:], vocab_size=128, eot_token=127, source="synthetic:markov",
-                 documents={"train": 1, "val": 1})
-    return out
+    return small_corpus(tmp_path_factory.mktemp("compile_corpus"), 60_000)
 
 
 def _last_json(text: str) -> dict:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import assert_clean_error, children, freeze_at, markov_tokens, run_cli, run_main
+from tests.helpers import assert_clean_error, children, freeze_at, run_cli, run_main, small_corpus
 
 TOL = 1e-5
 SHAPE = ["--n-layer", "2", "--d-model", "32", "--n-ctx", "16", "--batch-size", "8", "--threads", "1",
@@ -31,13 +31,7 @@ SHAPE = ["--n-layer", "2", "--d-model", "32", "--n-ctx", "16", "--batch-size", "
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    from scalinglab.data.corpus import write_corpus
-
-    out = tmp_path_factory.mktemp("ddp_corpus")
-    stream = markov_tokens(60_000, 128, 7)
-    write_corpus(out, stream[:50_000], stream[50_000:], vocab_size=128, eot_token=127, source="synthetic:markov",
-                 documents={"train": 1, "val": 1})
-    return out
+    return small_corpus(tmp_path_factory.mktemp("ddp_corpus"), 60_000)
 
 
 def _torchrun(*args, nproc: int = 2) -> subprocess.Popen:
