@@ -51,11 +51,11 @@ from pathlib import Path
 from typing import Any
 
 from scalinglab.errors import UserError
+from scalinglab.sweep.readers import STDOUT  # the trainer's stdout in the run folder
 
 METRICS = "metrics.jsonl"
 CONFIG = "config.json"
 STDERR = "stderr.log"
-STDOUT = "stdout.log"
 EXTRA_KEYS = ("run_dir", "run_id", "metrics", "threads")
 FINISHED = "finished.json"
 LIVE = "curve.live.json"
