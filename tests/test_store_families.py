@@ -90,7 +90,7 @@ def test_an_old_store_opens_unchanged_reports_the_same_and_migrates_on_write(tmp
     # the first write migrates it: the family column exists, old runs stay untagged (inferred when read)
     store.save_fit(old, "kaplan-n", {"law": "kaplan-n", "params": {}})
     with sqlite3.connect(old) as c:
-        assert c.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION == 2
+        assert c.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION == 3
         assert c.execute("SELECT count(*) FROM runs WHERE family IS NOT NULL").fetchone()[0] == 0
     pd.testing.assert_frame_equal(Study.from_db(old).runs[cols], s_new.runs[cols])
 

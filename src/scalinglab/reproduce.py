@@ -325,11 +325,13 @@ def _what_to_run(preset: str, plan_file: str | Path | None) -> tuple[str, str, P
 
 def reproduce(preset: str, out: str | Path, *, workers: int = 2, plan_file: str | Path | None = None,
               only: list[str] | None = None, log: Callable[[str], None] = _log,
-              progress: bool | None = None, corpus_overrides: dict[str, Any] | None = None) -> ReproduceResult:
+              progress: bool | None = None, corpus_overrides: dict[str, Any] | None = None,
+              prune: bool = True) -> ReproduceResult:
     """Run the whole pipeline for a preset (or a custom plan file whose corpus is 'corpus') into `out`.
 
     `corpus_overrides` (e.g. {"max_tokens": ..., "vocab_size": ...}) replace the preset's corpus settings for
-    this call only; the presets themselves are never changed."""
+    this call only; the presets themselves are never changed. `prune=False` trains every LR candidate to the end
+    (the plan's `prune_at` checks are ignored)."""
     from scalinglab.report.html import build_report
     from scalinglab.report.study import Study, plan_budgets
     from scalinglab.sweep.plan import load_plan
@@ -358,9 +360,10 @@ def reproduce(preset: str, out: str | Path, *, workers: int = 2, plan_file: str 
     if plan.corpus is None or plan.corpus.resolve() != corpus.resolve():
         raise UserError(f"{plan_path.name}: the plan's corpus must be \"corpus\" (the folder reproduce prepares)")
     db = out / "runs.db"
-    summary = run_sweep(plan, db, workers=workers, progress=progress, log=log)
+    summary = run_sweep(plan, db, workers=workers, progress=progress, log=log, prune=prune)
     sweep = {k: getattr(summary, k) for k in ("total", "already_done", "ran", "done", "diverged", "failed",
-                                              "resumed")} | {"wall_s": round(summary.wall_s, 1)}
+                                              "pruned", "skipped_pruned", "resumed", "pruned_flops_saved")} \
+        | {"wall_s": round(summary.wall_s, 1), "run_wall_s": round(summary.run_wall_s, 1)}
 
     digest = _digest(db, settings.laws)
     stages = marker["stages"]

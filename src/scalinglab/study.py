@@ -121,22 +121,38 @@ class Study:
         for key, value in where.items():
             mask &= _matches(done, key, value)
         chosen = done[mask]
+        pruned = self._pruned(families, where)  # kept for the laws that rank LR candidates (`Law.reads_pruned`)
         what = describe_selection(families, where)
         if chosen.empty:
             present = ", ".join(sorted(map(str, done["family"].dropna().unique()))) or "none"
             raise UserError(f"no finished run matches {what} (families present: {present})")
         ids = set(chosen["run_id"].astype(str))
-        raw_runs = self.raw_runs[self.raw_runs["run_id"].astype(str).isin(ids)] if len(self.raw_runs) else self.raw_runs
+        raw_runs = (self.raw_runs[self.raw_runs["run_id"].astype(str).isin(ids | pruned)] if len(self.raw_runs)
+                    else self.raw_runs)
         raw_curves = (self.raw_curves[self.raw_curves["run_id"].astype(str).isin(ids)]
                       if len(self.raw_curves) and "run_id" in self.raw_curves else self.raw_curves)
         # the families stay those inferred over the whole study (a selection does not re-infer them)
+        families_of = dict(zip(self.runs["run_id"].astype(str), self.runs["family"], strict=True))
         raw_runs = raw_runs.assign(family=raw_runs["run_id"].astype(str).map(
-            dict(zip(chosen["run_id"].astype(str), chosen["family"], strict=True))))
+            {**families_of, **dict(zip(chosen["run_id"].astype(str), chosen["family"], strict=True))}))
         out = Study(runs=raw_runs, curves=raw_curves, fits=self.fits, plans=self.plans, source=self.source,
                     selection={"family": list(families) if families is not None else None, "where": dict(where),
-                               "description": what, "n_runs": len(ids), "runs": sorted(ids)},
+                               "description": what, "n_runs": len(ids), "runs": sorted(ids),
+                               **({"pruned": sorted(pruned)} if pruned else {})},
                     raw_runs=raw_runs, raw_curves=raw_curves)
         return out
+
+    def _pruned(self, families: tuple[str, ...] | None, where: dict[str, Any]) -> set[str]:
+        """Ids of the runs a sweep pruned that match a selection (figures and most laws never see them)."""
+        r = self.runs
+        if r.empty or "status" not in r:
+            return set()
+        mask = r["status"].eq("pruned")
+        if families is not None:
+            mask &= r["family"].isin(families)
+        for key, value in where.items():
+            mask &= _matches(r, key, value)
+        return set(r.loc[mask, "run_id"].astype(str))
 
     def frame(self, law: Any, count_embeddings: bool = False):
         """The canonical frame `law` (a name or an estimator) is fitted on, from this study's runs (all of them:

@@ -43,6 +43,11 @@ def sweep(
         "Join the Ray cluster at HOST:PORT (`ray start --head` prints it) instead of starting a local Ray; --db "
         "(its runs/ folder) and the corpus must be on a path every node sees (checked at start)."))] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed runs again (diverged ones are final).")] = False,
+    prune: Annotated[bool, typer.Option("--prune/--no-prune", help=(
+        "Honour the plan's prune_at checks: stop LR candidates whose forecast cannot beat the best one's "
+        "(stored as pruned).")) ] = True,
+    retry_pruned: Annotated[bool, typer.Option("--retry-pruned", help="Train runs pruned earlier on to the end "
+                                               "(from where they stopped).")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the runs with N, tokens, FLOPs and estimated wall time; start nothing.")] = False,
     estimate: Annotated[bool, typer.Option("--estimate/--no-estimate", help="With --dry-run: time a few steps to estimate wall time.")] = True,
     peak_flops: Annotated[str | None, typer.Option("--peak-flops", help=(
@@ -78,7 +83,7 @@ def sweep(
     from scalinglab.sweep.runner import run_sweep
 
     summary = run_sweep(p, db, executor=executor, workers=workers, threads=threads, address=address,
-                        retry_failed=retry_failed, tracker=tracker)
+                        retry_failed=retry_failed, tracker=tracker, prune=prune, retry_pruned=retry_pruned)
     if json_:
         emit_json(json_safe(summary.to_dict()))
     else:
@@ -141,7 +146,7 @@ def _dry_run(plan, db: str | None, threads: int, workers: int, estimate: bool, j
     for r in rows:
         r["status"] = statuses.get(r["run_id"], "new")
         r["est_wall_s"] = walls.get(r["run_id"])
-    todo = [r for r in rows if r["status"] not in store.FINISHED]
+    todo = [r for r in rows if r["status"] not in (*store.FINISHED, store.PRUNED)]
     total_est = sum(r["est_wall_s"] or 0.0 for r in todo) / workers if walls else None
     out = {"plan": plan.name, "corpus": str(plan.corpus) if plan.corpus else None, "runs": rows,
            "n_runs": len(rows), "n_todo": len(todo), "duplicates": plan.duplicates, "workers": workers,
@@ -206,7 +211,10 @@ def _print_summary(s) -> None:
     over = s.overhead_per_run_s
     con.print(
         f"{s.plan}: {s.total} runs in plan, {s.already_done} already finished, ran {s.ran} "
-        f"({s.done} done, {s.diverged} diverged, {s.failed} failed, {s.resumed} resumed) in {_fmt_s(s.wall_s)}"
+        f"({s.done} done, {s.diverged} diverged, {s.failed} failed, {s.pruned} pruned, {s.resumed} resumed) in "
+        f"{_fmt_s(s.wall_s)}"
+        + (f"; pruning saved {s.pruned_flops_saved:.3g} FLOPs" if s.pruned else "")
         + (f"; sweep overhead {over:.2f} s/run" if over is not None else "")
         + (f"; {s.skipped_failed} failed runs skipped (--retry-failed)" if s.skipped_failed else "")
+        + (f"; {s.skipped_pruned} pruned runs kept (--retry-pruned)" if s.skipped_pruned else "")
     )

@@ -4,7 +4,8 @@ One file, standard-library `sqlite3`, WAL mode (readers never block the writer a
 transaction), foreign keys on, schema versioned by `PRAGMA user_version` with forward-only migrations.
 
 Tables
-    runs       one row per run id: plan, family tag, config JSON, status (queued/running/done/diverged/failed),
+    runs       one row per run id: plan, family tag, config JSON, status (queued/running/done/diverged/failed/
+               pruned: stopped by a sweep because its forecast lost to another candidate, `sweep/prune.py`),
                timings, host, threads, final metrics (flat columns + the full result JSON)
     evals      one row per learning-curve point (run_id, step): tokens, FLOPs, losses, noise scale, extra evals
     plan_runs  which plans contain which runs (a run may be shared by several plans)
@@ -50,8 +51,9 @@ from typing import Any
 from scalinglab.errors import UserError
 from scalinglab.io import json_safe
 
-STATUSES = ("queued", "running", "done", "diverged", "failed")
+STATUSES = ("queued", "running", "done", "diverged", "failed", "pruned")
 FINISHED = ("done", "diverged")  # deterministic outcomes: a rerun skips them
+PRUNED = "pruned"  # stopped early by a sweep (`sweep/prune.py`): a rerun skips it unless asked to retry it
 RUN_ID_LEN = 16
 ID_EXCLUDED = ("threads", "device", "micro_batch_size", "nproc_per_node", "compile")  # execution settings, not part of what a run computes
 
@@ -164,8 +166,38 @@ CREATE TABLE fits (
 ALTER TABLE runs ADD COLUMN family TEXT;
 CREATE INDEX runs_family ON runs(family);
 """,
+    # 3: status 'pruned'. SQLite cannot alter a CHECK constraint, so the runs table is rebuilt (SQLite's
+    # documented procedure: new table, copy, drop, rename, indexes), with foreign keys off (REBUILDS)
+    f"""
+CREATE TABLE runs_v3 (
+    run_id TEXT PRIMARY KEY,
+    plan TEXT,
+    status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'diverged', 'failed', 'pruned')),
+    reason TEXT,
+    host TEXT,
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT,
+    wall_s REAL,
+    threads INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    config TEXT NOT NULL,
+    result TEXT,
+    {_columns(RUN_METRICS)},
+    eval_losses TEXT,
+    val_loss_per_position TEXT,
+    family TEXT
+);
+INSERT INTO runs_v3 SELECT * FROM runs;
+DROP TABLE runs;
+ALTER TABLE runs_v3 RENAME TO runs;
+CREATE INDEX runs_status ON runs(status);
+CREATE INDEX runs_plan ON runs(plan);
+CREATE INDEX runs_family ON runs(family)
+""",
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+REBUILDS = {2}  # migrations (by index) that rebuild a table that others reference: run with foreign keys off
 
 DbLike = str | os.PathLike | sqlite3.Connection
 
@@ -230,18 +262,27 @@ def migrate(conn: sqlite3.Connection, name: str = "results DB", apply: bool = Tr
     if not apply and 0 < version <= SCHEMA_VERSION:
         return version
     while version < SCHEMA_VERSION:
-        with transaction(conn):
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version >= SCHEMA_VERSION:
-                break
-            if version == 0:
-                # A foreign SQLite file (tables but no version) must not be taken over.
-                tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
-                if tables:
-                    raise UserError(f"{name} is a SQLite file but not a scalinglab results DB")
-            for stmt in _split_sql(MIGRATIONS[version]):
-                conn.execute(stmt)
-            conn.execute(f"PRAGMA user_version = {version + 1}")
+        rebuild = version in REBUILDS
+        if rebuild:  # a no-op inside a transaction, so set before it; the copy is checked before it commits
+            conn.execute("PRAGMA foreign_keys = OFF")
+        try:
+            with transaction(conn):
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version >= SCHEMA_VERSION:
+                    break
+                if version == 0:
+                    # A foreign SQLite file (tables but no version) must not be taken over.
+                    tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+                    if tables:
+                        raise UserError(f"{name} is a SQLite file but not a scalinglab results DB")
+                for stmt in _split_sql(MIGRATIONS[version]):
+                    conn.execute(stmt)
+                if rebuild and conn.execute("PRAGMA foreign_key_check").fetchone() is not None:
+                    raise UserError(f"{name}: migration {version + 1} would break a reference between tables")
+                conn.execute(f"PRAGMA user_version = {version + 1}")
+        finally:
+            if rebuild:
+                conn.execute("PRAGMA foreign_keys = ON")
         version += 1
     if version > SCHEMA_VERSION:
         raise UserError(
@@ -725,16 +766,22 @@ def _run_frame_columns() -> list[str]:
             "parent_id", "inherited_flops", "own_flops", "own_wall_s", "flops_convention", "config"]
 
 
-def load_evals(db_path: DbLike, plan: str | None = None):
+def load_evals(db_path: DbLike, plan: str | None = None, run_ids: list[str] | None = None):
     """One row per learning-curve point (pandas DataFrame), with an `eval_<name>` column per extra eval set.
 
-    The raw `eval_losses` JSON column is kept as well. Ordered by run, then step.
+    The raw `eval_losses` JSON column is kept as well. Ordered by run, then step. With `plan` or `run_ids`, only
+    those runs' points.
     """
     import pandas as pd
 
-    q, args = "SELECT e.* FROM evals e", ()
+    q, args, where = "SELECT e.* FROM evals e", [], []
     if plan is not None:
-        q, args = q + " JOIN plan_runs p ON p.run_id = e.run_id WHERE p.plan = ?", (plan,)
+        q, where, args = q + " JOIN plan_runs p ON p.run_id = e.run_id", ["p.plan = ?"], [plan]
+    if run_ids is not None:
+        where.append(f"e.run_id IN ({', '.join('?' * len(run_ids))})")
+        args += list(run_ids)
+    if where:
+        q += " WHERE " + " AND ".join(where)
     with _conn(db_path, create=False) as conn:
         rows = [dict(r) for r in conn.execute(q + " ORDER BY e.run_id, e.step", args)]
     columns = ["run_id", "step", *EVAL_COLUMNS, "eval_losses"]

@@ -32,6 +32,20 @@ def check_grid(grid: Any) -> list[float] | None:
     return [float(v) for v in grid]
 
 
+def check_prune_at(fractions: Any) -> tuple[float, ...]:
+    """The check fractions of `prune_at` (empty: no pruning), increasing, each in (0, 1); ValueError when unusable."""
+    if fractions is None:
+        return ()
+    if not isinstance(fractions, list) or not fractions:
+        raise ValueError(f"prune_at must be a non-empty list of fractions of a run's steps (got {fractions!r})")
+    for v in fractions:
+        if isinstance(v, bool) or not isinstance(v, int | float) or not 0.0 < v < 1.0:
+            raise ValueError(f"prune_at values must be fractions in (0, 1) (got {v!r})")
+    if sorted(set(fractions)) != list(fractions):
+        raise ValueError(f"prune_at must be increasing, without repeats (got {fractions!r})")
+    return tuple(float(v) for v in fractions)
+
+
 def default_grid(n_params: int) -> list[float]:
     from scalinglab.train.schedule import lr_auto
 
@@ -40,8 +54,9 @@ def default_grid(n_params: int) -> list[float]:
 
 def choose(rows: list[dict]) -> dict | None:
     """The best of one group's finished runs (`run_id`, `lr`, `status`, `val_loss`), or None while any is
-    unfinished or none has a finite loss; `at_edge` says the best LR is the grid's smallest or largest."""
-    if any(r["status"] not in ("done", "diverged") for r in rows):
+    unfinished or none has a finite loss; `at_edge` says the best LR is the grid's smallest or largest. A pruned run
+    (stopped by its forecast, `sweep/prune.py`) is finished but never chosen, and has no final loss."""
+    if any(r["status"] not in ("done", "diverged", "pruned") for r in rows):
         return None
     ok = [r for r in rows if r["status"] == "done" and r["val_loss"] is not None and math.isfinite(r["val_loss"])]
     if not ok:
@@ -49,7 +64,8 @@ def choose(rows: list[dict]) -> dict | None:
     best = min(ok, key=lambda r: r["val_loss"])
     lrs = sorted(r["lr"] for r in rows)
     return {"best_run_id": best["run_id"], "best_lr": best["lr"], "best_val_loss": best["val_loss"],
-            "lrs": [r["lr"] for r in rows], "val_losses": [r["val_loss"] for r in rows],
+            "lrs": [r["lr"] for r in rows], "statuses": [r["status"] for r in rows],
+            "val_losses": [r["val_loss"] if r["status"] != "pruned" else None for r in rows],
             "at_edge": best["lr"] in (lrs[0], lrs[-1])}
 
 

@@ -25,6 +25,9 @@ Study keys, usable in [train], [[grid]] (as lists) and [[run]], expanded before 
   lr = "sweep"            train each run at every LR of `lr_grid = [...]` (at least two; default: the paper's LR(N)
                           times 0.25, 0.5, 1, 2, 4); after the sweep the LR with the lowest final val loss joins
                           the table's family (default "main"), the others are family "lr-sweep" (`sweep/lr_sweep.py`).
+  prune_at = [0.33]       with lr = "sweep": check the candidates at these fractions of their steps and stop those
+                          whose forecast final loss cannot beat the best one's (stored as "pruned",
+                          `sweep/prune.py`); off unless given, and `sweep --no-prune` ignores it. A list.
 
 Resource keys, usable in the same places, ask a Ray cluster for what one run needs (`sweep --executor ray`;
 they do not change the run id): num_cpus (default: the run's threads), num_gpus (a run asking for a GPU
@@ -70,13 +73,13 @@ from scalinglab.config import ModelConfig, TrainConfig
 from scalinglab.errors import UserError
 from scalinglab.sweep.cluster import RESOURCE_KEYS, check_resource
 
-STUDY_KEYS = ("n_params", "aspect_ratio", "compute", "cooldowns", "lr_grid")
+STUDY_KEYS = ("n_params", "aspect_ratio", "compute", "cooldowns", "lr_grid", "prune_at")
 # How a run's FLOPs are counted (the same words in --dry-run, the stored result and `runs`)
 FLOPS_EXACT = "exact"  # Kaplan Table 1: 6N + 6·n_layer·n_ctx·d_attn per token (scalinglab's trainer)
 FLOPS_6N = "6N"  # 6·N·tokens (a command run whose trainer logs no FLOPs)
 TABLE_KEYS = ("family", "command")  # describe the table's runs; one value per table, not in the run id
 COMMAND_KEYS = ("metrics", "resume", "grad_accum", "tokens_per_step")  # with `command`, one value per table
-LIST_KEYS = ("cooldowns", "lr_grid")  # keys whose value is a list, not a grid axis
+LIST_KEYS = ("cooldowns", "lr_grid", "prune_at")  # keys whose value is a list, not a grid axis
 BRANCH_FAMILY = "wsd-branches"  # the family of WSD cooldown branch runs (their trunks keep the table's)
 DEFAULT_ASPECT_RATIO = 32.0
 TRAIN_KEYS = tuple(TrainConfig.model_fields)
@@ -114,6 +117,7 @@ class RunSpec:
     forks: list[int] = field(default_factory=list)  # a trunk: the steps its branches fork at
     lr_group: str | None = None  # `lr = "sweep"`: the runs of one size that differ only in LR share this ...
     lr_family: str | None = None  # ... and the best of them joins this family (`sweep/lr_sweep.py`)
+    prune_at: tuple[float, ...] = ()  # fractions of its steps where a candidate may be pruned (`sweep/prune.py`)
 
     @property
     def shape(self) -> ModelConfig:
@@ -384,6 +388,8 @@ def plan_from_dict(raw: dict[str, Any], path: str | Path = "plan.toml", text: st
                 if {**pf.train, **point}.get("lr") == "sweep" or "lr_grid" in {**pf.train, **point}:
                     specs += _lr_sweep_specs(pf.train, point, table, index, where, base_dir, plan_corpus, run_id_fn)
                     continue
+                if "prune_at" in point:
+                    raise where.error(table, index, "prune_at", 'prune_at needs lr = "sweep" (it prunes LR candidates)')
                 trunk = _resolve(pf.train, point, table, index, where, base_dir, plan_corpus, run_id_fn)
                 specs += [trunk, *_branch_specs(trunk, {**pf.train, **point}.get("cooldowns"), table, index, where,
                                                 run_id_fn)]
@@ -416,6 +422,7 @@ def _resolve(defaults: dict, point: dict, table: str, index: int, where: _Where,
     compute = cfg.pop("compute", None)
     cfg.pop("cooldowns", None)  # expanded into branch runs by `_branch_specs`
     cfg.pop("lr_grid", None)  # expanded into one run per LR by `_lr_sweep_specs`
+    cfg.pop("prune_at", None)  # read by `_lr_sweep_specs`
 
     def bad(key: str, msg: str) -> UserError:
         if key not in point and key in defaults:
@@ -565,10 +572,15 @@ def _lr_sweep_specs(defaults: dict, point: dict, table: str, index: int, where: 
     base = _resolve(defaults, {**point, "lr": "auto"}, table, index, where, base_dir, plan_corpus, run_id_fn)
     if grid is None:
         grid = lr_sweep.default_grid(count_model(base.config.model()).n_params)
+    try:
+        prune_at = lr_sweep.check_prune_at(merged.get("prune_at"))
+    except ValueError as e:
+        raise where.error(*(("train", 0) if "prune_at" not in point else (table, index)), "prune_at", str(e)) from None
     specs = []
     for lr in grid:
         s = _resolve(defaults, {**point, "lr": lr}, table, index, where, base_dir, plan_corpus, run_id_fn)
         s.family, s.lr_group, s.lr_family = lr_sweep.FAMILY, base.run_id, base.family or "main"
+        s.prune_at = prune_at
         specs.append(s)
     return specs
 

@@ -37,6 +37,7 @@ from scalinglab.sweep.command import LIVE_POLL_S
 from scalinglab.sweep.estimate import run_flops
 from scalinglab.sweep.executors import make_executor
 from scalinglab.sweep.plan import Plan, RunSpec
+from scalinglab.sweep.prune import Pruner
 
 
 @dataclass
@@ -49,11 +50,14 @@ class SweepSummary:
     total: int = 0
     already_done: int = 0
     skipped_failed: int = 0
+    skipped_pruned: int = 0
     ran: int = 0
     done: int = 0
     diverged: int = 0
     failed: int = 0
+    pruned: int = 0
     resumed: int = 0
+    pruned_flops_saved: float = 0.0  # FLOPs the pruned runs would have spent from their stop to their end
     wall_s: float = 0.0
     run_wall_s: float = 0.0
     runs: list[dict] = field(default_factory=list)
@@ -131,8 +135,13 @@ def run_sweep(
     progress: bool | None = None,
     log: Callable[[str], None] = _stderr,
     tracker: str | None = None,
+    prune: bool = True,
+    retry_pruned: bool = False,
 ) -> SweepSummary:
-    """Run every run of `plan` that is not finished in the store at `db_path`; returns a summary."""
+    """Run every run of `plan` that is not finished in the store at `db_path`; returns a summary.
+
+    prune: honour the plan's `prune_at` checks (`sweep/prune.py`); runs pruned earlier are kept as they are unless
+    `retry_pruned`, which trains them on to the end."""
     from scalinglab.trackers import check_tracker
 
     check_tracker(tracker)  # an unknown or missing tracker fails before any run starts
@@ -157,14 +166,16 @@ def run_sweep(
                     summary.already_done += 1
                 elif st == "failed" and not retry_failed:
                     summary.skipped_failed += 1
+                elif st == store.PRUNED and not retry_pruned:
+                    summary.skipped_pruned += 1
                 else:
                     todo.append(s)
-            if summary.already_done or summary.skipped_failed:
-                log(f"{plan.name}: {summary.already_done} of {len(plan.runs)} runs already finished"
-                    + (f", {summary.skipped_failed} failed (rerun with --retry-failed)" if summary.skipped_failed else ""))
+            _log_skipped(plan, summary, log)
+            retried = {s.run_id for s in todo if status.get(s.run_id) == store.PRUNED}
+            pruner = Pruner(plan.runs, enabled=prune, exempt=retried)
             if todo:
                 _drive(plan, todo, db_path, conn, summary, executor, workers, threads, address, progress, log,
-                       tracker)
+                       tracker, pruner)
             summary.lr_choices = _choose_lrs(conn, plan, log)
     finally:
         conn.close()
@@ -172,16 +183,26 @@ def run_sweep(
     return summary
 
 
+def _log_skipped(plan: Plan, summary: SweepSummary, log) -> None:
+    if not (summary.already_done or summary.skipped_failed or summary.skipped_pruned):
+        return
+    log(f"{plan.name}: {summary.already_done} of {len(plan.runs)} runs already finished"
+        + (f", {summary.skipped_failed} failed (rerun with --retry-failed)" if summary.skipped_failed else "")
+        + (f", {summary.skipped_pruned} pruned (rerun with --retry-pruned)" if summary.skipped_pruned else ""))
+
+
 def _drive(plan: Plan, todo: list[RunSpec], db_path: Path, conn, summary: SweepSummary, executor: str,
            workers: int, threads: int, address: str | None, progress: bool | None, log,
-           tracker: str | None = None) -> None:
+           tracker: str | None = None, pruner: Pruner | None = None) -> None:
     ex = make_executor(executor, workers, threads, address, runs_dir=run_folder(db_path, todo[0].run_id).parent,
                        corpora=sorted({s.config.corpus for s in todo}), preload=not all(s.command for s in todo))
     log(f"{plan.name}: running {len(todo)} runs on {executor} with {workers} worker(s) × {threads} thread(s)")
     bar = Progress("sweep", len(todo), enabled=progress if todo else False, transient=False, fallback=log)
+    pruner = pruner or Pruner([], enabled=False)
     queue = sorted(todo, key=run_flops, reverse=True)  # costliest first (stable: ties keep the plan's order)
     waiting = {s.run_id for s in todo}  # a branch is not started while its trunk is here
     inflight: dict[Any, RunSpec] = {}
+    paused: dict[str, dict] = {}  # run id -> its result at the pruning check it waits at
     t0 = time.perf_counter()
     finished = 0
     seen_live: dict[str, float] = {}
@@ -201,6 +222,8 @@ def _drive(plan: Plan, todo: list[RunSpec], db_path: Path, conn, summary: SweepS
                         "resources": spec.resources}
                 if tracker:
                     task["tracker"] = tracker
+                if (pause := pruner.pause_at(spec)) is not None:
+                    task["pause_at"] = pause
                 if spec.command:  # a user's trainer, run in the plan's folder (sweep/command.py)
                     task.update(command=spec.command, cwd=str(plan.path.resolve().parent), **spec.command_options)
                 store.mark_running(conn, spec.run_id, cfg, run_threads)
@@ -210,13 +233,25 @@ def _drive(plan: Plan, todo: list[RunSpec], db_path: Path, conn, summary: SweepS
             _copy_live(conn, db_path, live, seen_live, bar.log)
             for handle, result in done:
                 spec = inflight.pop(handle)
-                waiting.discard(spec.run_id)
-                finished += 1
-                _record(conn, plan, spec, result, summary)
-                elapsed = time.perf_counter() - t0
-                eta = elapsed / finished * (len(todo) - finished)
-                bar.log(_line(spec, result, finished, len(todo), eta))
-                bar.advance()
+                if result.get("status") == "paused":  # at a pruning check: wait for the rest of its group
+                    store.record_points(conn, spec.run_id, result.get("curve") or [])
+                    pruner.paused(spec)
+                    paused[spec.run_id] = result
+                    bar.log(f"  {spec.run_id} {_describe(spec)}: paused at step {result['steps']} for its pruning check")
+                else:
+                    waiting.discard(spec.run_id)
+                    finished += 1
+                    _record(conn, plan, spec, result, summary)
+                    elapsed = time.perf_counter() - t0
+                    eta = elapsed / finished * (len(todo) - finished)
+                    bar.log(_line(spec, result, finished, len(todo), eta))
+                    bar.advance()
+                if spec.lr_group and pruner.ready(spec.lr_group, _pending(queue, inflight)):
+                    for s in _judge(conn, plan, pruner, spec.lr_group, paused, summary, bar.log):
+                        waiting.discard(s.run_id)
+                        finished += 1
+                        bar.advance()
+                    queue = sorted([*queue, *(pruner.resumed.pop(spec.lr_group, []))], key=run_flops, reverse=True)
     except BaseException:
         bar.close()
         try:
@@ -226,6 +261,44 @@ def _drive(plan: Plan, todo: list[RunSpec], db_path: Path, conn, summary: SweepS
         raise
     bar.close()
     ex.shutdown()
+
+
+def _pending(queue: list[RunSpec], inflight: dict[Any, RunSpec]) -> set[str]:
+    return {s.run_id for s in queue} | {s.run_id for s in inflight.values()}
+
+
+def _judge(conn, plan: Plan, pruner: Pruner, group: str, paused: dict[str, dict], summary: SweepSummary,
+           log) -> list[RunSpec]:
+    """A group's pruning check: store the pruned runs (with their forecasts and the evidence) and leave the others
+    in `pruner.resumed` to go on; returns the pruned runs' specs."""
+    verdict, go_on = pruner.judge(conn, group)
+    lrs = {s.run_id: s.config.lr for s in pruner.groups[group]}
+    pruned = []
+    for s in pruner.groups[group]:
+        if s.run_id not in verdict.pruned or s.run_id not in paused:
+            continue
+        result = {k: v for k, v in paused.pop(s.run_id).items() if k not in ("run_id", "worker_pid")}
+        steps, total = int(result.get("steps") or 0), s.config.total_steps
+        if steps:
+            summary.pruned_flops_saved += float(result.get("flops") or 0.0) * (total - steps) / steps
+        result.update(status=store.PRUNED, reason=verdict.pruned[s.run_id], prune=verdict.evidence(s.run_id, lrs))
+        store.record_result(conn, result, plan=plan.name, run_id=s.run_id)
+        summary.ran += 1
+        summary.pruned += 1
+        summary.run_wall_s += float(result.get("wall_s") or 0.0)
+        log(f"{plan.name}: {s.run_id} lr {s.config.lr:g}: {verdict.pruned[s.run_id]}")
+        pruned.append(s)
+    for s in go_on:
+        paused.pop(s.run_id, None)
+    if verdict.forecasts and not verdict.pruned:
+        log(f"{plan.name}: check at {verdict.fraction:.0%} of N={_n_of(pruner, group)}: no candidate pruned")
+    pruner.resumed[group] = go_on
+    return pruned
+
+
+def _n_of(pruner: Pruner, group: str) -> str:
+    s = pruner.groups[group][0]
+    return f"{s.config.n_layer}x{s.config.d_model}"
 
 
 def _copy_live(conn, db_path: Path, specs: list[RunSpec], seen: dict[str, float], log) -> None:

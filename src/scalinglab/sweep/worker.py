@@ -14,8 +14,8 @@ from typing import Any
 
 
 def execute_run(task: dict[str, Any]) -> dict[str, Any]:
-    """Train one run in a worker: `task` = {run_id, config (TrainConfig dict with threads), out_dir[, tracker]},
-    plus command and cwd for a run of a user's trainer.
+    """Train one run in a worker: `task` = {run_id, config (TrainConfig dict with threads), out_dir[, tracker,
+    pause_at]}, plus command and cwd for a run of a user's trainer.
 
     Never raises: an exception becomes a result with status 'failed' and the reason, so that one bad run
     cannot take the sweep down. A run folder with a checkpoint resumes inside `run_training`.
@@ -40,7 +40,8 @@ def execute_run(task: dict[str, Any]) -> dict[str, Any]:
         from scalinglab.trackers import train_tracked
 
         cfg = TrainConfig.model_validate(task["config"])
-        result = dict(train_tracked(cfg, task["out_dir"], task.get("tracker"), task["run_id"], progress=False))
+        result = dict(train_tracked(cfg, task["out_dir"], task.get("tracker"), task["run_id"], progress=False,
+                                    pause_at=task.get("pause_at")))
     except Exception as e:  # noqa: BLE001 - reported to the driver, recorded as 'failed'
         tb = traceback.format_exc(limit=-3)
         return {**base, "status": "failed", "reason": f"{type(e).__name__}: {' '.join(str(e).split())}"[:500],

@@ -36,6 +36,7 @@ import torch
 from scalinglab.config import TrainConfig
 from scalinglab.data.corpus import Corpus
 from scalinglab.data.loader import WindowLoader
+from scalinglab.errors import UserError
 from scalinglab.io import json_safe, read_json
 from scalinglab.model import build_model
 from scalinglab.progress import Progress
@@ -61,11 +62,15 @@ def run_training(
     progress: bool | None = None,
     on_eval: EvalHook | Iterable[EvalHook] | None = None,
     overwrite: bool = False,
+    pause_at: int | None = None,
 ) -> dict:
     """Train (or resume, or return the finished result of) the run `cfg` in `out_dir`.
 
     progress: True = rich progress bar on stderr, None = bar on a terminal and plain log lines
     otherwise, False = silent. on_eval: a callable, or several, called with each new evaluation record.
+    pause_at: stop after this step with a checkpoint and return the run so far with status "paused" (nothing
+    written to result.json), so that a sweep can look at the curve and resume the run, bit-exact, or prune it
+    (`sweep/prune.py`); a run already past it pauses at once.
     Returns the result dict (also written to out_dir/result.json); status "done" or "diverged".
     """
     out, ranks = Path(out_dir), Ranks.from_env()
@@ -81,6 +86,8 @@ def run_training(
     evaluator = Evaluator(splits, cfg.n_ctx, cfg.eval_tokens, corpus.vocab_size, device)
     distributed.split(cfg.batch_size, world)
     if world > ranks.world_size:
+        if pause_at is not None:
+            raise UserError("a run on several processes (nproc_per_node) cannot pause for pruning")
         return _launch(cfg, out, cfg_dict, overwrite, hooks)
     with distributed.process_group(ranks, device), runtime.session(ranks.threads(cfg.threads), device) as threads:
         finished = distributed.broadcast(ranks, prepare_out(out, cfg_dict, overwrite) if ranks.is_main else None)
@@ -99,8 +106,9 @@ def run_training(
         clock = _Clock(st)
         status, reason, lr = "done", None, run.lr(max(st.step, 1))
         run.parts.model.train()
+        stop = total if pause_at is None else min(total, max(pause_at, st.step))
         try:
-            while st.step < total and not st.early_stopped:
+            while st.step < stop and not st.early_stopped:
                 step, t0 = st.step + 1, time.perf_counter()
                 lr = run.set_lr(step)
                 stats = run.step(step)
@@ -132,6 +140,9 @@ def run_training(
                     state.save(branches.fork_path(out, step), st, run.parts, comparable(cfg_dict), ranks)
                 rep.update(step, info)
             clock.tick()
+            if status == "done" and st.step < total and not st.early_stopped:  # paused at `pause_at`
+                state.save(ckpt, st, run.parts, comparable(cfg_dict), ranks)
+                return _result(run, st, "paused", None, threads, cfg_dict)
             if status == "done":
                 if distributed.broadcast_flags(ranks, device, not st.curve or st.curve[-1]["step"] != st.step)[0]:
                     _evaluate(run, st, clock, out, st.step, lr)

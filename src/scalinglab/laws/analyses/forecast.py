@@ -378,22 +378,33 @@ def _trained_here(r: Any, stored: dict, eval_steps: Any) -> Any:
 
     from scalinglab.config import TrainConfig
     from scalinglab.model.counting import n_params_closed_form
-    from scalinglab.train.schedule import lr_at, resolve_lr, warmup_steps
 
     try:
         cfg = TrainConfig.model_validate(stored["config"])
     except ValidationError:
         return None
     total = int(cfg.total_steps)
-    warm = warmup_steps(cfg.warmup, total)
     n = r.n_params if r.n_params == r.n_params and r.n_params else n_params_closed_form(cfg.model())
-    peak = float(r.lr) if isinstance(r.lr, int | float) and r.lr == r.lr else resolve_lr(cfg.lr, int(n))
+    peak = float(r.lr) if isinstance(r.lr, int | float) and r.lr == r.lr else None
+    sched, warm = run_schedule(cfg, int(n), peak)
     steps = np.arange(1, total + 1)
-    sched = np.array([lr_at(int(s), peak=peak, total_steps=total, warmup=warm, schedule=cfg.schedule,
-                            min_lr_ratio=cfg.min_lr_ratio, decay_fraction=cfg.decay_fraction) for s in steps])
     keep = (steps % max(1, total // 200) == 0) | (steps == total) | np.isin(steps, np.asarray(eval_steps))
     frame = pd.DataFrame({"step": steps[keep], "lr": sched[keep]})
     return frame.assign(total_steps=total, N=n, warmup=warm)
+
+
+def run_schedule(cfg: Any, n_params: int, peak: float | None = None) -> tuple[np.ndarray, int]:
+    """The LR of every step 1..T of a run trained here (its TrainConfig; `peak` None: the configured LR, "auto"
+    resolved at `n_params`) and its warm-up steps, as train/schedule.py sets them."""
+    from scalinglab.train.schedule import lr_at, resolve_lr, warmup_steps
+
+    total = int(cfg.total_steps)
+    warm = warmup_steps(cfg.warmup, total)
+    peak = resolve_lr(cfg.lr, int(n_params)) if peak is None else float(peak)
+    sched = np.array([lr_at(int(s), peak=peak, total_steps=total, warmup=warm, schedule=cfg.schedule,
+                            min_lr_ratio=cfg.min_lr_ratio, decay_fraction=cfg.decay_fraction)
+                      for s in range(1, total + 1)])
+    return sched, warm
 
 
 def live_points(db: Any, run_id: str) -> Any:

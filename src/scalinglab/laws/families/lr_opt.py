@@ -4,7 +4,8 @@ Porian et al. 2024 fit such laws; the paper's own LR(N) is logarithmic, App. D.6
 Fitted on runs of an LR sweep (`lr = "sweep"` in a plan: columns N, LR, L): the LR with the lowest final loss at
 each size is that size's LR*, and the power law is fitted on those (N, LR*) points, one per size, so the bootstrap
 resamples sizes. Sizes with a single LR are left out (they say nothing about the best one); an LR* at the edge of
-its size's grid is only a bound, and `edge_sizes` lists them.
+its size's grid is only a bound, and `edge_sizes` lists them. A candidate a sweep pruned (its forecast lost,
+sweep/prune.py) counts as a lost LR of its size, with an infinite loss.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class LrOpt(PowerLaw, register={"lr-opt": {}}):
     column, exponent, scale, base_name = "N", "alpha_LR", "N_LR", "lr-opt"
     target = "LR"
     families = ("main", "lr-sweep")
+    reads_pruned = True  # a pruned candidate lost (L = inf): its LR still belongs to the size's grid
     provides = frozenset({"lr"})
 
     def __init__(self, irreducible: bool = False, **kw: Any) -> None:

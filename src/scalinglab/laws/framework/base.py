@@ -108,6 +108,9 @@ class Estimator:
     trained_tokens: ClassVar[bool] = False  # D = tokens trained on (repeats included), not the unique tokens
     needs_eval_sets: ClassVar[bool] = False  # losses on extra eval sets (columns L:<name>)
     families: ClassVar[tuple[str, ...] | None] = ("main",)  # default selection of runs (None: every family)
+    # pruned LR candidates (sweep/prune.py: stopped because their forecast lost) as rows with L = +inf; a law that
+    # ranks the candidates of a size (lr-opt) needs them, every other law leaves them out
+    reads_pruned: ClassVar[bool] = False
     provides: ClassVar[frozenset[str]] = frozenset({"loss"})
     plan_rank: ClassVar[int] = 0  # among fits that provide the same thing, the planner takes the lowest rank first
 

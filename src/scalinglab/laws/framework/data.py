@@ -156,24 +156,26 @@ def _load_runs(db: str | Path):
     return _store().load_runs(p)
 
 
-def runs_table(runs, count_embeddings: bool = False, flops: str = "paper", where: str = "the runs"):
+def runs_table(runs, count_embeddings: bool = False, flops: str = "paper", where: str = "the runs",
+               pruned: bool = False):
     """One row per finished run, canonical columns N, D, C, S, B, L plus run, family, noise_scale, warmup, L_final.
 
     `runs` is the store's run table (`store.db.load_runs`, or a frame shaped like it). C follows the FLOP
-    convention `flops` (FLOPS_NOTE); L is the best val loss of D-subset runs (LOSS_NOTE)."""
+    convention `flops` (FLOPS_NOTE); L is the best val loss of D-subset runs (LOSS_NOTE). With `pruned`, runs a
+    sweep pruned are rows too, with L = +inf (`Law.reads_pruned`)."""
     try:
-        return _runs_table(runs, count_embeddings, flops, where)
+        return _runs_table(runs, count_embeddings, flops, where, pruned)
     except KeyError as e:
         raise UserError(f"{where} lack the run column {e.args[0]!r} the laws read") from None
 
 
-def _runs_table(runs, count_embeddings: bool, flops: str, where: str):
+def _runs_table(runs, count_embeddings: bool, flops: str, where: str, pruned: bool = False):
     import pandas as pd
 
     from scalinglab.store.families import with_families
 
     if "status" in runs.columns:
-        runs = runs[runs["status"] == "done"]
+        runs = runs[runs["status"].isin(("done", "pruned") if pruned else ("done",))]
     if len(runs) == 0:
         raise UserError(f"{where} has no finished runs")
     # by run id, not by finishing order: bootstrap weights go to rows, so a fit must not depend on which
@@ -200,6 +202,8 @@ def _runs_table(runs, count_embeddings: bool, flops: str, where: str):
     subset = np.isfinite(dt) & (dt > 0) if "data_tokens" in runs.columns else np.zeros(len(runs), dtype=bool)
     df["L_final"] = final
     df["L"] = np.where(subset & np.isfinite(best), best, final)  # early stopping of runs that repeat data
+    if pruned and "status" in runs.columns:
+        df.loc[(runs["status"] == "pruned").to_numpy(), "L"] = np.inf  # stopped because its forecast lost
     df["LR"] = pd.to_numeric(runs["lr"], errors="coerce").to_numpy(dtype=float)  # the peak LR it ran at (lr-opt)
     # the run's family: its tag, or the inferred one for an untagged run (never the text "None")
     df["family"] = with_families(runs.reset_index(drop=True))["family"].astype(str).to_numpy()
@@ -292,7 +296,9 @@ def law_frame(runs, evals, law: Any, count_embeddings: bool = False, run_ids: An
     check_flops(flops)
     keep = None if run_ids is None else {str(r) for r in run_ids}
     provenance: dict[str, Any] = {"flops": flops, "flops_note": FLOPS_NOTE[flops], "loss": LOSS_NOTE}
-    table = runs_table(runs, count_embeddings, flops, where)
+    table = runs_table(runs, count_embeddings, flops, where, pruned=getattr(law, "reads_pruned", False))
+    if getattr(law, "reads_pruned", False):
+        provenance["pruned"] = "LR candidates a sweep pruned count as lost (L = inf)"
     if keep is not None:
         table = table[table["run"].isin(keep)].reset_index(drop=True)
         if len(table) == 0:
