@@ -30,8 +30,8 @@ def reproduce(
                                                    "size.")] = None,
     figures: Annotated[str | None, typer.Option("--figures", help="Only these figures in the report, "
                                                 "comma-separated paper numbers (default: all).")] = None,
-    prune: Annotated[bool, typer.Option("--prune/--no-prune", help="Honour the plan's prune_at checks (the cpu "
-                                        "preset stops LR candidates whose forecast cannot win).")] = True,
+    prune: Annotated[bool, typer.Option("--prune/--no-prune", help="Honour a --plan's prune_at checks (stop LR "
+                                        "candidates whose forecast cannot win; the presets set none).")] = True,
     json_: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout at the end.")] = False,
 ) -> None:
     """From nothing to a report of the paper's figures: prepare the corpus, run the sweep, fit, plan, report."""
