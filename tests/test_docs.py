@@ -119,6 +119,49 @@ def test_results_page_says_when_a_fit_has_no_interval(tmp_path):
     assert "| bcrit-scan | B_star | 2.90e+05 | **none** (no bootstrap in this preset) |" in text
     assert "`bcrit-scan`) are point estimates only" in text
     assert text.count("| main |") == 6  # the main family of the store (its diverged run has none)
+    assert "## Shape at fixed N" not in text  # the comparative studies are the comparisons preset's
+
+
+def test_results_page_comparisons_tables_come_from_the_store(tmp_path):
+    """The comparisons preset's page: one table per study, computed from runs.db and fits.json."""
+    import json
+
+    import numpy as np
+    import results_page
+
+    from scalinglab.store.db import record_result
+    from tests.helpers import make_store, synthetic_result
+
+    out = tmp_path / "comp"
+    (out / "report").mkdir(parents=True)
+    make_store(out / "runs.db")
+    record_result(out / "runs.db", synthetic_result(np.random.default_rng(1), n_layer=2, d_model=64, steps=600,
+                                                    arch="universal"), plan="synthetic")
+    (out / "report" / "fig22.png").write_bytes(b"png")
+    (out / "reproduce.json").write_text(json.dumps({"preset": "comparisons", "stages": {"report_info": {
+        "figures_drawn": ["22"], "figures_not_measured": {}}}}))
+    (out / "fits.json").write_text(json.dumps({
+        "kaplan-n": {"law": "kaplan-n", "formula": "L = (N_c/N)^alpha_N", "params": {"alpha_N": 0.05, "N_c": 1e13},
+                     "ci95": {"alpha_N": [0.04, 0.06], "N_c": [1e12, 1e14]}, "n_points": 6, "residual_rms": 0.02},
+        "log-n": {"law": "log-n", "formula": "L = a - b*ln(N)", "params": {"a": 5.0, "b": 0.1}, "ci95": None,
+                  "n_points": 6, "residual_rms": 0.03},
+        "ood-linear": {"law": "ood-linear", "params": {"intercept": 0.4, "slope": 0.6},
+                       "ci95": {"intercept": [0.1, 0.6], "slope": [0.5, 0.7]}}}))
+    (out / "plans.json").write_text("[]")
+    text = results_page.page(out, "m", "scalinglab reproduce --preset comparisons --out comp", None, "f")
+    # the store's shape scan at N ≈ 25k (Fig. 5 groups it), the LSTMs beside their nearest Transformers
+    assert "| aspect ratio d_model/n_layer | d_ff = 4·d_model | 2 | 8×16 |" in text
+    assert text.count("| 8,192 | 0.001 |") == 1 and "| 65,536 | 0.001 |" in text
+    # the recurrent 2×64 beside the unshared 2×64 of the main family
+    assert "| 2×64 | 99,968 |" in text.split("## Recurrent Transformer")[1].split("##")[0]
+    # a constant LR of 1e-3 for 600 steps with 30 warm-up steps sums to 1e-3·(15.5 + 570)
+    assert "| 0.5855 | constant | 0.001 |" in text
+    assert "![fig22 from the comparisons preset](f/fig22.png)" in text
+    assert "| `log-n` | L = a - b*ln(N) | a = 5 (no interval), b = 0.1 (no interval) | 6 | 0.03 |" in text
+    # the synthetic other set is the val loss + 0.4 for every size; an unfitted law says so
+    ood = text.split("## Another distribution")[1].split("##")[0]
+    assert ood.count("| +0.400 |") == 6
+    assert "offset not fitted" in ood and "slope 0.6 [0.5, 0.7]" in ood
 
 
 @pytest.fixture(scope="module")

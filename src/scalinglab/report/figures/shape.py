@@ -44,7 +44,7 @@ def fig05(study: Study) -> Figure:
     for ax, (key, label, gs) in zip(axes, used, strict=True):
         for g in gs:
             pct = 100 * (g["val_loss"] / g["val_loss"].min() - 1)
-            ax.plot(g[key], pct, "o-", label=f"N ≈ {g['n_params'].median():.2g}, {_held(key, g)}")
+            ax.plot(g[key], pct, "o-", label=f"N ≈ {g['n_params'].median():.2g}, {held_fixed(key, g)}")
         ax.set_xscale("log")
         log_ticks(ax.xaxis, ax.get_xlim())
         ax.set_xlabel(label)
@@ -54,8 +54,8 @@ def fig05(study: Study) -> Figure:
     return fig
 
 
-def _held(key: str, g: pd.DataFrame) -> str:
-    """What a Fig. 5 scan held fixed, for its legend."""
+def held_fixed(key: str, g: pd.DataFrame) -> str:
+    """What a Fig. 5 scan held fixed, for its legend (and the results page's shape table)."""
     r = g.iloc[0]
     if key == "aspect":
         return f"d_ff = {r['d_ff'] / r['d_model']:.3g}·d_model"
