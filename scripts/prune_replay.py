@@ -84,7 +84,7 @@ def measured(plan_path: Path, db_off: Path, db_on: Path) -> dict:
         if s.lr_group:
             choices.setdefault(s.lr_group, []).append(s)
     out["choices"] = []
-    for group, specs in choices.items():
+    for specs in choices.values():
         picks = {}
         for name, r in frames.items():
             rows = [{"run_id": x.run_id, "lr": x.config.lr, "status": r.loc[x.run_id, "status"],

@@ -157,11 +157,17 @@ def test_pruned_runs_survive_a_kill_and_resume_of_the_sweep(sweeps, tmp_path):
     cmd = [sys.executable, "-m", "scalinglab", "sweep", str(sweeps["plan"]), "--db", str(db), *ONE_THREAD]
     runs_dir = db.parent / "runs"
 
-    def after_a_prune() -> list[str] | None:  # a run pruned, and a survivor mid-way past its check
+    pruned: set[str] = set()
+
+    def mid_way() -> list[str]:  # run folders with a checkpoint and no result, pruned ones left out (files only)
+        return [p.name for p in runs_dir.glob("*") if (p / "checkpoint.pt").exists()
+                and not (p / "result.json").exists() and p.name not in pruned] if runs_dir.exists() else []
+
+    def after_a_prune() -> list[str] | None:  # a run pruned, and a survivor mid-way
         statuses = store.run_statuses(db) if db.exists() else {}
-        mid = [p.name for p in runs_dir.glob("*") if (p / "checkpoint.pt").exists()
-               and not (p / "result.json").exists() and statuses.get(p.name) == "running"] if runs_dir.exists() else []
-        return mid if "pruned" in statuses.values() and mid else None
+        pruned.clear()
+        pruned.update(r for r, st in statuses.items() if st == "pruned")
+        return mid_way() if pruned else None
 
     for _attempt in range(3):
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
@@ -169,7 +175,7 @@ def test_pruned_runs_survive_a_kill_and_resume_of_the_sweep(sweeps, tmp_path):
         frozen = None
         try:
             frozen = freeze_at("a run pruned and another mid-way", after_a_prune, lambda q=proc: group(q.pid), proc,
-                               lambda: [p.name for p in runs_dir.glob("*") if not (p / "result.json").exists()])
+                               mid_way)
         finally:
             if frozen is not None or proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
