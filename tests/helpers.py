@@ -38,12 +38,19 @@ T = TypeVar("T")
 
 def run_cli(*args: str, cwd: str | Path | None = None, env: dict | None = None, timeout: float = 600,
             check: bool | None = None) -> subprocess.CompletedProcess:
-    """Run `python -m scalinglab ARGS` as a user would, capturing stdout/stderr as text."""
+    """Run `python -m scalinglab ARGS` as a user would, capturing stdout/stderr as text. On a timeout the command and
+    everything it started (torchrun and its ranks, Ray, workers: one process group) are killed, not left behind."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    proc = subprocess.run(
-        [sys.executable, "-m", "scalinglab", *map(str, args)],
-        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
-    )
+    with subprocess.Popen([sys.executable, "-m", "scalinglab", *map(str, args)], cwd=cwd, env=full_env, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True) as child:
+        try:
+            out, err = child.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+            child.communicate()
+            raise
+    proc = subprocess.CompletedProcess(child.args, child.returncode, out, err)
     if check and proc.returncode != 0:
         raise AssertionError(f"scalinglab {' '.join(map(str, args))} exited {proc.returncode}:\n{proc.stderr}")
     return proc

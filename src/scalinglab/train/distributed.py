@@ -149,12 +149,20 @@ def seed_rank(seed: int, ranks: Ranks) -> None:
         torch.manual_seed(int(np.random.SeedSequence([seed, ranks.rank]).generate_state(1)[0]))
 
 
+# The DDP modules of this rank process, kept until `end_rank` leaves with os._exit. Freeing one after its process
+# group was destroyed drops the group's last reference inside the reducer's destructor, with the GIL held: gloo's
+# destructor then joins its worker thread, which may still be freeing the final barrier's work and need the GIL
+# to release its tensors, and the rank hangs at the end of a finished run (seen with py-spy in a loaded test run).
+_HELD: list[torch.nn.Module] = []
+
+
 def wrap(model: torch.nn.Module, forward, device: torch.device, ranks: Ranks):
     """(forward to call, GradSync) for this run; the plain forward and None with one process."""
     if not ranks.distributed:
         return forward, None
     ids = [device.index] if device.type == "cuda" else None
     ddp = torch.nn.parallel.DistributedDataParallel(forward, device_ids=ids)  # the models have no buffers
+    _HELD.append(ddp)
     return ddp, GradSync(ddp, ranks)
 
 
