@@ -124,7 +124,7 @@ def forecast_group(db: Any, specs: list[RunSpec], group: str, stage: int, fracti
 
     verdict = Verdict(group, stage, fraction)
     points = load_evals(db, run_ids=[s.run_id for s in specs])
-    ceiling: dict[str, float] = {}
+    ceiling = verdict.ceilings
     for s in specs:
         step = check_step(s, fraction)
         pts = points[(points["run_id"] == s.run_id) & (points["step"] <= step)]
@@ -146,14 +146,11 @@ def forecast_group(db: Any, specs: list[RunSpec], group: str, stage: int, fracti
                 f"pruned at step {f['seen_step']} ({fraction:.0%} of its steps): forecast final loss "
                 f"{f['L_final']:.4f} [{f['L_final_lo']:.4f}, {f['L_final_hi']:.4f}] lies above the best candidate's "
                 f"interval, whose upper end is {top} (run {best})")
-    verdict.ceilings = ceiling
     return verdict
 
 
 def _forecast(spec: RunSpec, pts: Any, step: int) -> dict:
     """The `schedule` forecast of one candidate from its points up to `step` (its LR schedule from its config)."""
-    import numpy as np
-
     from scalinglab.laws.analyses.forecast import Curve, Forecaster, run_schedule
     from scalinglab.model.counting import n_params_closed_form
 
@@ -172,5 +169,5 @@ def _forecast(spec: RunSpec, pts: Any, step: int) -> dict:
                         "reaches below 0, so it cannot be trusted")
     out.pop("curve", None)
     out["params"] = {k: float(v) for k, v in out["params"].items()}
-    out["seen_step"] = int(np.floor(step))
+    out["seen_step"] = int(step)
     return out
