@@ -11,7 +11,7 @@ from tests.helpers import markov_tokens
 
 # Module-scoped fixtures that cost a training run or a cluster start. Under `-n 2 --dist loadgroup` (pyproject's
 # addopts) the tests that read one of them run on one worker, so it is built once instead of once per worker.
-SHARED_FIXTURES = ("two_ranks", "local_sweep", "cluster")
+SHARED_FIXTURES = ("two_ranks", "local_sweep", "cluster", "sweeps", "runs", "site")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups off the items
