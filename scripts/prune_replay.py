@@ -20,16 +20,13 @@ from pathlib import Path
 def replay(plan_path: Path, db: Path, fractions: list[float]) -> dict:
     """Per LR group: the runs pruned at each check, FLOPs spent with and without pruning, the LR kept both ways."""
     from scalinglab.store.db import load_runs
-    from scalinglab.sweep.lr_sweep import choose
+    from scalinglab.sweep.lr_sweep import choose, lr_groups
     from scalinglab.sweep.plan import load_plan
     from scalinglab.sweep.prune import check_step, forecast_group
 
     plan = load_plan(plan_path)
     runs = load_runs(db).set_index("run_id")
-    groups: dict[str, list] = {}
-    for s in plan.runs:
-        if s.lr_group:
-            groups.setdefault(s.lr_group, []).append(s)
+    groups = lr_groups(plan.runs)
     total_flops = float(sum(runs.loc[s.run_id, "flops"] for s in plan.runs if s.run_id in runs.index))
     out, saved, unfinished = [], 0.0, []
     for group, specs in groups.items():
@@ -65,7 +62,7 @@ def measured(plan_path: Path, db_off: Path, db_on: Path) -> dict:
     """The runs of `plan_path` in two stores, one swept with --no-prune and one with pruning: summed run time and
     FLOPs actually trained, the runs pruned, and the LR each size kept in each."""
     from scalinglab.store.db import load_runs
-    from scalinglab.sweep.lr_sweep import choose
+    from scalinglab.sweep.lr_sweep import choose, lr_groups
     from scalinglab.sweep.plan import load_plan
 
     plan = load_plan(plan_path)
@@ -79,12 +76,8 @@ def measured(plan_path: Path, db_off: Path, db_on: Path) -> dict:
         frames[name] = r
         out[name] = {"db": str(db), "run_wall_s": float(r["wall_s"].sum()), "flops": float(r["flops"].sum()),
                      "pruned": int((r["status"] == "pruned").sum())}
-    choices = {}
-    for s in plan.runs:
-        if s.lr_group:
-            choices.setdefault(s.lr_group, []).append(s)
     out["choices"] = []
-    for specs in choices.values():
+    for specs in lr_groups(plan.runs).values():
         picks = {}
         for name, r in frames.items():
             rows = [{"run_id": x.run_id, "lr": x.config.lr, "status": r.loc[x.run_id, "status"],

@@ -196,16 +196,12 @@ def _recurrent_study(study) -> list[str]:
 
 
 def _lr_area(r: dict) -> float:
-    """Σ_step LR of a run: its schedule (train.schedule.lr_at) summed over the steps it took, at its peak LR."""
+    """Σ_step LR of a run: its schedule (as forecast.run_schedule rebuilds it) summed over the steps it took."""
     from scalinglab.config import TrainConfig
-    from scalinglab.train.schedule import lr_at, warmup_steps
+    from scalinglab.laws.analyses.forecast import run_schedule
 
-    cfg = TrainConfig.model_validate(r["config"])
-    total = int(cfg.total_steps)
-    warm = warmup_steps(cfg.warmup, total)
-    return sum(lr_at(s, peak=float(r["lr"]), total_steps=total, warmup=warm, schedule=cfg.schedule,
-                     min_lr_ratio=cfg.min_lr_ratio, decay_fraction=cfg.decay_fraction)
-               for s in range(1, int(r["steps"]) + 1))
+    sched, _ = run_schedule(TrainConfig.model_validate(r["config"]), int(r["n_params"]), peak=float(r["lr"]))
+    return float(sched[: int(r["steps"])].sum())
 
 
 def _schedule_study(study) -> list[str]:

@@ -69,14 +69,20 @@ def choose(rows: list[dict]) -> dict | None:
             "at_edge": best["lr"] in (lrs[0], lrs[-1])}
 
 
+def lr_groups(specs) -> dict[str, list]:
+    """The runs of each LR sweep group (`RunSpec.lr_group`: one size's LR candidates), in plan order."""
+    groups: dict[str, list] = defaultdict(list)
+    for s in specs:
+        if s.lr_group:
+            groups[s.lr_group].append(s)
+    return dict(groups)
+
+
 def record_choices(conn, plan) -> list[dict]:
     """Choose the best LR of every finished group of `plan` and tag that run with its table's family."""
     from scalinglab.store import db as store
 
-    groups: dict[str, list] = defaultdict(list)
-    for s in plan.runs:
-        if s.lr_group:
-            groups[s.lr_group].append(s)
+    groups = lr_groups(plan.runs)
     if not groups:
         return []
     stored = {r["run_id"]: dict(r) for r in conn.execute("SELECT run_id, status, val_loss, n_params FROM runs")}

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scalinglab.errors import UserError
+from scalinglab.sweep.lr_sweep import lr_groups
 from scalinglab.sweep.plan import RunSpec
 
 METHOD = "schedule"  # needs no other run, so the decision depends on the group's curves alone
@@ -74,10 +75,7 @@ class Pruner:
     """The checks of a sweep's prunable groups: at which step each run pauses, and when a group is judged."""
 
     def __init__(self, specs: list[RunSpec], enabled: bool = True, exempt: set[str] | None = None):
-        self.groups: dict[str, list[RunSpec]] = defaultdict(list)
-        for s in specs:
-            if enabled and prunable(s):
-                self.groups[s.lr_group].append(s)
+        self.groups: dict[str, list[RunSpec]] = lr_groups(s for s in specs if enabled and prunable(s))
         self.stage: dict[str, int] = {}  # run id -> index of its next check
         self.waiting: dict[str, set[str]] = defaultdict(set)  # group -> runs paused at the group's current check
         self.exempt = exempt or set()  # runs to train to the end (sweep --retry-pruned)
